@@ -1,0 +1,61 @@
+// swift-tools-version:6.0
+//
+// pinreplay: replay VFIO DMA-map request streams through several versions of the
+// kernel's vfio_pin_pages_remote() and show where they differ.
+//
+// Dependencies point downward only:
+//   pinreplay (exe) -> Replay, TraceGen -> TraceFormat -> Zstd -> CZstd
+//                      Replay -> VFIOEngines -> VFIOModel
+import PackageDescription
+
+let package = Package(
+    name: "pinreplay",
+    products: [
+        .executable(name: "pinreplay", targets: ["pinreplay"]),
+        .library(name: "VFIOModel", targets: ["VFIOModel"]),
+        .library(name: "VFIOEngines", targets: ["VFIOEngines"]),
+        .library(name: "TraceFormat", targets: ["TraceFormat"]),
+        .library(name: "Replay", targets: ["Replay"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // libzstd from the system (Debian: libzstd-dev).
+        .systemLibrary(
+            name: "CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]
+        ),
+        // Streaming compression and decompression over libzstd.
+        .target(name: "Zstd", dependencies: ["CZstd"]),
+        // The simulated host: pages, address space, process limits, vfio type1 container.
+        .target(name: "VFIOModel"),
+        // One file per kernel version of vfio_pin_pages_remote().
+        .target(name: "VFIOEngines", dependencies: ["VFIOModel"]),
+        // Trace statements, the text form and the zstd binary form.
+        .target(name: "TraceFormat", dependencies: ["Zstd"]),
+        // Replay of traces through engines, the differ and the reports.
+        .target(name: "Replay", dependencies: ["TraceFormat", "VFIOEngines", "VFIOModel"]),
+        // Synthetic QEMU boots.
+        .target(name: "TraceGen", dependencies: ["TraceFormat"]),
+        // The command-line tool; stays thin.
+        .executableTarget(
+            name: "pinreplay",
+            dependencies: [
+                "Replay", "TraceGen", "TraceFormat", "VFIOEngines",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .target(
+            name: "TestSupport",
+            dependencies: ["TraceFormat", "Replay", "VFIOModel", "VFIOEngines"],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(name: "VFIOModelTests", dependencies: ["VFIOModel", "TestSupport"]),
+        .testTarget(name: "VFIOEnginesTests", dependencies: ["VFIOEngines", "VFIOModel", "TestSupport"]),
+        .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat", "Zstd", "TestSupport"]),
+        .testTarget(name: "ReplayTests", dependencies: ["Replay", "TraceFormat", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+    ]
+)

@@ -1,0 +1,25 @@
+import VFIOModel
+
+/// The registry of engines: adding a kernel version is one file and one line here.
+public enum Engines {
+    /// Every engine, in the order `--engines all` runs them.
+    public static let all: [any PinEngine] = [
+        V4_16(),
+        RFCv1(),
+        V4_17_rc1(),
+    ]
+
+    /// The engines `replay` compares when none are named: v4.16 against v4.17-rc1.
+    public static let defaultNames = ["old", "patched"]
+
+    /// The engine with this canonical name or alias.
+    public static func named(_ name: String) -> (any PinEngine)? {
+        all.first { $0.name == name || $0.aliases.contains(name) }
+    }
+
+    /// Every accepted spelling, for error messages: `v4.16 (old), rfc-v1, ...`.
+    public static var spellings: String {
+        all.map { e in e.aliases.isEmpty ? e.name : "\(e.name) (\(e.aliases.joined(separator: ", ")))" }
+            .joined(separator: ", ")
+    }
+}

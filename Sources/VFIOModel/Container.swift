@@ -1,0 +1,427 @@
+// swift-format-ignore-file: AlwaysUseLowerCamelCase
+// The vfio type1 container with Linux 4.16 semantics (v2 interface): vfio_dma_do_map(),
+// vfio_pin_map_dma(), vfio_dma_do_unmap(), vfio_unmap_unpin(), external pins.
+//
+// Deviations from the kernel, all written down in SPEC.md §2:
+// - one IOMMU domain at 4 KiB granularity; iommu_map() never fails;
+// - an unmap removes the overlapped dmas in ascending iova (the kernel takes whichever the
+//   rb-tree descent meets first);
+// - when an unmap meets external pins, the vendor driver releases them all at once.
+
+extension PFN: RunValue {
+    @inlinable public func advanced(by offset: UInt64) -> PFN { PFN(rawValue &+ offset) }
+}
+
+/// An externally pinned page (`struct vfio_pfn`), as an mdev vendor driver pins it.
+public struct VFIOPfn: Equatable, Sendable {
+    public var iova: IOVA
+    public var pfn: PFN
+    public var ref_count: Int
+}
+
+/// One `VFIO_IOMMU_MAP_DMA` mapping (`struct vfio_dma`).
+public final class VFIODma {
+    public let iova: IOVA
+    public let vaddr: VAddr
+    /// Grows chunk by chunk while it is being pinned.
+    public var size: UInt64 = 0
+    public let prot: Prot
+    public var iommu_mapped = false
+    /// External pins, keyed by iova.
+    public var pfn_list: [UInt64: VFIOPfn] = [:]
+
+    public init(iova: IOVA, vaddr: VAddr, prot: Prot) {
+        self.iova = iova
+        self.vaddr = vaddr
+        self.prot = prot
+    }
+}
+
+/// The container (`struct vfio_iommu`): its dmas and its IOMMU domain.
+public struct VFIOIommu {
+    /// Sorted by iova, non-overlapping.
+    public fileprivate(set) var dma_list: [VFIODma] = []
+    /// The domain's page table: iova page -> pfn.
+    public fileprivate(set) var domain = RunMap<PFN>()
+    public init() {}
+}
+
+/// `VFIO_PIN_PAGES_MAX_ENTRIES`: one page of unsigned longs.
+public let VFIO_PIN_PAGES_MAX_ENTRIES = 512
+
+extension Host {
+    // MARK: - dma list
+
+    /// `vfio_find_dma()`: a dma overlapping `[start, start + size)`, tested with the kernel's
+    /// wrapping arithmetic (a range ending at 2^64 matches nothing); the lowest one if several.
+    public func vfio_find_dma(_ start: IOVA, _ size: UInt64) -> VFIODma? {
+        let list = iommu.dma_list
+        // First dma that ends above start (true arithmetic; the list is sorted and disjoint).
+        var lo = 0
+        var hi = list.count
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            let d = list[mid]
+            let endsAbove = d.iova > start || (d.size > 0 && d.iova.rawValue + (d.size - 1) >= start.rawValue)
+            if endsAbove { hi = mid } else { lo = mid + 1 }
+        }
+        var i = lo
+        while i < list.count {
+            let dma = list[i]
+            if start.rawValue &+ size <= dma.iova.rawValue { return nil }
+            if !(start.rawValue >= dma.iova.rawValue &+ dma.size) { return dma }
+            i += 1
+        }
+        return nil
+    }
+
+    func vfio_link_dma(_ dma: VFIODma) {
+        iommu.dma_list.insert(dma, at: dmaIndex(dma.iova))
+    }
+
+    func vfio_unlink_dma(_ dma: VFIODma) {
+        let i = dmaIndex(dma.iova)
+        precondition(i < iommu.dma_list.count && iommu.dma_list[i] === dma, "unlinking a dma not in the list")
+        iommu.dma_list.remove(at: i)
+    }
+
+    /// Index of the first dma at or above `iova`.
+    private func dmaIndex(_ iova: IOVA) -> Int {
+        var lo = 0
+        var hi = iommu.dma_list.count
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            if iommu.dma_list[mid].iova < iova { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    /// `vfio_find_vpfn()`: the external pin of `dma` at exactly `iova`.
+    public func vfio_find_vpfn(_ dma: VFIODma, _ iova: IOVA) -> VFIOPfn? {
+        dma.pfn_list.isEmpty ? nil : dma.pfn_list[iova.rawValue]
+    }
+
+    // MARK: - Accounting
+
+    /// `vfio_lock_acct()`: charges (or with a negative count uncharges) `locked_vm`. A charge is
+    /// checked against RLIMIT_MEMLOCK unless the caller, or with nil the task, has
+    /// CAP_IPC_LOCK; the comparison is unsigned, as the kernel's.
+    public func vfio_lock_acct(_ npage: Int, _ lock_cap: Bool?) -> Int {
+        if npage == 0 { return 0 }
+        counters.vfio_lock_acct += 1
+        var ret = 0
+        down_write(mm)
+        if npage > 0, !(lock_cap ?? cap_ipc_lock) {
+            let limit = rlimit_memlock() >> PAGE_SHIFT
+            if UInt64(bitPattern: mm.locked_vm) &+ UInt64(npage) > limit { ret = -ENOMEM }
+        }
+        if ret == 0 { mm.locked_vm &+= Int64(npage) }
+        up_write(mm)
+        return ret
+    }
+
+    // MARK: - IOMMU
+
+    /// `iommu_map()` on the one domain: never fails. Records the chunk for the request's
+    /// outcome and checks it against the page tables (foreign-pfn).
+    func iommu_map(_ iova: IOVA, _ pfn: PFN, _ npage: Int, _ dma: VFIODma) -> Int {
+        counters.iommu_map += 1
+        iommu.domain.assign(iova.rawValue >> PAGE_SHIFT, UInt64(npage), pfn)
+        mapChunks.append(Chunk(iova: iova, pfn: pfn, npage: UInt64(npage)))
+        checkForeign(iova, dma.vaddr + (iova - dma.iova), pfn, UInt64(npage))
+        return 0
+    }
+
+    /// `vfio_iommu_map()`: one `iommu_map()` per domain.
+    func vfio_iommu_map(_ dma: VFIODma, _ iova: IOVA, _ pfn: PFN, _ npage: Int) -> Int {
+        iommu_map(iova, pfn, npage, dma)
+    }
+
+    // MARK: - MAP_DMA
+
+    /// `vfio_pin_map_dma()`: pins and maps chunk by chunk; on failure the part mapped so far
+    /// is torn down and the whole request fails.
+    func vfio_pin_map_dma(_ dma: VFIODma, _ map_size: UInt64) -> Int {
+        let iova = dma.iova
+        let vaddr = dma.vaddr
+        var size = map_size
+        // Sampled once per request, as the kernel does.
+        let limit = rlimit_memlock() >> PAGE_SHIFT
+        let lock_cap = cap_ipc_lock
+        var ret = 0
+
+        while size != 0 {
+            var pfn: PFN = 0
+            // Pin a contiguous chunk of memory
+            let npage = engine.vfio_pin_pages_remote(
+                self, dma, vaddr + dma.size, Int(size >> PAGE_SHIFT), &pfn, lock_cap, limit)
+            if npage <= 0 {
+                ret = npage  // WARN_ON(!npage): a zero-length run ends the map "successfully"
+                break
+            }
+            precondition(
+                UInt64(npage) <= size >> PAGE_SHIFT,
+                "\(engine.name): vfio_pin_pages_remote returned \(npage) pages for \(size >> PAGE_SHIFT)")
+            // Map it!
+            ret = vfio_iommu_map(dma, iova + dma.size, pfn, npage)
+            if ret != 0 {
+                _ = engine.vfio_unpin_pages_remote(self, dma, iova + dma.size, pfn, npage, true)
+                break
+            }
+            size -= UInt64(npage) << PAGE_SHIFT
+            dma.size += UInt64(npage) << PAGE_SHIFT
+        }
+        dma.iommu_mapped = true
+        if ret != 0 { vfio_remove_dma(dma) }
+        return ret
+    }
+
+    /// `VFIO_IOMMU_MAP_DMA` (`vfio_dma_do_map()`): validates, links a zero-sized dma and
+    /// grows it as chunks are pinned and mapped.
+    public func vfio_dma_do_map(_ iova: IOVA, _ vaddr: VAddr, _ size: UInt64, _ prot: Prot) -> RequestOutcome {
+        mapChunks.removeAll(keepingCapacity: true)
+        let ret = doMap(iova, vaddr, size, prot)
+        return .map(ret: ret, chunks: mapChunks, lockedVM: mm.locked_vm)
+    }
+
+    private func doMap(_ iova: IOVA, _ vaddr: VAddr, _ size: UInt64, _ prot: Prot) -> Int {
+        // The IOMMU's smallest page is folded into PAGE_SIZE.
+        let mask = PAGE_SIZE - 1
+        if prot.isEmpty || size == 0 || (size | iova.rawValue | vaddr.rawValue) & mask != 0 {
+            return -EINVAL
+        }
+        // Don't allow IOVA or virtual address wrap
+        if iova.rawValue &+ size &- 1 < iova.rawValue || vaddr.rawValue &+ size &- 1 < vaddr.rawValue {
+            return -EINVAL
+        }
+        if vfio_find_dma(iova, size) != nil { return -EEXIST }
+        let dma = VFIODma(iova: iova, vaddr: vaddr, prot: prot)
+        // Insert zero-sized and grow as we map chunks of it
+        vfio_link_dma(dma)
+        return vfio_pin_map_dma(dma, size)
+    }
+
+    // MARK: - UNMAP_DMA
+
+    /// `vfio_unmap_unpin()`: walks the IOMMU, not a pin log, for contiguous ranges and unpins
+    /// whatever pfns it finds there. Returns the pages unlocked, or 0 when it did the
+    /// accounting itself.
+    @discardableResult
+    func vfio_unmap_unpin(_ dma: VFIODma, _ do_accounting: Bool) -> Int {
+        var iova = dma.iova
+        let end = dma.iova + dma.size
+        var unlocked = 0
+        if dma.size == 0 { return 0 }
+
+        while iova < end {
+            // iommu_iova_to_phys(): physical address 0 means nothing mapped (a WARN in the
+            // kernel) and the walk skips a page.
+            guard let run = iommu.domain.run(at: iova.rawValue >> PAGE_SHIFT), run.value != 0 else {
+                counters.iova_to_phys += 1
+                iova += PAGE_SIZE
+                continue
+            }
+            let phys = run.value
+            // Grow len while the next page is physically contiguous. Contiguous domain runs
+            // are merged, so the run's length is what the page-by-page probe finds; the
+            // probes are still counted one per page.
+            let remaining = (end - iova) >> PAGE_SHIFT
+            let len = min(run.count, remaining)
+            counters.iova_to_phys += Int(len) + (len < remaining ? 1 : 0)
+            let unmapped = iommu_unmap(iova, len)
+            if unmapped == 0 { break }  // WARN_ON
+            unlocked += engine.vfio_unpin_pages_remote(self, dma, iova, phys, Int(unmapped), false)
+            iova += unmapped << PAGE_SHIFT
+        }
+        dma.iommu_mapped = false
+        if do_accounting {
+            _ = vfio_lock_acct(-unlocked, nil)
+            return 0
+        }
+        return unlocked
+    }
+
+    /// `iommu_unmap()` of `npage` pages at `iova`; returns the pages unmapped.
+    func iommu_unmap(_ iova: IOVA, _ npage: UInt64) -> UInt64 {
+        counters.iommu_unmap += 1
+        iommu.domain.assign(iova.rawValue >> PAGE_SHIFT, npage, nil)
+        return npage
+    }
+
+    /// `vfio_remove_dma()`: unmap and unpin, then unlink.
+    func vfio_remove_dma(_ dma: VFIODma) {
+        vfio_unmap_unpin(dma, true)
+        vfio_unlink_dma(dma)
+    }
+
+    /// `VFIO_IOMMU_UNMAP_DMA` (`vfio_dma_do_unmap()`, v2 interface).
+    public func vfio_dma_do_unmap(_ iova: IOVA, _ size: UInt64) -> RequestOutcome {
+        var unmapped: UInt64 = 0
+        let ret = doUnmap(iova, size, &unmapped)
+        return .unmap(ret: ret, unmapped: ret == 0 ? unmapped : 0, lockedVM: mm.locked_vm)
+    }
+
+    private func doUnmap(_ iova: IOVA, _ size: UInt64, _ unmapped: inout UInt64) -> Int {
+        let mask = PAGE_SIZE - 1
+        if iova.rawValue & mask != 0 { return -EINVAL }
+        if size == 0 || size & mask != 0 { return -EINVAL }
+        // Off by one in 4.15..4.20: an unmap ending exactly at 2^64 wraps to 0 and is refused.
+        if iova.rawValue &+ size < iova.rawValue { return -EINVAL }
+
+        // v2: the request may not bisect a mapping at either end.
+        if let dma = vfio_find_dma(iova, 1), dma.iova != iova { return -EINVAL }
+        let last = IOVA(iova.rawValue &+ size &- 1)
+        if let dma = vfio_find_dma(last, 0), dma.iova.rawValue &+ dma.size != iova.rawValue &+ size {
+            return -EINVAL
+        }
+        while let dma = vfio_find_dma(iova, size) {
+            if !dma.pfn_list.isEmpty {
+                // VFIO_IOMMU_NOTIFY_DMA_UNMAP: the vendor driver releases its pins, then the
+                // kernel looks again.
+                releaseExternalPins(dma)
+                continue
+            }
+            unmapped += dma.size
+            vfio_remove_dma(dma)
+        }
+        return 0
+    }
+
+    // MARK: - External pins (mdev)
+
+    /// `vfio_iommu_type1_pin_pages()` (behind `vfio_pin_pages()`): pins `npage` pages from
+    /// `iova` for a vendor driver. With an IOMMU domain in the container nothing is charged.
+    public func vfio_iommu_type1_pin_pages(_ iova: IOVA, _ npage: Int, _ prot: Prot) -> RequestOutcome {
+        var phys_pfn: [PFN] = []
+        let ret = pinPages(iova, npage, prot, &phys_pfn)
+        return .pin(ret: ret, pfns: ret < 0 ? [] : phys_pfn, lockedVM: mm.locked_vm)
+    }
+
+    private func pinPages(_ iova: IOVA, _ npage: Int, _ prot: Prot, _ phys_pfn: inout [PFN]) -> Int {
+        if npage <= 0 { return -EINVAL }
+        if npage > VFIO_PIN_PAGES_MAX_ENTRIES { return -E2BIG }
+        // user_pfn[] holds page numbers: a trace iova that is not page aligned has no spelling.
+        if iova.rawValue & (PAGE_SIZE - 1) != 0 { return -EINVAL }
+        let do_accounting = false  // !IS_IOMMU_CAP_DOMAIN_IN_CONTAINER: there is a domain
+        var ret = 0
+        var i = 0
+        pin: do {
+            while i < npage {
+                let iova_i = iova + UInt64(i) << PAGE_SHIFT
+                guard let dma = vfio_find_dma(iova_i, PAGE_SIZE) else {
+                    ret = -EINVAL
+                    break pin
+                }
+                if dma.prot.intersection(prot) != prot {
+                    ret = -EPERM
+                    break pin
+                }
+                if var vpfn = dma.pfn_list[iova_i.rawValue] {
+                    vpfn.ref_count += 1
+                    dma.pfn_list[iova_i.rawValue] = vpfn
+                    phys_pfn.append(vpfn.pfn)
+                    i += 1
+                    continue
+                }
+                let remote_vaddr = dma.vaddr + (iova_i - dma.iova)
+                var pfn: PFN = 0
+                ret = vfio_pin_page_external(dma, remote_vaddr, &pfn, do_accounting)
+                if ret != 0 { break pin }
+                dma.pfn_list[iova_i.rawValue] = VFIOPfn(iova: iova_i, pfn: pfn, ref_count: 1)
+                phys_pfn.append(pfn)
+                i += 1
+            }
+            return i
+        }
+        // pin_unwind:
+        for j in 0..<i {
+            let iova_j = iova + UInt64(j) << PAGE_SHIFT
+            if let dma = vfio_find_dma(iova_j, PAGE_SIZE) {
+                _ = vfio_unpin_page_external(dma, iova_j, do_accounting)
+            }
+        }
+        return ret
+    }
+
+    /// `vfio_pin_page_external()`: one page through the engine's `vaddr_get_pfn()`.
+    func vfio_pin_page_external(_ dma: VFIODma, _ vaddr: VAddr, _ pfn_base: inout PFN, _ do_accounting: Bool) -> Int {
+        var ret = engine.vaddr_get_pfn(self, mm, vaddr, dma.prot, &pfn_base)
+        if ret == 0 && do_accounting && !is_invalid_reserved_pfn(pfn_base) {
+            ret = vfio_lock_acct(1, nil)
+            if ret != 0 { _ = put_pfn(pfn_base, dma.prot) }
+        }
+        return ret
+    }
+
+    /// `vfio_unpin_page_external()`: drops one pin reference; the last one puts the page.
+    func vfio_unpin_page_external(_ dma: VFIODma, _ iova: IOVA, _ do_accounting: Bool) -> Int {
+        guard var vpfn = vfio_find_vpfn(dma, iova) else { return 0 }  // WARN_ON(!vpfn)
+        var unlocked = 0
+        // vfio_iova_put_vfio_pfn()
+        vpfn.ref_count -= 1
+        if vpfn.ref_count == 0 {
+            unlocked = put_pfn(vpfn.pfn, dma.prot)
+            dma.pfn_list[iova.rawValue] = nil
+        } else {
+            dma.pfn_list[iova.rawValue] = vpfn
+        }
+        if do_accounting { _ = vfio_lock_acct(-unlocked, true) }
+        return unlocked
+    }
+
+    /// `vfio_iommu_type1_unpin_pages()` (behind `vfio_unpin_pages()`).
+    public func vfio_iommu_type1_unpin_pages(_ iova: IOVA, _ npage: Int) -> RequestOutcome {
+        .unpin(ret: unpinPages(iova, npage), lockedVM: mm.locked_vm)
+    }
+
+    private func unpinPages(_ iova: IOVA, _ npage: Int) -> Int {
+        if npage <= 0 { return -EINVAL }
+        if npage > VFIO_PIN_PAGES_MAX_ENTRIES { return -E2BIG }
+        if iova.rawValue & (PAGE_SIZE - 1) != 0 { return -EINVAL }
+        var i = 0
+        while i < npage {
+            let iova_i = iova + UInt64(i) << PAGE_SHIFT
+            guard let dma = vfio_find_dma(iova_i, PAGE_SIZE) else { break }
+            _ = vfio_unpin_page_external(dma, iova_i, false)
+            i += 1
+        }
+        return i > 0 ? i : -EINVAL
+    }
+
+    /// The vendor driver's answer to an unmap notification: every pin on `dma` released.
+    func releaseExternalPins(_ dma: VFIODma) {
+        for key in dma.pfn_list.keys.sorted() {
+            while dma.pfn_list[key] != nil {
+                _ = vfio_unpin_page_external(dma, IOVA(key), false)
+            }
+        }
+    }
+
+    // MARK: - End of trace
+
+    /// Closes the container as the process exits: pins released, every remaining dma removed
+    /// in ascending iova; then the leak check of SPEC.md §4.
+    public func teardown() {
+        while let dma = iommu.dma_list.first {
+            releaseExternalPins(dma)
+            vfio_remove_dma(dma)
+        }
+        checkLeaks()
+    }
+
+    private func checkLeaks() {
+        var first: (pfn: PFN, delta: Int64)?
+        var pages: UInt64 = 0
+        for r in phys.refs.runs {
+            phys.forEachClassSegment(PFN(r.start), r.count) { start, count, cls in
+                guard cls == .ram else { return }
+                if first == nil { first = (start, r.value) }
+                pages += count
+            }
+        }
+        if let first { record(.leakedRefs(pfn: first.pfn, delta: first.delta, pages: pages)) }
+        if mm.locked_vm != lockedVMBaseline {
+            record(.leakedLockedVM(lockedVM: mm.locked_vm, baseline: lockedVMBaseline))
+        }
+    }
+}

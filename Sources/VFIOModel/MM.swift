@@ -1,0 +1,144 @@
+/// VMA flags the simulation distinguishes (a subset of the kernel's `vm_flags`).
+public struct VMAFlags: OptionSet, Hashable, Sendable {
+    public var rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// `VM_IO`: device memory; GUP refuses it.
+    public static let io = VMAFlags(rawValue: 1 << 0)
+    /// `VM_PFNMAP`: raw pfns without struct page semantics; GUP refuses it.
+    public static let pfnmap = VMAFlags(rawValue: 1 << 1)
+    /// `VM_MIXEDMAP`: struct pages and raw pfns mixed; GUP works where a page exists.
+    public static let mixedmap = VMAFlags(rawValue: 1 << 2)
+    /// `VM_SHARED`.
+    public static let shared = VMAFlags(rawValue: 1 << 3)
+    /// The driver maps `pgoff + (vaddr - start) / PAGE_SIZE` on fault (vfio-pci BAR mmaps).
+    public static let linear = VMAFlags(rawValue: 1 << 4)
+}
+
+/// A virtual memory area, `[start, end)`, as declared by a trace (VMAs are never merged).
+public struct VMA: Equatable, Sendable {
+    public var start: VAddr
+    public var end: VAddr
+    public var read: Bool
+    public var write: Bool
+    public var exec: Bool
+    public var flags: VMAFlags
+    /// Huge page size in bytes for hugetlbfs VMAs, 0 otherwise.
+    public var hugetlbSize: UInt64
+    /// `vm_pgoff`, in pages.
+    public var pgoff: UInt64
+    public var name: String
+
+    public init(
+        start: VAddr, end: VAddr, read: Bool = true, write: Bool = true, exec: Bool = false,
+        flags: VMAFlags = [], hugetlbSize: UInt64 = 0, pgoff: UInt64 = 0, name: String = ""
+    ) {
+        self.start = start
+        self.end = end
+        self.read = read
+        self.write = write
+        self.exec = exec
+        self.flags = flags
+        self.hugetlbSize = hugetlbSize
+        self.pgoff = pgoff
+        self.name = name
+    }
+
+    /// "Anonymous private": none of io, pfnmap, mixedmap, shared, hugetlb (SPEC.md §2).
+    public var isAnonPrivate: Bool {
+        flags.isDisjoint(with: [.io, .pfnmap, .mixedmap, .shared]) && hugetlbSize == 0
+    }
+    public var isHugetlb: Bool { hugetlbSize != 0 }
+    public func contains(_ vaddr: VAddr) -> Bool { start <= vaddr && vaddr < end }
+}
+
+/// The kernel's `vma_pages()`: the size of the whole VMA in pages, not what lies past a vaddr.
+@inlinable
+public func vma_pages(_ vma: VMA) -> Int { Int((vma.end - vma.start) >> PAGE_SHIFT) }
+
+/// A page-table entry run value: the frame and whether the pte is writable.
+public struct Pte: RunValue, Sendable {
+    public var pfn: PFN
+    public var writable: Bool
+    @inlinable public init(pfn: PFN, writable: Bool) {
+        self.pfn = pfn
+        self.writable = writable
+    }
+    @inlinable public func advanced(by offset: UInt64) -> Pte {
+        Pte(pfn: PFN(pfn.rawValue &+ offset), writable: writable)
+    }
+}
+
+/// A process address space (`struct mm_struct`): VMAs and run-length page tables keyed by
+/// virtual page number. A class, as engines hold `mm` while the host faults pages into it.
+public final class MM {
+    /// Sorted by start, non-overlapping.
+    public private(set) var vmas: [VMA] = []
+    public var ptes = RunMap<Pte>()
+    /// Pages charged by `vfio_lock_acct()`; signed so that a buggy engine's underflow shows.
+    public var locked_vm: Int64 = 0
+
+    public init() {}
+
+    /// Index of the first VMA that ends above `vaddr`.
+    @inlinable
+    func firstVMAIndex(endingAbove vaddr: VAddr) -> Int {
+        var lo = 0
+        var hi = vmas.count
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            if vmas[mid].end <= vaddr { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    /// The first VMA intersecting `[start, end)`, as the kernel's `find_vma_intersection()`.
+    @inlinable
+    public func findVMAIntersection(_ start: VAddr, _ end: VAddr) -> VMA? {
+        let i = firstVMAIndex(endingAbove: start)
+        guard i < vmas.count, vmas[i].start < end else { return nil }
+        return vmas[i]
+    }
+
+    /// `mmap(MAP_FIXED)`: whatever was mapped in the range goes, then the new VMA.
+    public func mmap(_ vma: VMA) {
+        munmap(vma.start, vma.end)
+        let i = firstVMAIndex(endingAbove: vma.start)
+        vmas.insert(vma, at: i)
+    }
+
+    /// `munmap()`: VMAs are cut at the edges (the right part's pgoff shifts), ptes dropped.
+    public func munmap(_ start: VAddr, _ end: VAddr) {
+        guard start < end else { return }
+        var kept: [VMA] = []
+        var i = firstVMAIndex(endingAbove: start)
+        let first = i
+        while i < vmas.count, vmas[i].start < end {
+            let v = vmas[i]
+            if v.start < start {
+                var left = v
+                left.end = start
+                kept.append(left)
+            }
+            if v.end > end {
+                var right = v
+                right.start = end
+                right.pgoff = v.pgoff &+ ((end - v.start) >> PAGE_SHIFT)
+                kept.append(right)
+            }
+            i += 1
+        }
+        vmas.replaceSubrange(first..<i, with: kept)
+        ptes.assign(start.vpn, (end - start) >> PAGE_SHIFT, nil)
+    }
+
+    /// Whether every page of `[start, start + npages)` lies inside some VMA.
+    public func isCovered(_ start: VAddr, npages: UInt64) -> Bool {
+        var at = start
+        let end = start + npages << PAGE_SHIFT
+        while at < end {
+            guard let v = findVMAIntersection(at, at + PAGE_SIZE), v.start <= at else { return false }
+            at = v.end
+        }
+        return true
+    }
+}

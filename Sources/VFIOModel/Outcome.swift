@@ -1,0 +1,135 @@
+/// One chunk handed to `iommu_map()`: a `vfio_pin_pages_remote()` result at its iova.
+public struct Chunk: Equatable, Hashable, Sendable, CustomStringConvertible {
+    public var iova: IOVA
+    public var pfn: PFN
+    public var npage: UInt64
+    public init(iova: IOVA, pfn: PFN, npage: UInt64) {
+        self.iova = iova
+        self.pfn = pfn
+        self.npage = npage
+    }
+    public var description: String { "[\(iova), \(pfn), \(npage)]" }
+}
+
+/// The observable outcome of one request on one engine (SPEC.md §4).
+public enum RequestOutcome: Equatable, Sendable {
+    /// `VFIO_IOMMU_MAP_DMA`: return code, the chunks passed to `iommu_map()` (also those
+    /// unwound after a failure), `locked_vm` after the request.
+    case map(ret: Int, chunks: [Chunk], lockedVM: Int64)
+    /// `VFIO_IOMMU_UNMAP_DMA`: return code, bytes unmapped, `locked_vm` after.
+    case unmap(ret: Int, unmapped: UInt64, lockedVM: Int64)
+    /// External pin: the kernel's return value, the pfns pinned (empty on failure).
+    case pin(ret: Int, pfns: [PFN], lockedVM: Int64)
+    /// External unpin: the kernel's return value.
+    case unpin(ret: Int, lockedVM: Int64)
+
+    public var ret: Int {
+        switch self {
+        case .map(let r, _, _), .unmap(let r, _, _), .pin(let r, _, _), .unpin(let r, _): r
+        }
+    }
+    public var lockedVM: Int64 {
+        switch self {
+        case .map(_, _, let l), .unmap(_, _, let l), .pin(_, _, let l), .unpin(_, let l): l
+        }
+    }
+    /// The request kind as the jsonl `op` field spells it.
+    public var op: String {
+        switch self {
+        case .map: "map"
+        case .unmap: "unmap"
+        case .pin: "pin"
+        case .unpin: "unpin"
+        }
+    }
+}
+
+/// The invariants of SPEC.md §4 and how a violation of one is reported.
+public enum Violation: Equatable, Sendable {
+    /// An IOMMU entry maps a pfn that the page tables do not hold at that vaddr: `pages`
+    /// foreign pages in the chunk at `iova`, the first at `vaddr` mapping `mapped` where the
+    /// page tables hold `held` (nil: nothing mapped there).
+    case foreignPfn(iova: IOVA, vaddr: VAddr, mapped: PFN, held: PFN?, pages: UInt64)
+    /// `put_pfn()` drove `pages` ram frames below zero references, the first `pfn` to `delta`.
+    case refcountUnderflow(pfn: PFN, delta: Int64, pages: UInt64)
+    /// After teardown, `pages` ram frames still hold a reference delta, the first `pfn` at `delta`.
+    case leakedRefs(pfn: PFN, delta: Int64, pages: UInt64)
+    /// After teardown, `locked_vm` is not back at its baseline.
+    case leakedLockedVM(lockedVM: Int64, baseline: Int64)
+
+    /// The invariant's name in reports: foreign-pfn, refcount-underflow or leak.
+    public var kind: String {
+        switch self {
+        case .foreignPfn: "foreign-pfn"
+        case .refcountUnderflow: "refcount-underflow"
+        case .leakedRefs, .leakedLockedVM: "leak"
+        }
+    }
+
+    /// One line describing the violation.
+    public var detail: String {
+        switch self {
+        case let .foreignPfn(iova, vaddr, mapped, held, pages):
+            let h = held.map { "pfn \($0)" } ?? "nothing"
+            return "iova \(iova) vaddr \(vaddr) maps pfn \(mapped), page tables hold \(h)"
+                + (pages > 1 ? " (\(pages) foreign pages in this chunk)" : "")
+        case let .refcountUnderflow(pfn, delta, pages):
+            return "put_pfn drops pfn \(pfn) to \(delta) references"
+                + (pages > 1 ? " (\(pages) pages underflow)" : "")
+        case let .leakedRefs(pfn, delta, pages):
+            return "pfn \(pfn) keeps a reference delta of \(delta > 0 ? "+" : "")\(delta)"
+                + (pages > 1 ? " (\(pages) pages in all)" : "")
+        case let .leakedLockedVM(lockedVM, baseline):
+            return "locked_vm is \(lockedVM) pages after teardown, expected \(baseline)"
+        }
+    }
+}
+
+/// A violation with the event it happened at.
+public struct EventViolation: Equatable, Sendable {
+    public var event: Int
+    public var violation: Violation
+    public init(event: Int, violation: Violation) {
+        self.event = event
+        self.violation = violation
+    }
+}
+
+/// Per-engine cost counters (SPEC.md §4), plus the unmap side.
+public struct CostCounters: Equatable, Sendable {
+    public var vaddr_get_pfn = 0
+    public var get_user_pages = 0
+    public var follow_pfn = 0
+    /// `mmap_sem` acquisitions, read or write.
+    public var mmap_lock = 0
+    public var find_vma = 0
+    public var iommu_map = 0
+    /// Pages resolved one by one by `vfio_pin_pages_remote()`.
+    public var pages_walked = 0
+    /// Page faults taken (pool allocations, zero page, COW).
+    public var faults = 0
+    public var put_pfn = 0
+    public var iova_to_phys = 0
+    public var iommu_unmap = 0
+    public var vfio_lock_acct = 0
+
+    public init() {}
+
+    /// Every counter with its report name, in report order.
+    public var named: [(name: String, value: Int)] {
+        [
+            ("vaddr_get_pfn", vaddr_get_pfn),
+            ("get_user_pages", get_user_pages),
+            ("follow_pfn", follow_pfn),
+            ("mmap_lock", mmap_lock),
+            ("find_vma", find_vma),
+            ("iommu_map", iommu_map),
+            ("pages_walked", pages_walked),
+            ("faults", faults),
+            ("put_pfn", put_pfn),
+            ("iova_to_phys", iova_to_phys),
+            ("iommu_unmap", iommu_unmap),
+            ("vfio_lock_acct", vfio_lock_acct),
+        ]
+    }
+}

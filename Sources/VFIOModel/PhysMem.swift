@@ -1,0 +1,105 @@
+/// What kind of memory a physical frame is (SPEC.md §2).
+public enum PfnClass: UInt8, Sendable, ConstantRunValue, CustomStringConvertible {
+    /// Ordinary RAM: has a struct page, not PageReserved.
+    case ram
+    /// Has a struct page with PageReserved set: the zero page, firmware, the kernel image.
+    case reserved
+    /// No struct page (`pfn_valid()` is false): device BARs and every undeclared frame.
+    case mmio
+
+    public var description: String {
+        switch self {
+        case .ram: "ram"
+        case .reserved: "reserved"
+        case .mmio: "mmio"
+        }
+    }
+}
+
+/// Physical memory: frame classes, the free pool that faults draw from, and the page
+/// reference deltas that GUP and `put_pfn()` move.
+public struct PhysMem {
+    /// Classes set by `pfns` statements; the last statement covering a frame wins.
+    public private(set) var declared = RunMap<PfnClass>()
+    /// Every frame that ever lay in a `pool` range (ram unless declared otherwise).
+    public private(set) var poolEver = RunMap<Bool>()
+    /// Frames still free in the pool, handed out lowest first; they never come back.
+    public private(set) var poolFree = RunMap<Bool>()
+    /// The shared zero page, if the trace declared one.
+    public var zeroPfn: PFN?
+    /// Reference deltas of frames with a struct page (ram and reserved); absent means 0.
+    public private(set) var refs = RunMap<Int64>()
+
+    public init() {}
+
+    /// The class of `pfn`: its last `pfns` statement, else ram if it was ever pooled, else mmio.
+    @inlinable
+    public func pfnClass(_ pfn: PFN) -> PfnClass {
+        if let c = declared.value(at: pfn.rawValue) { return c }
+        return poolEver.value(at: pfn.rawValue) != nil ? .ram : .mmio
+    }
+
+    /// A `pfns` statement.
+    public mutating func declare(_ cls: PfnClass, start: PFN, count: UInt64) {
+        declared.assign(start.rawValue, count, cls)
+    }
+
+    /// A `pool` statement: the range becomes free for faults.
+    public mutating func addPool(start: PFN, count: UInt64) {
+        poolEver.assign(start.rawValue, count, true)
+        poolFree.assign(start.rawValue, count, true)
+    }
+
+    /// Takes the lowest free pool frame.
+    public mutating func allocPage() -> PFN? {
+        guard let first = poolFree.runs.first else { return nil }
+        poolFree.assign(first.start, 1, nil)
+        return PFN(first.start)
+    }
+
+    /// Takes the lowest free, naturally aligned block of `npages` frames (a huge page).
+    public mutating func allocAligned(npages: UInt64) -> PFN? {
+        precondition(npages > 0 && npages & (npages - 1) == 0, "huge page of \(npages) pages")
+        for r in poolFree.runs {
+            let aligned = (r.start + npages - 1) & ~(npages - 1)
+            if aligned + npages <= r.end {
+                poolFree.assign(aligned, npages, nil)
+                return PFN(aligned)
+            }
+        }
+        return nil
+    }
+
+    /// Calls `body` for every piece of `[start, start + count)` over which the class stays the same.
+    public func forEachClassSegment(_ start: PFN, _ count: UInt64, _ body: (PFN, UInt64, PfnClass) -> Void) {
+        declared.forEachSegment(from: start.rawValue, count: count) { s, n, cls in
+            if let cls {
+                body(PFN(s), n, cls)
+                return
+            }
+            poolEver.forEachSegment(from: s, count: n) { ps, pn, pooled in
+                body(PFN(ps), pn, pooled != nil ? .ram : .mmio)
+            }
+        }
+    }
+
+    /// Frames left in the pool.
+    public var poolFreePages: UInt64 { poolFree.runs.reduce(0) { $0 + $1.count } }
+
+    /// Adds `delta` to the reference count of every frame in the range.
+    ///
+    /// Returns the lowest delta left in the range, so callers can see an underflow.
+    @discardableResult
+    public mutating func addRefs(_ start: PFN, _ count: UInt64, _ delta: Int64) -> Int64 {
+        var lowest = Int64.max
+        refs.update(start.rawValue, count) { old in
+            let v = (old ?? 0) + delta
+            lowest = min(lowest, v)
+            return v == 0 ? nil : v
+        }
+        return lowest
+    }
+
+    /// The reference delta of one frame.
+    public func refDelta(_ pfn: PFN) -> Int64 { refs.value(at: pfn.rawValue) ?? 0 }
+}
