@@ -252,19 +252,19 @@ public final class Host {
     /// at `vaddr` map what the page tables hold there (for a `linear` raw pfn page without a
     /// pte: `pgoff` + offset).
     func checkForeign(_ iova: IOVA, _ vaddr: VAddr, _ pfn: PFN, _ npage: UInt64) {
-        var first: (vaddr: VAddr, mapped: PFN, held: PFN?)?
+        var first: (iova: IOVA, vaddr: VAddr, mapped: PFN, held: PFN?)?
         var foreign: UInt64 = 0
         forEachHeld(vaddr, npage) { off, n, held in
             let mapped = pfn + Int(off)
             if let held, held == mapped { return }
             if first == nil {
-                first = (vaddr + off << PAGE_SHIFT, mapped, held)
+                first = (iova + off << PAGE_SHIFT, vaddr + off << PAGE_SHIFT, mapped, held)
             }
             // Held and mapped pfns both advance by one per page: a run matches whole or not at all.
             foreign += n
         }
         if let first {
-            record(.foreignPfn(iova: iova, vaddr: first.vaddr, mapped: first.mapped, held: first.held, pages: foreign))
+            record(.foreignPfn(iova: first.iova, vaddr: first.vaddr, mapped: first.mapped, held: first.held, pages: foreign))
         }
     }
 

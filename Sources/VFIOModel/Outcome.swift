@@ -47,7 +47,7 @@ public enum RequestOutcome: Equatable, Sendable {
 /// The invariants of SPEC.md §4 and how a violation of one is reported.
 public enum Violation: Equatable, Sendable {
     /// An IOMMU entry maps a pfn that the page tables do not hold at that vaddr: `pages`
-    /// foreign pages in the chunk at `iova`, the first at `vaddr` mapping `mapped` where the
+    /// foreign pages in one chunk, the first at `iova`/`vaddr` mapping `mapped` where the
     /// page tables hold `held` (nil: nothing mapped there).
     case foreignPfn(iova: IOVA, vaddr: VAddr, mapped: PFN, held: PFN?, pages: UInt64)
     /// `put_pfn()` drove `pages` ram frames below zero references, the first `pfn` to `delta`.
