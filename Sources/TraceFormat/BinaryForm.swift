@@ -1,0 +1,333 @@
+import Zstd
+
+// The binary form (docs/FORMAT.md): a header in a zstd skippable frame, zstd frames of records
+// with content checksums, and a trailer in a skippable frame with the record count and a CRC-32
+// of every byte before it. Plain `zstd -d` decodes a file to its record stream.
+
+enum BinaryLayout {
+    /// Skippable frame magic of the header (`0x184D2A50`).
+    static let headerFrameMagic: UInt32 = 0x184D_2A50
+    /// Skippable frame magic of the trailer (`0x184D2A5E`).
+    static let trailerFrameMagic: UInt32 = 0x184D_2A5E
+    /// A zstd data frame.
+    static let zstdFrameMagic: UInt32 = 0xFD2F_B528
+    /// First bytes of the header payload; `\r\n` and `\x1a` catch text-mode transfer damage.
+    static let magic: [UInt8] = [0x89, 0x56, 0x50, 0x54, 0x52, 0x0D, 0x0A, 0x1A]  // "\x89VPTR\r\n\x1a"
+    static let trailerMagic: [UInt8] = Array("VPTR-END".utf8)
+    static let version: UInt16 = 1
+    static let headerPayload = 16
+    static let trailerPayload = 24
+    static let headerSize = 8 + headerPayload
+    static let trailerSize = 8 + trailerPayload
+    /// A frame is closed after this much record content, so memory stays bounded and a cut at a
+    /// frame boundary is still a cut the trailer catches.
+    static let frameContent = 1 << 20
+
+    static func header() -> [UInt8] {
+        var h: [UInt8] = []
+        put32(headerFrameMagic, &h)
+        put32(UInt32(headerPayload), &h)
+        h += magic
+        put16(version, &h)
+        put16(0, &h)  // flags: none defined, all reserved
+        put32(0, &h)  // reserved
+        return h
+    }
+
+    static func trailer(records: UInt64, crc: UInt32) -> [UInt8] {
+        var t: [UInt8] = []
+        put32(trailerFrameMagic, &t)
+        put32(UInt32(trailerPayload), &t)
+        t += trailerMagic
+        put64(records, &t)
+        put32(crc, &t)
+        put32(0, &t)  // reserved
+        return t
+    }
+
+    static func put16(_ v: UInt16, _ out: inout [UInt8]) { for i in 0..<2 { out.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
+    static func put32(_ v: UInt32, _ out: inout [UInt8]) { for i in 0..<4 { out.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
+    static func put64(_ v: UInt64, _ out: inout [UInt8]) { for i in 0..<8 { out.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
+
+    static func get<T: FixedWidthInteger>(_ bytes: UnsafeRawBufferPointer, _ at: Int, as: T.Type) -> T {
+        var v: T = 0
+        for i in 0..<MemoryLayout<T>.size { v |= T(bytes[at + i]) << (8 * i) }
+        return v
+    }
+}
+
+/// Writes records into zstd frames, then the trailer.
+final class BinarySink {
+    private let out: AtomicOutput
+    private let compressor: ZstdCompressor
+    private var encoder = RecordEncoder()
+    private var content: [UInt8] = []
+    private var frameBytes = 0
+    private var compressed: [UInt8] = []
+    private var crc = CRC32()
+    private(set) var records: UInt64 = 0
+    private(set) var bytesWritten: UInt64 = 0
+
+    init(_ out: AtomicOutput) throws(TraceError) {
+        self.out = out
+        do {
+            compressor = try ZstdCompressor(level: 3)
+        } catch {
+            throw TraceError(file: out.name, .file, "cannot start compression: \(error)")
+        }
+        emit(BinaryLayout.header())
+    }
+
+    func write(_ s: Statement) throws(TraceError) {
+        encoder.encode(s, into: &content)
+        records += 1
+        if content.count >= 1 << 16 { try compressPending(endFrame: frameBytes + content.count >= BinaryLayout.frameContent) }
+    }
+
+    /// Writes raw record bytes (an unknown record type, for tests of forward compatibility).
+    func writeRaw(type: UInt64, payload: [UInt8]) {
+        appendVarint(type, to: &content)
+        appendVarint(UInt64(payload.count), to: &content)
+        content += payload
+        records += 1
+    }
+
+    func finish() throws(TraceError) {
+        try compressPending(endFrame: true)
+        let trailer = BinaryLayout.trailer(records: records, crc: crc.value)
+        try out.write(compressed)
+        try out.write(trailer)
+        bytesWritten += UInt64(trailer.count)
+        compressed.removeAll()
+        try out.commit()
+    }
+
+    private func compressPending(endFrame: Bool) throws(TraceError) {
+        guard !content.isEmpty || (endFrame && frameBytes > 0) else { return }
+        var produced: [UInt8] = []
+        do {
+            try content.withBytes { (raw) throws(ZstdError) in
+                try compressor.compress(raw, endFrame: endFrame, into: &produced)
+            }
+        } catch {
+            throw TraceError(file: out.name, .file, "compression failed: \(error)")
+        }
+        frameBytes = endFrame ? 0 : frameBytes + content.count
+        content.removeAll(keepingCapacity: true)
+        emit(produced)
+        if compressed.count >= 1 << 16 {
+            try out.write(compressed)
+            compressed.removeAll(keepingCapacity: true)
+        }
+    }
+
+    private func emit(_ bytes: [UInt8]) {
+        crc.update(bytes)
+        compressed += bytes
+        bytesWritten += UInt64(bytes.count)
+    }
+}
+
+/// Reads a binary trace as a stream of statements, with bounded memory, checking everything:
+/// header, zstd frames and their checksums, records, the trailer's count and CRC.
+final class BinarySource {
+    private let input: ByteInput
+    private let dctx: ZstdDecompressor
+    private var crc = CRC32()
+    private var decoder = RecordDecoder()
+    private var validator = StatementValidator()
+    /// Decompressed bytes not yet parsed: `content[cStart..<cEnd]`.
+    private var content = [UInt8](repeating: 0, count: 1 << 18)
+    private var cStart = 0
+    private var cEnd = 0
+    private var inFrame = false
+    private var finished = false
+    /// Records parsed so far, known or not.
+    private(set) var recordIndex: UInt64 = 0
+    /// Offset in the decompressed stream of the next record.
+    private(set) var contentOffset: UInt64 = 0
+    /// Where the last record returned started.
+    private(set) var lastRecord: (index: UInt64, offset: UInt64) = (0, 0)
+
+    init(_ input: ByteInput) throws(TraceError) {
+        self.input = input
+        do {
+            dctx = try ZstdDecompressor(windowLogMax: 23)
+        } catch {
+            throw TraceError(file: input.name, .file, "cannot start decompression: \(error)")
+        }
+        try readHeader()
+    }
+
+    private func fail(_ at: UInt64, _ message: String) -> TraceError {
+        TraceError(file: input.name, .byte(at), message)
+    }
+
+    private func readHeader() throws(TraceError) {
+        guard try input.ensure(BinaryLayout.headerSize) else {
+            throw fail(UInt64(input.available), "file ends inside the \(BinaryLayout.headerSize)-byte header (truncated)")
+        }
+        try input.withAvailable { (h) throws(TraceError) in
+            let frameMagic = BinaryLayout.get(h, 0, as: UInt32.self)
+            guard frameMagic == BinaryLayout.headerFrameMagic else { throw fail(0, "not a pinreplay binary trace (bad magic)") }
+            guard BinaryLayout.get(h, 4, as: UInt32.self) == UInt32(BinaryLayout.headerPayload) else {
+                throw fail(4, "header frame size is not \(BinaryLayout.headerPayload)")
+            }
+            for i in 0..<8 where h[8 + i] != BinaryLayout.magic[i] {
+                throw fail(UInt64(8 + i), "not a pinreplay binary trace (bad magic)")
+            }
+            let version = BinaryLayout.get(h, 16, as: UInt16.self)
+            guard version == BinaryLayout.version else {
+                throw fail(16, "unsupported format version \(version) (this reader knows \(BinaryLayout.version))")
+            }
+            guard BinaryLayout.get(h, 18, as: UInt16.self) == 0 else { throw fail(18, "unknown format flags set") }
+            guard BinaryLayout.get(h, 20, as: UInt32.self) == 0 else { throw fail(20, "reserved header bytes are not zero") }
+            crc.update(UnsafeRawBufferPointer(rebasing: h[0..<BinaryLayout.headerSize]))
+        }
+        input.consume(BinaryLayout.headerSize)
+    }
+
+    /// The next statement, or nil after a complete, verified trailer.
+    func next() throws(TraceError) -> Statement? {
+        while true {
+            if let s = try nextRecord() { return s }
+            if finished { return nil }
+            try pump()
+        }
+    }
+
+    /// Parses one complete record out of the content buffer: the statement, or nil when more
+    /// content is needed (or the record was of an unknown type and skipped, then loops).
+    private func nextRecord() throws(TraceError) -> Statement? {
+        while true {
+            let parsed: (type: UInt64, header: Int, length: Int)? = try content.withBytes { (raw) throws(TraceError) in
+                let avail = UnsafeRawBufferPointer(rebasing: raw[cStart..<cEnd])
+                var r = PayloadReader(avail)
+                guard let type = try? r.varint(), let length = try? r.varint() else {
+                    if avail.count >= 20 { throw recordError("record header is not two varints") }
+                    return nil
+                }
+                guard length <= UInt64(maxRecordPayload) else {
+                    throw recordError("record length \(length) is past the \(maxRecordPayload)-byte limit")
+                }
+                guard avail.count - r.pos >= Int(length) else { return nil }
+                return (type, r.pos, Int(length))
+            }
+            guard let parsed else { return nil }
+            let statement: Statement?
+            do throws(StatementProblem) {
+                statement = try content.withBytes { (raw) throws(StatementProblem) in
+                    let at = cStart + parsed.header
+                    return try decoder.decode(
+                        type: parsed.type, payload: UnsafeRawBufferPointer(rebasing: raw[at..<at + parsed.length]))
+                }
+                if let statement { try validator.check(statement) }
+            } catch {
+                throw recordError(error.message)
+            }
+            lastRecord = (recordIndex, contentOffset)
+            let size = parsed.header + parsed.length
+            cStart += size
+            contentOffset += UInt64(size)
+            recordIndex += 1
+            if let statement { return statement }
+        }
+    }
+
+    private func recordError(_ message: String) -> TraceError {
+        TraceError(file: input.name, .record(index: recordIndex, contentOffset: contentOffset), message)
+    }
+
+    /// Moves the stream forward: decompresses more content, or at a frame boundary reads the
+    /// next frame's magic or the trailer.
+    private func pump() throws(TraceError) {
+        if !inFrame {
+            guard try input.ensure(4) else {
+                if input.available == 0 {
+                    throw fail(input.offset, "file ends after record \(recordIndex) without its trailer (truncated)")
+                }
+                throw fail(input.offset, "file ends inside a frame header (truncated)")
+            }
+            let magic = input.withAvailable { BinaryLayout.get($0, 0, as: UInt32.self) }
+            switch magic {
+            case BinaryLayout.trailerFrameMagic:
+                try readTrailer()
+                return
+            case BinaryLayout.zstdFrameMagic:
+                inFrame = true
+            default:
+                throw fail(input.offset, "expected a zstd frame or the trailer, found 0x\(String(magic, radix: 16))")
+            }
+        }
+        if input.available == 0, try !input.fill() {
+            throw fail(input.offset, "file ends inside a zstd frame (truncated)")
+        }
+        // Keep room for what the decoder produces.
+        if cStart > 0 && cStart == cEnd {
+            cStart = 0
+            cEnd = 0
+        } else if content.count - cEnd < ZstdDecompressor.recommendedOutputSize {
+            content.removeSubrange(0..<cStart)
+            cEnd -= cStart
+            cStart = 0
+            if content.count - cEnd < ZstdDecompressor.recommendedOutputSize {
+                content += [UInt8](repeating: 0, count: ZstdDecompressor.recommendedOutputSize)
+            }
+        }
+        let offset = input.offset
+        var consumed = 0
+        let result: (produced: Int, frameDone: Bool)
+        do {
+            result = try input.withAvailable { (raw) throws(ZstdError) in
+                var pos = 0
+                let r = try content.withMutableBytes { (out) throws(ZstdError) in
+                    try dctx.decompress(raw, &pos, into: UnsafeMutableRawBufferPointer(rebasing: out[cEnd...]))
+                }
+                crc.update(UnsafeRawBufferPointer(rebasing: raw[0..<pos]))
+                consumed = pos
+                return r
+            }
+        } catch {
+            throw fail(offset, "corrupt zstd frame: \(error.name)")
+        }
+        input.consume(consumed)
+        cEnd += result.produced
+        if result.frameDone { inFrame = false }
+        if consumed == 0 && result.produced == 0 && !result.frameDone, try !input.fill() {
+            throw fail(input.offset, "file ends inside a zstd frame (truncated)")
+        }
+    }
+
+    private func readTrailer() throws(TraceError) {
+        let at = input.offset
+        guard try input.ensure(BinaryLayout.trailerSize) else {
+            throw fail(at, "file ends inside the trailer (truncated)")
+        }
+        guard cStart == cEnd else {
+            throw recordError("stream ends inside a record (\(cEnd - cStart) bytes left over)")
+        }
+        let computed = crc.value
+        try input.withAvailable { (t) throws(TraceError) in
+            guard BinaryLayout.get(t, 4, as: UInt32.self) == UInt32(BinaryLayout.trailerPayload) else {
+                throw fail(at + 4, "trailer frame size is not \(BinaryLayout.trailerPayload)")
+            }
+            for i in 0..<8 where t[8 + i] != BinaryLayout.trailerMagic[i] {
+                throw fail(at + 8 + UInt64(i), "bad trailer magic")
+            }
+            let count = BinaryLayout.get(t, 16, as: UInt64.self)
+            guard count == recordIndex else {
+                throw fail(at + 16, "trailer counts \(count) records, the stream holds \(recordIndex)")
+            }
+            let stored = BinaryLayout.get(t, 24, as: UInt32.self)
+            guard stored == computed else {
+                throw fail(at + 24, "CRC-32 mismatch (trailer 0x\(String(stored, radix: 16)), file 0x\(String(computed, radix: 16))): corrupt")
+            }
+            guard BinaryLayout.get(t, 28, as: UInt32.self) == 0 else { throw fail(at + 28, "reserved trailer bytes are not zero") }
+        }
+        input.consume(BinaryLayout.trailerSize)
+        if try input.ensure(1) {
+            throw fail(input.offset, "\(input.available)+ bytes after the trailer")
+        }
+        finished = true
+    }
+}

@@ -1,0 +1,175 @@
+/// The class a `pfns` statement gives a range of frames.
+public enum PfnKind: UInt8, Sendable, CaseIterable {
+    case ram = 0
+    case reserved = 1
+    case mmio = 2
+
+    public var keyword: String {
+        switch self {
+        case .ram: "ram"
+        case .reserved: "reserved"
+        case .mmio: "mmio"
+        }
+    }
+}
+
+/// The access a `map` (r|w|rw|-) or `pin` (r|w|rw) asks for, from the device's view.
+public struct Access: OptionSet, Hashable, Sendable {
+    public var rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let read = Access(rawValue: 1)
+    public static let write = Access(rawValue: 2)
+
+    /// `r`, `w`, `rw` or `-`.
+    public var keyword: String {
+        switch (contains(.read), contains(.write)) {
+        case (true, true): "rw"
+        case (true, false): "r"
+        case (false, true): "w"
+        case (false, false): "-"
+        }
+    }
+}
+
+/// VMA flags as a trace spells them, in canonical order.
+public struct VMAFlagSet: OptionSet, Hashable, Sendable {
+    public var rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let io = VMAFlagSet(rawValue: 1 << 0)
+    public static let pfnmap = VMAFlagSet(rawValue: 1 << 1)
+    public static let mixedmap = VMAFlagSet(rawValue: 1 << 2)
+    public static let shared = VMAFlagSet(rawValue: 1 << 3)
+    public static let linear = VMAFlagSet(rawValue: 1 << 4)
+
+    /// Keywords in the order SPEC.md §5 lists them.
+    public static let keywords: [(String, VMAFlagSet)] = [
+        ("io", .io), ("pfnmap", .pfnmap), ("mixedmap", .mixedmap), ("shared", .shared), ("linear", .linear),
+    ]
+}
+
+/// A `vma` statement.
+public struct VMASpec: Equatable, Sendable {
+    public var start: UInt64
+    public var end: UInt64
+    public var read: Bool
+    public var write: Bool
+    public var exec: Bool
+    public var flags: VMAFlagSet
+    /// Huge page size in bytes; 0 when not hugetlb.
+    public var hugetlb: UInt64
+    /// `vm_pgoff` in pages.
+    public var pgoff: UInt64
+    /// Empty when the statement has no `name=`.
+    public var name: String
+
+    public init(
+        start: UInt64, end: UInt64, read: Bool = true, write: Bool = true, exec: Bool = false,
+        flags: VMAFlagSet = [], hugetlb: UInt64 = 0, pgoff: UInt64 = 0, name: String = ""
+    ) {
+        self.start = start
+        self.end = end
+        self.read = read
+        self.write = write
+        self.exec = exec
+        self.flags = flags
+        self.hugetlb = hugetlb
+        self.pgoff = pgoff
+        self.name = name
+    }
+
+    /// `rw-`, `r-x`, ...
+    public var perms: String { (read ? "r" : "-") + (write ? "w" : "-") + (exec ? "x" : "-") }
+}
+
+/// One statement of a trace (SPEC.md §5). Every statement after the header is an event.
+public enum Statement: Equatable, Sendable {
+    case pageShift(UInt64)
+    /// RLIMIT_MEMLOCK in bytes; nil is `unlimited`.
+    case memlock(UInt64?)
+    case capIpcLock(Bool)
+    case lockedVM(UInt64)
+    case disableHugepages(Bool)
+    case pfns(PfnKind, start: UInt64, count: UInt64)
+    case zeroPage(UInt64)
+    case pool(start: UInt64, count: UInt64)
+    case vma(VMASpec)
+    case munmap(start: UInt64, end: UInt64)
+    /// `pte VADDR COUNT PFN [ro]`; `pfn` nil is `none` (ptes dropped).
+    case pte(vaddr: UInt64, count: UInt64, pfn: UInt64?, readOnly: Bool)
+    case touch(vaddr: UInt64, count: UInt64, write: Bool)
+    case map(iova: UInt64, vaddr: UInt64, size: UInt64, access: Access)
+    case unmap(iova: UInt64, size: UInt64)
+    case pin(iova: UInt64, count: UInt64, access: Access)
+    case unpin(iova: UInt64, count: UInt64)
+    case mark(String)
+
+    /// Whether this statement is a request the engines answer (map, unmap, pin, unpin).
+    public var isRequest: Bool {
+        switch self {
+        case .map, .unmap, .pin, .unpin: true
+        default: false
+        }
+    }
+
+    /// The statement's keyword.
+    public var keyword: String {
+        switch self {
+        case .pageShift: "page_shift"
+        case .memlock: "memlock"
+        case .capIpcLock: "cap_ipc_lock"
+        case .lockedVM: "locked_vm"
+        case .disableHugepages: "disable_hugepages"
+        case .pfns: "pfns"
+        case .zeroPage: "zero_page"
+        case .pool: "pool"
+        case .vma: "vma"
+        case .munmap: "munmap"
+        case .pte: "pte"
+        case .touch: "touch"
+        case .map: "map"
+        case .unmap: "unmap"
+        case .pin: "pin"
+        case .unpin: "unpin"
+        case .mark: "mark"
+        }
+    }
+
+    /// The canonical text form (SPEC.md §5): addresses, pfns and sizes in lower-case hex,
+    /// counts in decimal, one space between fields, flags in canonical order.
+    public var canonicalText: String {
+        switch self {
+        case .pageShift(let s): return "page_shift \(s)"
+        case .memlock(let b): return "memlock " + (b.map(hex) ?? "unlimited")
+        case .capIpcLock(let y): return "cap_ipc_lock " + (y ? "yes" : "no")
+        case .lockedVM(let n): return "locked_vm \(n)"
+        case .disableHugepages(let y): return "disable_hugepages " + (y ? "yes" : "no")
+        case let .pfns(kind, start, count): return "pfns \(kind.keyword) \(hex(start)) \(count)"
+        case .zeroPage(let pfn): return "zero_page \(hex(pfn))"
+        case let .pool(start, count): return "pool \(hex(start)) \(count)"
+        case .vma(let v):
+            var s = "vma \(hex(v.start)) \(hex(v.end)) \(v.perms)"
+            for (word, flag) in VMAFlagSet.keywords where v.flags.contains(flag) { s += " " + word }
+            if v.hugetlb != 0 { s += " hugetlb=" + hex(v.hugetlb) }
+            if v.pgoff != 0 { s += " pgoff=" + hex(v.pgoff) }
+            if !v.name.isEmpty { s += " name=" + v.name }
+            return s
+        case let .munmap(start, end): return "munmap \(hex(start)) \(hex(end))"
+        case let .pte(vaddr, count, pfn, ro):
+            return "pte \(hex(vaddr)) \(count) " + (pfn.map(hex) ?? "none") + (ro ? " ro" : "")
+        case let .touch(vaddr, count, write): return "touch \(hex(vaddr)) \(count) " + (write ? "w" : "r")
+        case let .map(iova, vaddr, size, access):
+            return "map \(hex(iova)) \(hex(vaddr)) \(hex(size)) \(access.keyword)"
+        case let .unmap(iova, size): return "unmap \(hex(iova)) \(hex(size))"
+        case let .pin(iova, count, access): return "pin \(hex(iova)) \(count) \(access.keyword)"
+        case let .unpin(iova, count): return "unpin \(hex(iova)) \(count)"
+        case .mark(let text): return "mark " + text
+        }
+    }
+}
+
+/// `0x` + lower-case hex.
+@inlinable
+public func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+
+/// The first line of every text trace.
+public let textHeader = "vptr-text 1"

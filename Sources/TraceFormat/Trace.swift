@@ -1,0 +1,238 @@
+/// The two forms of a trace.
+public enum TraceForm: String, Sendable {
+    /// The line-based text form of SPEC.md §5.
+    case text
+    /// The zstd-compressed record form of docs/FORMAT.md.
+    case binary
+
+    /// The form a file name asks for: `.txt` is text, `.vptr` binary, anything else nil.
+    public static func fromExtension(_ path: String) -> TraceForm? {
+        if path.hasSuffix(".txt") { return .text }
+        if path.hasSuffix(".vptr") { return .binary }
+        return nil
+    }
+}
+
+/// Reads a trace of either form, detected by content, one statement (event) at a time with
+/// bounded memory. `-` reads standard input.
+public final class TraceReader {
+    private enum Source {
+        case text(TextSource)
+        case binary(BinarySource)
+    }
+
+    private let input: ByteInput
+    private var source: Source
+    public let form: TraceForm
+    /// Events returned so far; the last one returned is event number `eventCount`.
+    public private(set) var eventCount = 0
+
+    /// The file's name as errors spell it.
+    public var file: String { input.name }
+    /// The file's size in bytes, when it is a regular file.
+    public var fileSize: UInt64? { input.fileSize }
+
+    public init(path: String) throws(TraceError) {
+        input = try ByteInput.open(path)
+        let isBinary = try Self.looksBinary(input)
+        form = isBinary ? .binary : .text
+        source = isBinary ? .binary(try BinarySource(input)) : .text(TextSource(input))
+    }
+
+    /// Binary when the header frame's magic or the trace magic is where it belongs, so that a
+    /// damaged header is reported as such rather than as text that does not parse.
+    private static func looksBinary(_ input: ByteInput) throws(TraceError) -> Bool {
+        _ = try input.ensure(16)
+        return input.withAvailable { h in
+            if h.count >= 4 && BinaryLayout.get(h, 0, as: UInt32.self) == BinaryLayout.headerFrameMagic { return true }
+            return h.count >= 16 && Array(h[8..<16]) == BinaryLayout.magic
+        }
+    }
+
+    /// The next event, or nil at the (verified) end of the trace.
+    public func next() throws(TraceError) -> Statement? {
+        let s: Statement?
+        switch source {
+        case .text(let t): s = try t.next()
+        case .binary(let b): s = try b.next()
+        }
+        if s != nil { eventCount += 1 }
+        return s
+    }
+
+    /// Where the last event returned came from: its line, or its record.
+    public var lastLocation: TraceLocation {
+        switch source {
+        case .text(let t): .line(t.parser.lineNumber)
+        case .binary(let b): .record(index: b.lastRecord.index, contentOffset: b.lastRecord.offset)
+        }
+    }
+
+    /// Reads the whole trace once, checking everything, and returns the number of events.
+    /// Leaves the reader at the start again, so a replay never acts on a stream that turns
+    /// out to be corrupt or truncated further on.
+    public func verify() throws(TraceError) -> Int {
+        while try next() != nil {}
+        let count = eventCount
+        try rewind()
+        return count
+    }
+
+    /// Starts over from the first event.
+    public func rewind() throws(TraceError) {
+        try input.rewind()
+        eventCount = 0
+        switch form {
+        case .text: source = .text(TextSource(input))
+        case .binary: source = .binary(try BinarySource(input))
+        }
+    }
+}
+
+/// Lines of a text trace through the parser.
+final class TextSource {
+    private let input: ByteInput
+    private(set) var parser: TextParser
+    private var done = false
+    static let maxLine = 1 << 20
+
+    init(_ input: ByteInput) {
+        self.input = input
+        parser = TextParser(file: input.name)
+    }
+
+    func next() throws(TraceError) -> Statement? {
+        while !done {
+            guard let line = try readLine() else {
+                done = true
+                try parser.finish()
+                return nil
+            }
+            if let s = try parser.parse(line: line[...]) { return s }
+        }
+        return nil
+    }
+
+    private func readLine() throws(TraceError) -> String? {
+        var scanned = 0
+        while true {
+            let newline: Int? = input.withAvailable { raw in
+                var i = scanned
+                while i < raw.count {
+                    if raw[i] == UInt8(ascii: "\n") { return i }
+                    i += 1
+                }
+                return nil
+            }
+            if let newline { return try takeLine(newline, skip: 1) }
+            scanned = input.available
+            if scanned > Self.maxLine {
+                throw TraceError(file: input.name, .line(parser.lineNumber + 1), "line longer than \(Self.maxLine) bytes")
+            }
+            if try !input.fill() {
+                return input.available == 0 ? nil : try takeLine(input.available, skip: 0)
+            }
+        }
+    }
+
+    private func takeLine(_ length: Int, skip: Int) throws(TraceError) -> String {
+        let line = input.withAvailable { raw in String(validating: UnsafeRawBufferPointer(rebasing: raw[0..<length]), as: UTF8.self) }
+        input.consume(length + skip)
+        guard let line else {
+            throw TraceError(file: input.name, .line(parser.lineNumber + 1), "line is not valid UTF-8")
+        }
+        return line
+    }
+}
+
+/// Writes a trace event by event, validating each statement, atomically: the file appears
+/// whole under its name only when `finish()` succeeds. `-` writes standard output.
+public final class TraceWriter {
+    private enum Sink {
+        case text(TextSink)
+        case binary(BinarySink)
+    }
+
+    private var sink: Sink
+    private var validator = StatementValidator()
+    public let form: TraceForm
+    public let file: String
+    /// Statements written so far.
+    public private(set) var count: UInt64 = 0
+    /// Bytes written, once finished.
+    public private(set) var bytesWritten: UInt64 = 0
+
+    public init(path: String, form: TraceForm) throws(TraceError) {
+        let out = try AtomicOutput(path: path)
+        self.form = form
+        file = out.name
+        switch form {
+        case .text: sink = .text(TextSink(out))
+        case .binary: sink = .binary(try BinarySink(out))
+        }
+    }
+
+    public func write(_ s: Statement) throws(TraceError) {
+        do {
+            try validator.check(s)
+        } catch {
+            throw TraceError(file: file, .record(index: count, contentOffset: 0), "refusing to write an invalid statement: \(error.message)")
+        }
+        count += 1
+        switch sink {
+        case .text(let t):
+            try t.write(s.canonicalText)
+        case .binary(let b):
+            try b.write(s)
+        }
+    }
+
+    /// Writes a record of a type this version does not define: only for testing that readers
+    /// skip such records.
+    public func writeUnknownRecord(type: UInt64, payload: [UInt8]) {
+        guard case .binary(let b) = sink else { return }
+        b.writeRaw(type: type, payload: payload)
+    }
+
+    /// Completes the file and moves it into place.
+    public func finish() throws(TraceError) {
+        switch sink {
+        case .text(let t):
+            try t.finish()
+            bytesWritten = t.bytesWritten
+        case .binary(let b):
+            try b.finish()
+            bytesWritten = b.bytesWritten
+        }
+    }
+}
+
+/// Canonical text lines, buffered.
+final class TextSink {
+    private let out: AtomicOutput
+    private var buffer: [UInt8] = []
+    private(set) var bytesWritten: UInt64 = 0
+
+    init(_ out: AtomicOutput) {
+        self.out = out
+        buffer.reserveCapacity(1 << 16)
+        buffer += (textHeader + "\n").utf8
+    }
+
+    func write(_ line: String) throws(TraceError) {
+        buffer += line.utf8
+        buffer.append(UInt8(ascii: "\n"))
+        if buffer.count >= 1 << 16 { try flush() }
+    }
+
+    private func flush() throws(TraceError) {
+        try out.write(buffer)
+        bytesWritten += UInt64(buffer.count)
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    func finish() throws(TraceError) {
+        try flush()
+        try out.commit()
+    }
+}

@@ -1,0 +1,79 @@
+/// The rules every statement must meet whatever form it came in (SPEC.md §5), with the little
+/// state they need: the first statement's `page_shift`, the reserved ranges for `zero_page`.
+struct StatementValidator {
+    /// Frames live below 2^52 (a 64-bit physical address space of 4 KiB pages).
+    static let pfnLimit: UInt64 = 1 << 52
+    private static let pageMask: UInt64 = 0xfff
+
+    /// `pfns` statements so far, newest last: a zero page must lie in a reserved range.
+    private var classRanges: [(start: UInt64, end: UInt64, kind: PfnKind)] = []
+
+    mutating func check(_ s: Statement) throws(StatementProblem) {
+        switch s {
+        case .pageShift(let shift):
+            guard shift == 12 else { throw StatementProblem("page_shift must be 12 in version 1, not \(shift)") }
+        case .lockedVM(let n):
+            guard n <= UInt64(Int64.max) else { throw StatementProblem("locked_vm \(n) is out of range") }
+        case let .pfns(kind, start, count):
+            try Self.pfnRange(start, count)
+            classRanges.append((start, start + count, kind))
+        case .zeroPage(let pfn):
+            let last = classRanges.last { $0.start <= pfn && pfn < $0.end }
+            guard last?.kind == .reserved else {
+                throw StatementProblem("zero_page \(hex(pfn)) does not lie in a reserved range")
+            }
+        case let .pool(start, count):
+            try Self.pfnRange(start, count)
+        case .vma(let v):
+            try Self.vaRange(v.start, v.end)
+            if v.hugetlb != 0 {
+                guard v.hugetlb >= 4096, v.hugetlb & (v.hugetlb - 1) == 0 else {
+                    throw StatementProblem("hugetlb=\(hex(v.hugetlb)) is not a power of two of at least 4 KiB")
+                }
+                guard v.start & (v.hugetlb - 1) == 0, v.end & (v.hugetlb - 1) == 0 else {
+                    throw StatementProblem("VMA \(hex(v.start))-\(hex(v.end)) is not aligned to its huge page size \(hex(v.hugetlb))")
+                }
+            }
+            if v.name.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "#" }) {
+                throw StatementProblem("VMA name holds a newline or '#'")
+            }
+        case let .munmap(start, end):
+            try Self.vaRange(start, end)
+        case let .pte(vaddr, count, pfn, _):
+            try Self.vaPages(vaddr, count)
+            if let pfn { try Self.pfnRange(pfn, count) }
+        case let .touch(vaddr, count, _):
+            try Self.vaPages(vaddr, count)
+        case .mark(let text):
+            guard !text.isEmpty, !text.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "#" }) else {
+                throw StatementProblem("mark text is empty or holds a newline or '#'")
+            }
+        case .memlock, .capIpcLock, .disableHugepages, .map, .unmap, .pin, .unpin:
+            // Requests take any values: misaligned or empty ones are the kernel's to refuse.
+            break
+        }
+    }
+
+    private static func pfnRange(_ start: UInt64, _ count: UInt64) throws(StatementProblem) {
+        guard count > 0 else { throw StatementProblem("COUNT must be at least 1") }
+        guard start < pfnLimit, count <= pfnLimit - start else {
+            throw StatementProblem("pfn range \(hex(start))+\(count) goes past 2^52")
+        }
+    }
+
+    private static func vaRange(_ start: UInt64, _ end: UInt64) throws(StatementProblem) {
+        guard end > start else { throw StatementProblem("END \(hex(end)) is not above START \(hex(start))") }
+        guard start & pageMask == 0, end & pageMask == 0 else {
+            throw StatementProblem("range \(hex(start))-\(hex(end)) is not page aligned")
+        }
+    }
+
+    private static func vaPages(_ vaddr: UInt64, _ count: UInt64) throws(StatementProblem) {
+        guard vaddr & pageMask == 0 else { throw StatementProblem("VADDR \(hex(vaddr)) is not page aligned") }
+        guard count > 0 else { throw StatementProblem("COUNT must be at least 1") }
+        // The range must end below 2^64, so that its end is an address.
+        guard count <= (UInt64.max - vaddr) >> 12 else {
+            throw StatementProblem("range \(hex(vaddr))+\(count) pages reaches 2^64")
+        }
+    }
+}
