@@ -170,7 +170,7 @@ public struct TextParser {
         case "w": return .write
         case "rw": return [.read, .write]
         case "-" where allowNone: return []
-        default: throw StatementProblem("access must be r, w, rw\(allowNone ? " or -" : ""), not '\(s)'")
+        default: throw StatementProblem("access must be \(allowNone ? "r, w, rw or -" : "r, w or rw"), not '\(s)'")
         }
     }
 }

@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+import TestSupport
+import TraceFormat
+
+/// Text → binary → text, byte for byte; deterministic binary output; forward compatibility.
+@Suite struct RoundTripTests {
+    static func read(_ path: String) throws -> [Statement] {
+        let r = try TraceReader(path: path)
+        var out: [Statement] = []
+        while let s = try r.next() { out.append(s) }
+        return out
+    }
+
+    static func write(_ statements: [Statement], to path: String, form: TraceForm) throws {
+        let w = try TraceWriter(path: path, form: form)
+        for s in statements { try w.write(s) }
+        try w.finish()
+    }
+
+    static func canonical(_ statements: [Statement]) -> String {
+        ([textHeader] + statements.map(\.canonicalText)).joined(separator: "\n") + "\n"
+    }
+
+    static var allTextTraces: [String] {
+        (Paths.textTraces(under: Paths.fixtures) + Paths.textTraces(under: Paths.traces)).map(\.path)
+    }
+
+    @Test("The canonical print of every statement kind is exactly as specified")
+    func canonicalPrint() throws {
+        let statements = try Self.read(Paths.fixtures.appendingPathComponent("all-statements.txt").path)
+        let expected = try String(contentsOf: Paths.fixtures.appendingPathComponent("all-statements.canonical.txt"), encoding: .utf8)
+        #expect(Self.canonical(statements) == expected)
+        #expect(statements.count == 29)
+    }
+
+    @Test("text → binary → text is byte-identical to the canonical print", arguments: allTextTraces)
+    func textBinaryText(path: String) throws {
+        let dir = Paths.scratch()
+        let statements = try Self.read(path)
+        let bin = dir.appendingPathComponent("t.vptr").path
+        let txt = dir.appendingPathComponent("t.txt").path
+        try Self.write(statements, to: bin, form: .binary)
+        #expect(try TraceReader(path: bin).form == .binary)
+        let back = try Self.read(bin)
+        #expect(back == statements)
+        try Self.write(back, to: txt, form: .text)
+        #expect(try String(contentsOfFile: txt, encoding: .utf8) == Self.canonical(statements))
+    }
+
+    @Test("Binary output is deterministic: same statements, same bytes")
+    func deterministicBinary() throws {
+        let dir = Paths.scratch()
+        let statements = try Self.read(Paths.fixtures.appendingPathComponent("all-statements.txt").path)
+        let a = dir.appendingPathComponent("a.vptr").path
+        let b = dir.appendingPathComponent("b.vptr").path
+        try Self.write(statements, to: a, form: .binary)
+        try Self.write(statements, to: b, form: .binary)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: a)) == Data(contentsOf: URL(fileURLWithPath: b)))
+    }
+
+    @Test("A reader skips a record type it does not know and replays the rest")
+    func unknownRecordSkipped() throws {
+        let dir = Paths.scratch()
+        let path = dir.appendingPathComponent("future.vptr").path
+        let w = try TraceWriter(path: path, form: .binary)
+        try w.write(.mark("before"))
+        w.writeUnknownRecord(type: 4000, payload: [1, 2, 3, 4, 5])
+        try w.write(.map(iova: 0x1000, vaddr: 0x40_0000, size: 0x2000, access: .read))
+        try w.finish()
+        let r = try TraceReader(path: path)
+        #expect(try r.verify() == 2)
+        #expect(try Self.read(path) == [.mark("before"), .map(iova: 0x1000, vaddr: 0x40_0000, size: 0x2000, access: .read)])
+    }
+
+    @Test("A large trace streams through a bounded buffer and spans several zstd frames")
+    func largeTraceFrames() throws {
+        let dir = Paths.scratch()
+        let path = dir.appendingPathComponent("big.vptr").path
+        let w = try TraceWriter(path: path, form: .binary)
+        // Random-looking addresses defeat the delta coding, so the content passes 1 MiB.
+        var x: UInt64 = 0x9E37_79B9_7F4A_7C15
+        var expected: [Statement] = []
+        for i in 0..<200_000 {
+            x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            let s = Statement.map(iova: (x >> 12) << 12, vaddr: UInt64(i) << 12, size: 0x1000, access: .read)
+            expected.append(s)
+            try w.write(s)
+        }
+        try w.finish()
+        #expect(try Self.read(path) == expected)
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let frameMagic: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD]
+        let frames = (0..<bytes.count - 3).filter { Array(bytes[$0..<$0 + 4]) == frameMagic }.count
+        #expect(frames >= 3)
+    }
+}
