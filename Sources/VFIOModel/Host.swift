@@ -35,6 +35,9 @@ public final class Host {
     public private(set) var lockedVMBaseline: Int64 = 0
     /// The event being replayed, for violations.
     public var event = 0
+    /// References taken on ram pages less references dropped, over the whole run: two engines
+    /// that answer a request alike but move this differently diverge in page references.
+    public private(set) var ramRefsNet: Int64 = 0
 
     var violations: [EventViolation] = []
     /// Chunks passed to `iommu_map()` by the request being replayed.
@@ -82,6 +85,7 @@ public final class Host {
     public func put_pfn(_ pfn: PFN, _ prot: Prot) -> Int {
         counters.put_pfn += 1
         guard !is_invalid_reserved_pfn(pfn) else { return 0 }
+        ramRefsNet -= 1
         let delta = phys.addRefs(pfn, 1, -1)
         if delta < 0 { noteUnderflow(pfn, delta) }
         return 1
@@ -97,7 +101,10 @@ public final class Host {
 
     /// Takes a reference on a frame that has a struct page (ram or reserved), as GUP does.
     func get_page(_ pfn: PFN) {
-        if phys.pfnClass(pfn) != .mmio { phys.addRefs(pfn, 1, 1) }
+        let cls = phys.pfnClass(pfn)
+        if cls == .mmio { return }
+        if cls == .ram { ramRefsNet += 1 }
+        phys.addRefs(pfn, 1, 1)
     }
 
     // MARK: - GUP and faults

@@ -50,7 +50,8 @@ public enum Violation: Equatable, Sendable {
     /// foreign pages in one chunk, the first at `iova`/`vaddr` mapping `mapped` where the
     /// page tables hold `held` (nil: nothing mapped there).
     case foreignPfn(iova: IOVA, vaddr: VAddr, mapped: PFN, held: PFN?, pages: UInt64)
-    /// `put_pfn()` drove `pages` ram frames below zero references, the first `pfn` to `delta`.
+    /// `put_pfn()` went below zero references `pages` times in one request (the same frame may
+    /// count more than once); the first was `pfn`, and `delta` is the lowest count reached.
     case refcountUnderflow(pfn: PFN, delta: Int64, pages: UInt64)
     /// After teardown, `pages` ram frames still hold a reference delta, the first `pfn` at `delta`.
     case leakedRefs(pfn: PFN, delta: Int64, pages: UInt64)
@@ -74,8 +75,8 @@ public enum Violation: Equatable, Sendable {
             return "iova \(iova) vaddr \(vaddr) maps pfn \(mapped), page tables hold \(h)"
                 + (pages > 1 ? " (\(pages) foreign pages in this chunk)" : "")
         case let .refcountUnderflow(pfn, delta, pages):
-            return "put_pfn drops pfn \(pfn) to \(delta) references"
-                + (pages > 1 ? " (\(pages) pages underflow)" : "")
+            return "put_pfn drops pfn \(pfn) below zero references, to \(delta) at worst"
+                + (pages > 1 ? " (\(pages) puts below zero)" : "")
         case let .leakedRefs(pfn, delta, pages):
             return "pfn \(pfn) keeps a reference delta of \(delta > 0 ? "+" : "")\(delta)"
                 + (pages > 1 ? " (\(pages) pages in all)" : "")

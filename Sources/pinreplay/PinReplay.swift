@@ -23,9 +23,9 @@ struct PinReplay: ParsableCommand {
 }
 
 /// Writes one line to standard error.
-func printError(_ line: String) {
+func printError(_ line: String, newline: Bool = true) {
     var bytes = Array(line.utf8)
-    if bytes.last != UInt8(ascii: "\n") { bytes.append(UInt8(ascii: "\n")) }
+    if newline && bytes.last != UInt8(ascii: "\n") { bytes.append(UInt8(ascii: "\n")) }
     _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
 }
 

@@ -1,0 +1,125 @@
+import VFIOModel
+
+/// Builds JSON text by hand so that key order, integers and spacing are exactly as specified.
+struct JSONText {
+    var out: String = ""
+
+    mutating func raw(_ s: String) { out += s }
+
+    mutating func string(_ s: String) {
+        out += "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where u.value < 0x20:
+                let h = String(u.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        out += "\""
+    }
+
+    /// The fields of an outcome after `"op"`, as the jsonl form orders them.
+    mutating func outcomeFields(_ o: RequestOutcome) {
+        out += "\"op\":\"\(o.op)\",\"ret\":\(o.ret),"
+        switch o {
+        case .map(_, let chunks, _):
+            out += "\"chunks\":["
+            for (i, c) in chunks.enumerated() {
+                if i > 0 { out += "," }
+                out += "[\(c.iova.rawValue),\(c.pfn.rawValue),\(c.npage)]"
+            }
+            out += "],"
+        case .unmap(_, let unmapped, _):
+            out += "\"unmapped\":\(unmapped),"
+        case .pin(_, let pfns, _):
+            out += "\"pfns\":["
+            for (i, p) in pfns.enumerated() {
+                if i > 0 { out += "," }
+                out += "\(p.rawValue)"
+            }
+            out += "],"
+        case .unpin:
+            break
+        }
+        out += "\"locked_vm\":\(o.lockedVM)"
+    }
+}
+
+/// The jsonl stream of SPEC.md §4: one line per request per engine, as the replay runs.
+public struct JSONLObserver: ReplayObserver {
+    public private(set) var text = ""
+
+    public init() {}
+
+    public mutating func request(event: Int, engines: [String], outcomes: [RequestOutcome]) {
+        for (name, o) in zip(engines, outcomes) {
+            var j = JSONText()
+            j.raw("{\"event\":\(event),\"engine\":")
+            j.string(name)
+            j.raw(",")
+            j.outcomeFields(o)
+            j.raw("}\n")
+            text += j.out
+        }
+    }
+}
+
+/// `--format json`: one document for all traces; every divergence and violation listed.
+public enum JSONReport {
+    public static func render(_ reports: [TraceReport]) -> String {
+        var j = JSONText()
+        j.raw("{\"traces\":[")
+        for (ti, r) in reports.enumerated() {
+            if ti > 0 { j.raw(",") }
+            j.raw("{\"trace\":")
+            j.string(r.trace)
+            j.raw(",\"events\":\(r.events),\"requests\":\(r.requests),\"engines\":[")
+            j.raw(r.engines.map { "\"\($0)\"" }.joined(separator: ","))
+            j.raw("],\"summary\":{")
+            for (si, s) in r.summaries.enumerated() {
+                if si > 0 { j.raw(",") }
+                j.string(s.engine)
+                j.raw(":{")
+                for (name, value) in s.counters.named { j.raw("\"\(name)\":\(value),") }
+                j.raw("\"chunks_mapped\":\(s.chunksMapped),\"pages_pinned\":\(s.pagesPinned),")
+                j.raw("\"locked_vm_peak\":\(s.lockedVMPeak),\"est_kernel_ns\":\(CostModel.estimate(s.counters)),")
+                j.raw("\"locked_vm_final\":\(s.lockedVMFinal)}")
+            }
+            j.raw("},\"divergences\":[")
+            for (di, d) in r.divergences.enumerated() {
+                if di > 0 { j.raw(",") }
+                j.raw("{\"event\":\(d.event),\"op\":\"\(d.op)\",\"kind\":\"\(d.kind.rawValue)\",\"mark\":")
+                if let m = d.mark { j.string(m) } else { j.raw("null") }
+                j.raw(",\"detail\":")
+                j.string(d.detail)
+                j.raw(",\"outcomes\":{")
+                for (oi, (name, o)) in zip(r.engines, d.outcomes).enumerated() {
+                    if oi > 0 { j.raw(",") }
+                    j.string(name)
+                    j.raw(":{")
+                    j.outcomeFields(o)
+                    j.raw("}")
+                }
+                j.raw("}}")
+            }
+            j.raw("],\"violations\":[")
+            for (vi, v) in r.violations.enumerated() {
+                if vi > 0 { j.raw(",") }
+                j.raw("{\"engine\":")
+                j.string(v.engine)
+                j.raw(",\"event\":\(v.event),\"kind\":\"\(v.violation.kind)\",\"detail\":")
+                j.string(v.violation.detail)
+                j.raw("}")
+            }
+            j.raw("]}")
+        }
+        j.raw("]}\n")
+        return j.out
+    }
+}

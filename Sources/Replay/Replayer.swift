@@ -1,0 +1,225 @@
+import TraceFormat
+import VFIOEngines
+import VFIOModel
+
+/// Per-engine figures over a whole trace.
+public struct EngineSummary: Sendable {
+    public var engine: String
+    public var counters = CostCounters()
+    /// Chunks passed to `iommu_map()` over all map requests.
+    public var chunksMapped = 0
+    /// Pages in those chunks.
+    public var pagesPinned: UInt64 = 0
+    public var lockedVMPeak: Int64 = 0
+    /// `locked_vm` after the last event, before the final teardown.
+    public var lockedVMFinal: Int64 = 0
+}
+
+/// One request on which the engines' outcomes differ.
+public struct Divergence: Sendable {
+    public var event: Int
+    /// The request in canonical text form.
+    public var request: String
+    public var op: String
+    public var kind: DivergenceKind
+    /// The nearest `mark` before the request, if any.
+    public var mark: String?
+    /// One line saying what differs.
+    public var detail: String
+    /// Each engine's outcome, in engine order.
+    public var outcomes: [RequestOutcome]
+}
+
+/// A violation on one engine.
+public struct EngineViolation: Sendable {
+    public var engine: String
+    public var event: Int
+    public var violation: Violation
+}
+
+/// Everything a replay of one trace found.
+public struct TraceReport: Sendable {
+    public var trace: String
+    public var form: TraceForm
+    public var events = 0
+    public var requests = 0
+    public var engines: [String]
+    public var summaries: [EngineSummary]
+    public var divergences: [Divergence] = []
+    public var violations: [EngineViolation] = []
+
+    /// Exit status of SPEC.md §6: 1 when anything diverged or broke an invariant.
+    public var isClean: Bool { divergences.isEmpty && violations.isEmpty }
+}
+
+/// Receives each request's outcomes as the replay produces them (the jsonl stream).
+public protocol ReplayObserver {
+    mutating func request(event: Int, engines: [String], outcomes: [RequestOutcome])
+}
+
+/// An observer that ignores everything.
+public struct NoObserver: ReplayObserver {
+    public init() {}
+    public mutating func request(event: Int, engines: [String], outcomes: [RequestOutcome]) {}
+}
+
+/// Replays a trace through several engines in lockstep, each on its own simulated host, and
+/// compares their outcomes request by request.
+public struct Replayer {
+    public let engines: [any PinEngine]
+    /// Called now and then with pages walked so far and the pages the trace maps in all.
+    public var progress: ((_ walked: Int, _ total: UInt64) -> Void)?
+
+    public init(engines: [any PinEngine]) {
+        precondition(!engines.isEmpty, "a replay needs at least one engine")
+        self.engines = engines
+    }
+
+    /// Replays the trace at `path`: a full verification pass first, so nothing is replayed of a
+    /// trace that turns out corrupt or truncated further on.
+    public func replay<O: ReplayObserver>(path: String, observer: inout O) throws(TraceError) -> TraceReport {
+        let reader = try TraceReader(path: path)
+        var totalMapPages: UInt64 = 0
+        while let s = try reader.next() {
+            if case let .map(_, _, size, _) = s { totalMapPages &+= size >> PAGE_SHIFT }
+        }
+        try reader.rewind()
+        return try replay(reader, totalMapPages: totalMapPages, observer: &observer)
+    }
+
+    func replay<O: ReplayObserver>(_ reader: TraceReader, totalMapPages: UInt64, observer: inout O) throws(TraceError) -> TraceReport {
+        let hosts = engines.map { Host(engine: $0) }
+        let names = engines.map(\.name)
+        var report = TraceReport(
+            trace: reader.file, form: reader.form, engines: names,
+            summaries: names.map { EngineSummary(engine: $0) })
+        var mark: String?
+        var event = 0
+        var outcomes: [RequestOutcome] = []
+        outcomes.reserveCapacity(hosts.count)
+        var refsBefore = [Int64](repeating: 0, count: hosts.count)
+
+        while let s = try reader.next() {
+            event += 1
+            if case .mark(let text) = s { mark = text }
+            outcomes.removeAll(keepingCapacity: true)
+            for (i, host) in hosts.enumerated() {
+                host.event = event
+                refsBefore[i] = host.ramRefsNet
+                do {
+                    if let o = try Self.apply(s, to: host) { outcomes.append(o) }
+                } catch {
+                    throw TraceError(
+                        file: reader.file, reader.lastLocation,
+                        "event \(event) (\(s.keyword)) cannot happen on engine \(host.engine.name)'s host: \(error.message)")
+                }
+                for v in host.takeViolations() {
+                    report.violations.append(EngineViolation(engine: names[i], event: v.event, violation: v.violation))
+                }
+            }
+            guard s.isRequest else { continue }
+            report.requests += 1
+            for (i, o) in outcomes.enumerated() {
+                if case .map(_, let chunks, _) = o {
+                    report.summaries[i].chunksMapped += chunks.count
+                    report.summaries[i].pagesPinned += chunks.reduce(0) { $0 + $1.npage }
+                }
+                report.summaries[i].lockedVMPeak = max(report.summaries[i].lockedVMPeak, o.lockedVM)
+            }
+            observer.request(event: event, engines: names, outcomes: outcomes)
+            let refDeltas = hosts.enumerated().map { $1.ramRefsNet - refsBefore[$0] }
+            if let d = Differ.compare(outcomes, refDeltas: refDeltas, engines: names) {
+                report.divergences.append(
+                    Divergence(
+                        event: event, request: s.canonicalText, op: outcomes[0].op, kind: d.kind, mark: mark,
+                        detail: d.detail, outcomes: outcomes))
+            }
+            if let progress, event & 0x3FF == 0 { progress(hosts[0].counters.pages_walked, totalMapPages) }
+        }
+        report.events = event
+
+        // What is still mapped is torn down as the process exits; findings are event N+1.
+        for (i, host) in hosts.enumerated() {
+            report.summaries[i].lockedVMFinal = host.mm.locked_vm
+            host.event = event + 1
+            host.teardown()
+            for v in host.takeViolations() {
+                report.violations.append(EngineViolation(engine: names[i], event: v.event, violation: v.violation))
+            }
+            report.summaries[i].counters = host.counters
+        }
+        report.violations.sort { ($0.event, names.firstIndex(of: $0.engine) ?? 0) < ($1.event, names.firstIndex(of: $1.engine) ?? 0) }
+        return report
+    }
+
+    /// Applies one statement to a host; requests return their outcome.
+    static func apply(_ s: Statement, to h: Host) throws(WorldError) -> RequestOutcome? {
+        switch s {
+        case .pageShift, .mark:
+            return nil
+        case .memlock(let bytes):
+            h.memlock = bytes
+        case .capIpcLock(let yes):
+            h.cap_ipc_lock = yes
+        case .lockedVM(let pages):
+            h.setLockedVM(Int64(pages))
+        case .disableHugepages(let yes):
+            h.disable_hugepages = yes
+        case let .pfns(kind, start, count):
+            h.phys.declare(PfnClass(kind), start: PFN(start), count: count)
+        case .zeroPage(let pfn):
+            h.phys.zeroPfn = PFN(pfn)
+        case let .pool(start, count):
+            h.phys.addPool(start: PFN(start), count: count)
+        case .vma(let v):
+            h.mm.mmap(VMA(v))
+        case let .munmap(start, end):
+            h.mm.munmap(VAddr(start), VAddr(end))
+        case let .pte(vaddr, count, pfn, readOnly):
+            try h.setPtes(VAddr(vaddr), count: count, pfn: pfn.map { PFN($0) }, writable: !readOnly)
+        case let .touch(vaddr, count, write):
+            try h.touch(VAddr(vaddr), count: count, write: write)
+        case let .map(iova, vaddr, size, access):
+            return h.vfio_dma_do_map(IOVA(iova), VAddr(vaddr), size, Prot(access))
+        case let .unmap(iova, size):
+            return h.vfio_dma_do_unmap(IOVA(iova), size)
+        case let .pin(iova, count, access):
+            return h.vfio_iommu_type1_pin_pages(IOVA(iova), Int(clamping: count), Prot(access))
+        case let .unpin(iova, count):
+            return h.vfio_iommu_type1_unpin_pages(IOVA(iova), Int(clamping: count))
+        }
+        return nil
+    }
+}
+
+extension PfnClass {
+    init(_ kind: PfnKind) {
+        switch kind {
+        case .ram: self = .ram
+        case .reserved: self = .reserved
+        case .mmio: self = .mmio
+        }
+    }
+}
+
+extension Prot {
+    init(_ access: Access) {
+        self = []
+        if access.contains(.read) { insert(.IOMMU_READ) }
+        if access.contains(.write) { insert(.IOMMU_WRITE) }
+    }
+}
+
+extension VMA {
+    init(_ v: VMASpec) {
+        var flags: VMAFlags = []
+        if v.flags.contains(.io) { flags.insert(.io) }
+        if v.flags.contains(.pfnmap) { flags.insert(.pfnmap) }
+        if v.flags.contains(.mixedmap) { flags.insert(.mixedmap) }
+        if v.flags.contains(.shared) { flags.insert(.shared) }
+        if v.flags.contains(.linear) { flags.insert(.linear) }
+        self.init(
+            start: VAddr(v.start), end: VAddr(v.end), read: v.read, write: v.write, exec: v.exec, flags: flags,
+            hugetlbSize: v.hugetlb, pgoff: v.pgoff, name: v.name)
+    }
+}

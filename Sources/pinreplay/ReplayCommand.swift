@@ -1,0 +1,99 @@
+import ArgumentParser
+import Replay
+import Synchronization
+import TraceFormat
+import VFIOEngines
+import VFIOModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `pinreplay replay TRACE...`: the main job.
+struct ReplayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Replay traces through engines and compare them request by request.",
+        discussion: """
+            Every engine runs on its own simulated host. Exit 0: no divergence and no invariant \
+            violation; 1: a divergence or violation; 2: bad usage or bad input.
+            """)
+
+    @Argument(help: "Trace files, text or binary; - reads standard input.")
+    var traces: [String]
+
+    @Option(help: "Engines to compare, comma separated (names or aliases), or 'all'.")
+    var engines: String = Engines.defaultNames.joined(separator: ",")
+
+    @Option(help: "Report form: text, json or jsonl.")
+    var format: String = "text"
+
+    @Flag(help: "Add the per-operation breakdown of the estimated kernel time (text form).")
+    var cost = false
+
+    @Option(help: "Traces replayed in parallel (default: all cores).")
+    var jobs: Int?
+
+    @Option(help: "Examples shown per group of divergences or violations (text form).")
+    var maxExamples: Int = 5
+
+    func run() throws {
+        guard let format = ReplayFormat(rawValue: format) else {
+            throw UsageError("--format must be text, json or jsonl, not '\(format)'")
+        }
+        let selected = try Self.selectEngines(engines)
+        let jobs = jobs ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        guard jobs >= 1 else { throw UsageError("--jobs must be at least 1") }
+        guard maxExamples >= 0 else { throw UsageError("--max-examples must not be negative") }
+        guard !traces.isEmpty else { throw UsageError("no trace given") }
+
+        let results = replayAll(
+            paths: traces, engines: selected, format: format, jobs: jobs, progress: ProgressLine.make())
+        ProgressLine.clear()
+        var outcomes: [TraceOutcome] = []
+        for r in results {
+            switch r {
+            case .success(let o): outcomes.append(o)
+            case .failure(let e): throw e
+            }
+        }
+        print(renderReplay(outcomes, format: format, maxExamples: maxExamples, cost: cost), terminator: "")
+        if outcomes.contains(where: { !$0.report.isClean }) { throw ExitCode(1) }
+    }
+
+    /// Engines by name or alias; `all` is every registered engine.
+    static func selectEngines(_ list: String) throws -> [any PinEngine] {
+        if list == "all" { return Engines.all }
+        var out: [any PinEngine] = []
+        for name in list.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+            guard let e = Engines.named(name) else {
+                throw UsageError("unknown engine '\(name)'; engines: \(Engines.spellings), or all")
+            }
+            guard !out.contains(where: { $0.name == e.name }) else { throw UsageError("engine '\(name)' named twice") }
+            out.append(e)
+        }
+        return out
+    }
+}
+
+/// Progress on standard error, only when it is a terminal and a replay has run over a second.
+enum ProgressLine {
+    private static let shown = Mutex(false)
+
+    static func make() -> (@Sendable (String, Int, UInt64) -> Void)? {
+        guard isatty(2) != 0 else { return nil }
+        let clock = ContinuousClock()
+        let start = clock.now
+        return { trace, walked, total in
+            guard clock.now - start > .seconds(1) else { return }
+            shown.withLock { shown in
+                shown = true
+                printError("\r\(trace): \(walked) of \(total) pages walked\u{1b}[K", newline: false)
+            }
+        }
+    }
+
+    static func clear() {
+        shown.withLock { if $0 { printError("\r\u{1b}[K", newline: false) } }
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `pinreplay replay` end to end through the built executable.
+@Suite struct ReplayCLITests {
+    static func fixture(_ name: String) -> String { "Tests/Fixtures/" + name }
+
+    static func expected(_ name: String) throws -> String {
+        try String(contentsOf: Paths.fixtures.appendingPathComponent(name), encoding: .utf8)
+    }
+
+    @Test("The worked examples give exactly their jsonl through all three engines", arguments: ["ram-then-reserved", "zero-page-ro-map"])
+    func examplesJSONL(name: String) throws {
+        let r = try CLI.run(["replay", "--engines", "v4.16,rfc-v1,v4.17-rc1", "--format", "jsonl", Self.fixture("examples/\(name).txt")])
+        #expect(r.stdout == (try Self.expected("examples/\(name).jsonl")))
+        #expect(r.status == 1)
+        #expect(r.stderr == "")
+    }
+
+    @Test("A clean trace: exact jsonl, engines by canonical name, exit 0")
+    func cleanJSONL() throws {
+        let r = try CLI.run(["replay", "--engines", "old,patched", "--format", "jsonl", Self.fixture("clean-small.txt")])
+        #expect(r.stdout == (try Self.expected("clean-small.jsonl")))
+        #expect(r.status == 0)
+    }
+
+    @Test("The JSON report of a trace with a violation")
+    func jsonWithViolation() throws {
+        let r = try CLI.run(["replay", "--format", "json", Self.fixture("examples/ram-then-reserved.txt")])
+        #expect(r.status == 1)
+        #expect(r.stdout.hasPrefix("{\"traces\":[{\"trace\":\"Tests/Fixtures/examples/ram-then-reserved.txt\",\"events\":7,\"requests\":2,\"engines\":[\"v4.16\",\"v4.17-rc1\"],\"summary\":{\"v4.16\":{\"vaddr_get_pfn\":3,"))
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let trace = try #require((doc["traces"] as? [[String: Any]])?.first)
+        let summary = try #require(trace["summary"] as? [String: [String: Int]])
+        #expect(summary["v4.16"]?["est_kernel_ns"] == 2880)
+        #expect(summary["v4.17-rc1"]?["est_kernel_ns"] == 1810)
+        #expect(summary["v4.16"]?["locked_vm_final"] == 0)
+        #expect(summary["v4.17-rc1"]?["locked_vm_final"] == 1)
+        #expect(summary["v4.17-rc1"]?["chunks_mapped"] == 1)
+        let divergences = try #require(trace["divergences"] as? [[String: Any]])
+        #expect(divergences.map { $0["event"] as? Int } == [6, 7])
+        #expect(divergences.map { $0["kind"] as? String } == ["accounting", "accounting"])
+        #expect(divergences[0]["detail"] as? String == "locked_vm v4.16 1, v4.17-rc1 2; also chunk-boundaries")
+        let violations = try #require(trace["violations"] as? [[String: Any]])
+        #expect(violations.count == 1)
+        #expect(violations[0]["engine"] as? String == "v4.17-rc1")
+        #expect(violations[0]["event"] as? Int == 8)
+        #expect(violations[0]["kind"] as? String == "leak")
+        #expect(violations[0]["detail"] as? String == "locked_vm is 1 pages after teardown, expected 0")
+    }
+
+    @Test("Exit 2 with one line naming file and line for a malformed trace")
+    func badTrace() throws {
+        let r = try CLI.run(["replay", Self.fixture("bad-keyword.txt")])
+        #expect(r.status == 2)
+        #expect(r.stdout == "")
+        #expect(r.stderr == "pinreplay: Tests/Fixtures/bad-keyword.txt:3: unknown keyword 'mapp'\n")
+    }
+
+    @Test("Exit 2 for a trace the world cannot follow, naming the event")
+    func inconsistentTrace() throws {
+        let r = try CLI.run(["replay", Self.fixture("touch-outside.txt")])
+        #expect(r.status == 2)
+        #expect(r.stderr == "pinreplay: Tests/Fixtures/touch-outside.txt:4: event 2 (touch) cannot happen on engine v4.16's host: touch at 0x500000: no VMA there (SIGSEGV)\n")
+    }
+
+    @Test("An unknown engine exits 2 and lists the engines")
+    func unknownEngine() throws {
+        let r = try CLI.run(["replay", "--engines", "old,v9.9", Self.fixture("clean-small.txt")])
+        #expect(r.status == 2)
+        #expect(r.stderr == "pinreplay: unknown engine 'v9.9'; engines: v4.16 (old), rfc-v1, v4.17-rc1 (patched), or all\n")
+    }
+
+    @Test("Bad flags and missing files exit 2 with one line")
+    func badUsage() throws {
+        let flag = try CLI.run(["replay", "--format", "yaml", Self.fixture("clean-small.txt")])
+        #expect(flag.status == 2)
+        #expect(flag.stderr == "pinreplay: --format must be text, json or jsonl, not 'yaml'\n")
+        let unknown = try CLI.run(["replay", "--frobnicate", Self.fixture("clean-small.txt")])
+        #expect(unknown.status == 2)
+        #expect(unknown.stderr.split(separator: "\n").count == 1)
+        let missing = try CLI.run(["replay", "no/such/trace.txt"])
+        #expect(missing.status == 2)
+        #expect(missing.stderr == "pinreplay: no/such/trace.txt: cannot open: No such file or directory\n")
+    }
+
+    @Test("Output is identical with --jobs 1 and --jobs 4, in trace order", arguments: ["text", "json", "jsonl"])
+    func jobsDoNotMatter(format: String) throws {
+        let traces = ["examples/zero-page-ro-map.txt", "clean-small.txt", "examples/ram-then-reserved.txt", "two-rom-maps.txt"]
+            .map(Self.fixture)
+        let one = try CLI.run(["replay", "--engines", "all", "--format", format, "--jobs", "1"] + traces)
+        let four = try CLI.run(["replay", "--engines", "all", "--format", format, "--jobs", "4"] + traces)
+        #expect(one.status == 1 && four.status == 1)
+        #expect(one.stdout == four.stdout)
+        #expect(!one.stdout.isEmpty)
+    }
+
+    @Test("The text report groups divergences by kind and lists violations per engine")
+    func textReport() throws {
+        let r = try CLI.run(["replay", "--cost", Self.fixture("examples/zero-page-ro-map.txt")])
+        #expect(r.status == 1)
+        #expect(r.stdout.contains("  mapping (iova→pfn differs): 1 request\n    event 5: map 0x0 0x400000 0x4000 r\n"))
+        #expect(r.stdout.contains("      at iova 0x1000: v4.16 maps pfn 0x1000, v4.17-rc1 maps pfn 0x1001; also chunk-boundaries\n"))
+        #expect(r.stdout.contains("    foreign-pfn: 1\n      event 5: iova 0x1000 vaddr 0x401000 maps pfn 0x1001, page tables hold nothing (3 foreign pages in this chunk)\n"))
+        #expect(r.stdout.contains("not a measurement"))
+        #expect(r.stdout.contains("cost model breakdown (estimate"))
+        #expect(r.stdout.hasSuffix("result: DIVERGED: 2 divergences, 4 invariant violations\n"))
+    }
+
+    @Test("--max-examples caps the examples shown per group")
+    func maxExamples() throws {
+        let r = try CLI.run(["replay", "--max-examples", "1", Self.fixture("two-rom-maps.txt")])
+        #expect(r.status == 1)
+        #expect(r.stdout.contains("  mapping (iova→pfn differs): 2 requests, first 1:\n    event 6: map 0xc0000 0x400000 0x4000 r\n"))
+        #expect(!r.stdout.contains("event 7: map"))
+        #expect(r.stdout.contains("    foreign-pfn: 2, first 1:\n      event 6: iova 0xc1000"))
+    }
+}

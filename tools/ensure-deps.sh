@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what pinreplay needs and a fresh machine of this kind may lack: libzstd's headers
+# and pkg-config data (Debian libzstd-dev). Idempotent; quiet when nothing is missing.
+set -euo pipefail
+need=()
+dpkg -s libzstd-dev >/dev/null 2>&1 || need+=(libzstd-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "installing: ${need[*]}" >&2
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
