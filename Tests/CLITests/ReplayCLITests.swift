@@ -52,10 +52,10 @@ import TestSupport
 
     @Test("Exit 2 with one line naming file and line for a malformed trace")
     func badTrace() throws {
-        let r = try CLI.run(["replay", Self.fixture("bad-keyword.txt")])
+        let r = try CLI.run(["replay", Self.fixture("bad/keyword.txt")])
         #expect(r.status == 2)
         #expect(r.stdout == "")
-        #expect(r.stderr == "pinreplay: Tests/Fixtures/bad-keyword.txt:3: unknown keyword 'mapp'\n")
+        #expect(r.stderr == "pinreplay: Tests/Fixtures/bad/keyword.txt:3: unknown keyword 'mapp'\n")
     }
 
     @Test("Exit 2 for a trace the world cannot follow, naming the event")
