@@ -27,13 +27,25 @@ public enum DivergenceKind: String, Sendable, CaseIterable {
 
 /// Compares the outcomes of one request across engines; the first engine is the reference.
 public enum Differ {
+    /// What a request changed on one engine's host: `locked_vm` and net ram page references.
+    public struct Effect: Equatable, Sendable {
+        public var lockedVM: Int64
+        public var ramRefs: Int64
+        public init(lockedVM: Int64, ramRefs: Int64) {
+            self.lockedVM = lockedVM
+            self.ramRefs = ramRefs
+        }
+    }
+
+    /// The most serious way any engine differs from the first, with a line saying how.
+    /// Accounting and references are compared by what this request changed, not by totals.
     public static func compare(
-        _ outcomes: [RequestOutcome], refDeltas: [Int64], engines: [String]
+        _ outcomes: [RequestOutcome], effects: [Effect], engines: [String]
     ) -> (kind: DivergenceKind, detail: String)? {
         guard let base = outcomes.first, outcomes.count > 1 else { return nil }
         var worst: (kind: DivergenceKind, detail: String)?
         for i in 1..<outcomes.count {
-            guard let d = compare(base, outcomes[i], engines[0], engines[i], refDeltas[0], refDeltas[i]) else { continue }
+            guard let d = compare(base, outcomes[i], engines[0], engines[i], effects[0], effects[i]) else { continue }
             if worst == nil || rank(d.kind) < rank(worst!.kind) { worst = d }
         }
         return worst
@@ -43,7 +55,7 @@ public enum Differ {
 
     /// Every way `b` differs from `a`, most serious first, each with a line saying how.
     static func compare(
-        _ a: RequestOutcome, _ b: RequestOutcome, _ an: String, _ bn: String, _ aRefs: Int64, _ bRefs: Int64
+        _ a: RequestOutcome, _ b: RequestOutcome, _ an: String, _ bn: String, _ ae: Effect, _ be: Effect
     ) -> (kind: DivergenceKind, detail: String)? {
         var found: [(kind: DivergenceKind, detail: String)] = []
         if a.ret != b.ret {
@@ -68,11 +80,11 @@ public enum Differ {
         default:
             break
         }
-        if a.lockedVM != b.lockedVM {
-            found.append((.accounting, "locked_vm \(an) \(a.lockedVM), \(bn) \(b.lockedVM)"))
+        if ae.lockedVM != be.lockedVM {
+            found.append((.accounting, "locked_vm \(an) \(signed(ae.lockedVM)), \(bn) \(signed(be.lockedVM))"))
         }
-        if aRefs != bRefs {
-            found.append((.pageReferences, "net ram page references \(an) \(signed(aRefs)), \(bn) \(signed(bRefs))"))
+        if ae.ramRefs != be.ramRefs {
+            found.append((.pageReferences, "net ram page references \(an) \(signed(ae.ramRefs)), \(bn) \(signed(be.ramRefs))"))
         }
         found.sort { rank($0.kind) < rank($1.kind) }
         guard let first = found.first else { return nil }
@@ -131,5 +143,5 @@ public enum Differ {
         i < chunks.count ? "[\(chunks[i].iova), \(chunks[i].pfn), \(chunks[i].npage)]" : "none"
     }
 
-    static func signed(_ v: Int64) -> String { v > 0 ? "+\(v)" : "\(v)" }
+    static func signed(_ v: Int64) -> String { v >= 0 ? "+\(v)" : "\(v)" }
 }

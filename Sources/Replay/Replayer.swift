@@ -98,6 +98,7 @@ public struct Replayer {
         var outcomes: [RequestOutcome] = []
         outcomes.reserveCapacity(hosts.count)
         var refsBefore = [Int64](repeating: 0, count: hosts.count)
+        var lockedBefore = [Int64](repeating: 0, count: hosts.count)
 
         while let s = try reader.next() {
             event += 1
@@ -106,6 +107,7 @@ public struct Replayer {
             for (i, host) in hosts.enumerated() {
                 host.event = event
                 refsBefore[i] = host.ramRefsNet
+                lockedBefore[i] = host.mm.locked_vm
                 do {
                     if let o = try Self.apply(s, to: host) { outcomes.append(o) }
                 } catch {
@@ -127,8 +129,12 @@ public struct Replayer {
                 report.summaries[i].lockedVMPeak = max(report.summaries[i].lockedVMPeak, o.lockedVM)
             }
             observer.request(event: event, engines: names, outcomes: outcomes)
-            let refDeltas = hosts.enumerated().map { $1.ramRefsNet - refsBefore[$0] }
-            if let d = Differ.compare(outcomes, refDeltas: refDeltas, engines: names) {
+            // Each engine's own effect of this request, so one early difference in state does not
+            // make every later request diverge.
+            let effects = hosts.indices.map {
+                Differ.Effect(lockedVM: outcomes[$0].lockedVM - lockedBefore[$0], ramRefs: hosts[$0].ramRefsNet - refsBefore[$0])
+            }
+            if let d = Differ.compare(outcomes, effects: effects, engines: names) {
                 report.divergences.append(
                     Divergence(
                         event: event, request: s.canonicalText, op: outcomes[0].op, kind: d.kind, mark: mark,

@@ -175,6 +175,11 @@ public struct TextParser {
     }
 }
 
+/// A number as the text form spells it (decimal or `0x` hex, optional `K`/`M`/`G`/`T`), or nil.
+public func parseTraceNumber(_ token: String) -> UInt64? {
+    try? number(token)
+}
+
 /// Parses a number of the text form: decimal or `0x` hex, with an optional binary suffix
 /// `K`, `M`, `G` or `T`. Throws for anything else and for values past 64 bits.
 func number(_ token: String) throws(StatementProblem) -> UInt64 {

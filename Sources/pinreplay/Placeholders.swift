@@ -1,2 +1,0 @@
-import ArgumentParser
-struct GenerateCommand: ParsableCommand { static let configuration = CommandConfiguration(commandName: "generate") }
