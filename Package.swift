@@ -8,6 +8,11 @@
 //                      Replay -> VFIOEngines -> VFIOModel
 import PackageDescription
 
+/// The per-page path of the engines and the world: in release builds, without the runtime's
+/// dynamic exclusivity checks, which cost more than the simulation itself there (measured with
+/// callgrind, docs/PERFORMANCE.md). Debug builds keep them, and so do the tests.
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "pinreplay",
     products: [
@@ -30,9 +35,9 @@ let package = Package(
         // Streaming compression and decompression over libzstd.
         .target(name: "Zstd", dependencies: ["CZstd"]),
         // The simulated host: pages, address space, process limits, vfio type1 container.
-        .target(name: "VFIOModel"),
+        .target(name: "VFIOModel", swiftSettings: hotPath),
         // One file per kernel version of vfio_pin_pages_remote().
-        .target(name: "VFIOEngines", dependencies: ["VFIOModel"]),
+        .target(name: "VFIOEngines", dependencies: ["VFIOModel"], swiftSettings: hotPath),
         // Trace statements, the text form and the zstd binary form.
         .target(name: "TraceFormat", dependencies: ["Zstd"]),
         // Replay of traces through engines, the differ and the reports.

@@ -100,64 +100,83 @@ public struct RunMap<Value: RunValue> {
     }
 
     /// Replaces whatever `[start, start + count)` held with `value` (nil clears the range).
+    ///
+    /// Works in place: cutting the runs at the range's edges, dropping those inside, and
+    /// merging the new run with its neighbours. No temporary storage, so the page-at-a-time
+    /// updates of a walk cost a binary search and at most one insertion.
     public mutating func assign(_ start: UInt64, _ count: UInt64, _ value: Value?) {
         guard count > 0 else { return }
-        var pieces: [Run<Value>] = []
-        if let value { pieces.append(Run(start: start, count: count, value: value)) }
-        replace(start, count, with: pieces)
+        let end = start + count
+        var lo = firstIndex(endingAbove: start)
+        if lo < runs.count, runs[lo].start < start {
+            let r = runs[lo]
+            if r.end > end {
+                // Strictly inside one run: unchanged, or split it in three (two without a value).
+                let here = r.value.advanced(by: start - r.start)
+                if here == value { return }
+                runs[lo].count = start - r.start
+                runs.insert(Run(start: end, count: r.end - end, value: r.value.advanced(by: end - r.start)), at: lo + 1)
+                if let value { runs.insert(Run(start: start, count: count, value: value), at: lo + 1) }
+                return
+            }
+            runs[lo].count = start - r.start
+            lo += 1
+        }
+        var hi = lo
+        while hi < runs.count, runs[hi].end <= end { hi += 1 }
+        if hi < runs.count, runs[hi].start < end {
+            let r = runs[hi]
+            runs[hi] = Run(start: end, count: r.end - end, value: r.value.advanced(by: end - r.start))
+        }
+        guard let value else {
+            runs.removeSubrange(lo..<hi)
+            return
+        }
+        let new = Run(start: start, count: count, value: value)
+        if hi > lo {
+            runs[lo] = new
+            runs.removeSubrange(lo + 1..<hi)
+            mergeAround(lo)
+        } else if lo > 0, Self.continues(runs[lo - 1], new) {
+            // Growing the run to the left, as a sequential walk does: no insertion.
+            runs[lo - 1].count += count
+            mergeAround(lo - 1)
+        } else if lo < runs.count, Self.continues(new, runs[lo]) {
+            runs[lo] = Run(start: start, count: count + runs[lo].count, value: value)
+        } else {
+            runs.insert(new, at: lo)
+        }
+    }
+
+    /// Merges run `i` with its right and left neighbours where one continues the other.
+    private mutating func mergeAround(_ i: Int) {
+        if i + 1 < runs.count, Self.continues(runs[i], runs[i + 1]) {
+            runs[i].count += runs[i + 1].count
+            runs.remove(at: i + 1)
+        }
+        if i > 0, Self.continues(runs[i - 1], runs[i]) {
+            runs[i - 1].count += runs[i].count
+            runs.remove(at: i)
+        }
+    }
+
+    @inline(__always)
+    private static func continues(_ a: Run<Value>, _ b: Run<Value>) -> Bool {
+        a.end == b.start && a.value.advanced(by: a.count) == b.value
     }
 
     /// Rewrites every piece of `[start, start + count)`, runs and gaps alike, through `transform`
     /// (nil in, nil out means nothing there).
     public mutating func update(_ start: UInt64, _ count: UInt64, _ transform: (Value?) -> Value?) {
         guard count > 0 else { return }
-        var pieces: [Run<Value>] = []
-        forEachSegment(from: start, count: count) { s, n, v in
-            if let nv = transform(v) { pieces.append(Run(start: s, count: n, value: nv)) }
+        if count == 1 {
+            // The walk's common case: one key, no temporary storage.
+            assign(start, 1, transform(value(at: start)))
+            return
         }
-        replace(start, count, with: pieces)
-    }
-
-    /// Replaces the range with `pieces` (sorted, inside the range), keeping the parts of the
-    /// boundary runs that lie outside it and merging at every seam.
-    private mutating func replace(_ start: UInt64, _ count: UInt64, with pieces: [Run<Value>]) {
-        let end = start + count
-        let lo = firstIndex(endingAbove: start)
-        var hi = lo
-        while hi < runs.count, runs[hi].start < end { hi += 1 }
-        var out: [Run<Value>] = []
-        out.reserveCapacity(pieces.count + 4)
-        // Neighbours outside the range take part in merging so the map stays maximally merged.
-        var from = lo
-        var to = hi
-        if lo > 0, runs[lo - 1].end == start {
-            from = lo - 1
-            out.append(runs[from])
-        }
-        if lo < hi, runs[lo].start < start {
-            let r = runs[lo]
-            out.append(Run(start: r.start, count: start - r.start, value: r.value))
-        }
-        for p in pieces { Self.appendMerging(&out, p) }
-        if hi > lo, runs[hi - 1].end > end {
-            let r = runs[hi - 1]
-            Self.appendMerging(
-                &out, Run(start: end, count: r.end - end, value: r.value.advanced(by: end - r.start)))
-        }
-        if hi < runs.count {
-            Self.appendMerging(&out, runs[hi])
-            to = hi + 1
-        }
-        runs.replaceSubrange(from..<to, with: out)
-    }
-
-    @inline(__always)
-    private static func appendMerging(_ out: inout [Run<Value>], _ r: Run<Value>) {
-        if let last = out.last, last.end == r.start, last.value.advanced(by: last.count) == r.value {
-            out[out.count - 1].count += r.count
-        } else {
-            out.append(r)
-        }
+        var pieces: [(start: UInt64, count: UInt64, value: Value?)] = []
+        forEachSegment(from: start, count: count) { s, n, v in pieces.append((s, n, transform(v))) }
+        for p in pieces { assign(p.start, p.count, p.value) }
     }
 }
 
