@@ -27,63 +27,65 @@ public struct Run<Value: RunValue>: Equatable {
 /// Runs are kept sorted, non-overlapping, non-empty and maximally merged. Keys must stay below
 /// 2^63 so that `end` never wraps; page and frame numbers are at most 2^52.
 public struct RunMap<Value: RunValue> {
-    public private(set) var runs: [Run<Value>] = []
+    // Inlinable throughout, so that every caller (in other files and modules too) gets a
+    // specialized copy: an unspecialized generic costs a metadata lookup per page.
+    @usableFromInline var storage: [Run<Value>] = []
 
-    public init() {}
+    /// The runs, sorted, disjoint, maximally merged.
+    @inlinable public var runs: [Run<Value>] { storage }
 
-    /// Number of stored runs (extents).
-    public var runCount: Int { runs.count }
-    public var isEmpty: Bool { runs.isEmpty }
+    @inlinable public init() {}
+
+    /// Number of stored storage (extents).
+    @inlinable public var runCount: Int { storage.count }
+    @inlinable public var isEmpty: Bool { storage.isEmpty }
 
     /// Index of the first run whose end lies above `key` (the run holding `key`, or the first
     /// run after it).
-    @inlinable
-    func firstIndex(endingAbove key: UInt64) -> Int {
+    @inlinable func firstIndex(endingAbove key: UInt64) -> Int {
         var lo = 0
-        var hi = runs.count
+        var hi = storage.count
         while lo < hi {
             let mid = (lo + hi) >> 1
-            if runs[mid].end <= key { lo = mid + 1 } else { hi = mid }
+            if storage[mid].end <= key { lo = mid + 1 } else { hi = mid }
         }
         return lo
     }
 
     /// The value at `key`, or nil when no run covers it.
-    @inlinable
-    public func value(at key: UInt64) -> Value? {
+    @inlinable public func value(at key: UInt64) -> Value? {
         let i = firstIndex(endingAbove: key)
-        guard i < runs.count, runs[i].start <= key else { return nil }
-        return runs[i].value.advanced(by: key - runs[i].start)
+        guard i < storage.count, storage[i].start <= key else { return nil }
+        return storage[i].value.advanced(by: key - storage[i].start)
     }
 
     /// The run covering `key`, cut to start at `key`: its value there and how many keys on it
     /// extends. Nil when no run covers `key`.
-    @inlinable
-    public func run(at key: UInt64) -> Run<Value>? {
+    @inlinable public func run(at key: UInt64) -> Run<Value>? {
         let i = firstIndex(endingAbove: key)
-        guard i < runs.count, runs[i].start <= key else { return nil }
-        let r = runs[i]
+        guard i < storage.count, storage[i].start <= key else { return nil }
+        let r = storage[i]
         return Run(start: key, count: r.end - key, value: r.value.advanced(by: key - r.start))
     }
 
     /// The first key at or above `key` covered by a run, if any.
-    public func nextCovered(from key: UInt64) -> UInt64? {
+    @inlinable public func nextCovered(from key: UInt64) -> UInt64? {
         let i = firstIndex(endingAbove: key)
-        guard i < runs.count else { return nil }
-        return max(runs[i].start, key)
+        guard i < storage.count else { return nil }
+        return max(storage[i].start, key)
     }
 
-    /// Calls `body` for every piece of `[start, start + count)` in ascending order: runs cut to
+    /// Calls `body` for every piece of `[start, start + count)` in ascending order: storage cut to
     /// the range, and the gaps between them with a nil value.
-    public func forEachSegment(
+    @inlinable public func forEachSegment(
         from start: UInt64, count: UInt64, _ body: (_ start: UInt64, _ count: UInt64, _ value: Value?) -> Void
     ) {
         let end = start + count
         var key = start
         var i = firstIndex(endingAbove: start)
         while key < end {
-            if i < runs.count, runs[i].start < end {
-                let r = runs[i]
+            if i < storage.count, storage[i].start < end {
+                let r = storage[i]
                 if r.start > key {
                     body(key, r.start - key, nil)
                     key = r.start
@@ -101,73 +103,73 @@ public struct RunMap<Value: RunValue> {
 
     /// Replaces whatever `[start, start + count)` held with `value` (nil clears the range).
     ///
-    /// Works in place: cutting the runs at the range's edges, dropping those inside, and
+    /// Works in place: cutting the storage at the range's edges, dropping those inside, and
     /// merging the new run with its neighbours. No temporary storage, so the page-at-a-time
     /// updates of a walk cost a binary search and at most one insertion.
-    public mutating func assign(_ start: UInt64, _ count: UInt64, _ value: Value?) {
+    @inlinable public mutating func assign(_ start: UInt64, _ count: UInt64, _ value: Value?) {
         guard count > 0 else { return }
         let end = start + count
         var lo = firstIndex(endingAbove: start)
-        if lo < runs.count, runs[lo].start < start {
-            let r = runs[lo]
+        if lo < storage.count, storage[lo].start < start {
+            let r = storage[lo]
             if r.end > end {
                 // Strictly inside one run: unchanged, or split it in three (two without a value).
                 let here = r.value.advanced(by: start - r.start)
                 if here == value { return }
-                runs[lo].count = start - r.start
-                runs.insert(Run(start: end, count: r.end - end, value: r.value.advanced(by: end - r.start)), at: lo + 1)
-                if let value { runs.insert(Run(start: start, count: count, value: value), at: lo + 1) }
+                storage[lo].count = start - r.start
+                storage.insert(Run(start: end, count: r.end - end, value: r.value.advanced(by: end - r.start)), at: lo + 1)
+                if let value { storage.insert(Run(start: start, count: count, value: value), at: lo + 1) }
                 return
             }
-            runs[lo].count = start - r.start
+            storage[lo].count = start - r.start
             lo += 1
         }
         var hi = lo
-        while hi < runs.count, runs[hi].end <= end { hi += 1 }
-        if hi < runs.count, runs[hi].start < end {
-            let r = runs[hi]
-            runs[hi] = Run(start: end, count: r.end - end, value: r.value.advanced(by: end - r.start))
+        while hi < storage.count, storage[hi].end <= end { hi += 1 }
+        if hi < storage.count, storage[hi].start < end {
+            let r = storage[hi]
+            storage[hi] = Run(start: end, count: r.end - end, value: r.value.advanced(by: end - r.start))
         }
         guard let value else {
-            runs.removeSubrange(lo..<hi)
+            storage.removeSubrange(lo..<hi)
             return
         }
         let new = Run(start: start, count: count, value: value)
         if hi > lo {
-            runs[lo] = new
-            runs.removeSubrange(lo + 1..<hi)
+            storage[lo] = new
+            storage.removeSubrange(lo + 1..<hi)
             mergeAround(lo)
-        } else if lo > 0, Self.continues(runs[lo - 1], new) {
+        } else if lo > 0, Self.continues(storage[lo - 1], new) {
             // Growing the run to the left, as a sequential walk does: no insertion.
-            runs[lo - 1].count += count
+            storage[lo - 1].count += count
             mergeAround(lo - 1)
-        } else if lo < runs.count, Self.continues(new, runs[lo]) {
-            runs[lo] = Run(start: start, count: count + runs[lo].count, value: value)
+        } else if lo < storage.count, Self.continues(new, storage[lo]) {
+            storage[lo] = Run(start: start, count: count + storage[lo].count, value: value)
         } else {
-            runs.insert(new, at: lo)
+            storage.insert(new, at: lo)
         }
     }
 
     /// Merges run `i` with its right and left neighbours where one continues the other.
-    private mutating func mergeAround(_ i: Int) {
-        if i + 1 < runs.count, Self.continues(runs[i], runs[i + 1]) {
-            runs[i].count += runs[i + 1].count
-            runs.remove(at: i + 1)
+    @inlinable mutating func mergeAround(_ i: Int) {
+        if i + 1 < storage.count, Self.continues(storage[i], storage[i + 1]) {
+            storage[i].count += storage[i + 1].count
+            storage.remove(at: i + 1)
         }
-        if i > 0, Self.continues(runs[i - 1], runs[i]) {
-            runs[i - 1].count += runs[i].count
-            runs.remove(at: i)
+        if i > 0, Self.continues(storage[i - 1], storage[i]) {
+            storage[i - 1].count += storage[i].count
+            storage.remove(at: i)
         }
     }
 
     @inline(__always)
-    private static func continues(_ a: Run<Value>, _ b: Run<Value>) -> Bool {
+    @inlinable static func continues(_ a: Run<Value>, _ b: Run<Value>) -> Bool {
         a.end == b.start && a.value.advanced(by: a.count) == b.value
     }
 
-    /// Rewrites every piece of `[start, start + count)`, runs and gaps alike, through `transform`
+    /// Rewrites every piece of `[start, start + count)`, storage and gaps alike, through `transform`
     /// (nil in, nil out means nothing there).
-    public mutating func update(_ start: UInt64, _ count: UInt64, _ transform: (Value?) -> Value?) {
+    @inlinable public mutating func update(_ start: UInt64, _ count: UInt64, _ transform: (Value?) -> Value?) {
         guard count > 0 else { return }
         if count == 1 {
             // The walk's common case: one key, no temporary storage.

@@ -2,7 +2,7 @@ import Testing
 import TestSupport
 import VFIOModel
 
-@testable import Replay
+import Replay
 
 @Suite struct CostModelTests {
     @Test("Calibration: the seed's 16 GiB BAR costs about 0.4 s in v4.16 and about a microsecond in v4.17-rc1")
