@@ -61,6 +61,7 @@ let package = Package(
         .testTarget(name: "VFIOEnginesTests", dependencies: ["VFIOEngines", "VFIOModel", "TestSupport"]),
         .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat", "Zstd", "TestSupport"]),
         .testTarget(name: "ReplayTests", dependencies: ["Replay", "TraceFormat", "TestSupport"]),
+        .testTarget(name: "TraceGenTests", dependencies: ["TraceGen", "TraceFormat", "Replay", "VFIOEngines", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ]
 )

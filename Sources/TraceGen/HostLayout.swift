@@ -77,6 +77,8 @@ struct HostLayout {
                 count = rng.inRange(1, 16) * block
                 gap = rng.inRange(0, 2) * block
             }
+            // Never much more than what is still needed, so the pool fits the host's RAM.
+            count = min(count, (needed - have + block - 1) / block * block + block)
             let align = aligned ? max(block, c.backing == .thp ? 512 : 1) : 1
             at = (at + gap + align - 1) / align * align
             guard at + count <= limit else { throw GenError("internal: the pool does not fit the host layout") }
