@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "VFIOModelTests", dependencies: ["VFIOModel", "TestSupport"]),
         .testTarget(name: "VFIOEnginesTests", dependencies: ["VFIOEngines", "VFIOModel", "TestSupport"]),
         .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat", "Zstd", "TestSupport"]),
-        .testTarget(name: "ReplayTests", dependencies: ["Replay", "TraceFormat", "TestSupport"]),
+        .testTarget(name: "ReplayTests", dependencies: ["Replay", "TraceFormat", "VFIOEngines", "VFIOModel", "TestSupport"]),
         .testTarget(name: "TraceGenTests", dependencies: ["TraceGen", "TraceFormat", "Replay", "VFIOEngines", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ]

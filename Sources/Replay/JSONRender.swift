@@ -71,19 +71,22 @@ public struct JSONLObserver: ReplayObserver {
 }
 
 /// `--format json`: one document for all traces; every divergence and violation listed.
+///
+/// One trace, summary entry, divergence or violation per line, so that a line diff of two
+/// reports (a golden file against a fresh replay) points at the event that changed.
 public enum JSONReport {
     public static func render(_ reports: [TraceReport]) -> String {
         var j = JSONText()
         j.raw("{\"traces\":[")
         for (ti, r) in reports.enumerated() {
-            if ti > 0 { j.raw(",") }
+            j.raw(ti > 0 ? ",\n" : "\n")
             j.raw("{\"trace\":")
             j.string(r.trace)
             j.raw(",\"events\":\(r.events),\"requests\":\(r.requests),\"engines\":[")
             j.raw(r.engines.map { "\"\($0)\"" }.joined(separator: ","))
-            j.raw("],\"summary\":{")
+            j.raw("],\n\"summary\":{")
             for (si, s) in r.summaries.enumerated() {
-                if si > 0 { j.raw(",") }
+                j.raw(si > 0 ? ",\n" : "\n")
                 j.string(s.engine)
                 j.raw(":{")
                 for (name, value) in s.counters.named { j.raw("\"\(name)\":\(value),") }
@@ -91,9 +94,9 @@ public enum JSONReport {
                 j.raw("\"locked_vm_peak\":\(s.lockedVMPeak),\"est_kernel_ns\":\(CostModel.estimate(s.counters)),")
                 j.raw("\"locked_vm_final\":\(s.lockedVMFinal)}")
             }
-            j.raw("},\"divergences\":[")
+            j.raw("},\n\"divergences\":[")
             for (di, d) in r.divergences.enumerated() {
-                if di > 0 { j.raw(",") }
+                j.raw(di > 0 ? ",\n" : "\n")
                 j.raw("{\"event\":\(d.event),\"op\":\"\(d.op)\",\"kind\":\"\(d.kind.rawValue)\",\"mark\":")
                 if let m = d.mark { j.string(m) } else { j.raw("null") }
                 j.raw(",\"detail\":")
@@ -108,9 +111,9 @@ public enum JSONReport {
                 }
                 j.raw("}}")
             }
-            j.raw("],\"violations\":[")
+            j.raw("],\n\"violations\":[")
             for (vi, v) in r.violations.enumerated() {
-                if vi > 0 { j.raw(",") }
+                j.raw(vi > 0 ? ",\n" : "\n")
                 j.raw("{\"engine\":")
                 j.string(v.engine)
                 j.raw(",\"event\":\(v.event),\"kind\":\"\(v.violation.kind)\",\"detail\":")
@@ -119,7 +122,7 @@ public enum JSONReport {
             }
             j.raw("]}")
         }
-        j.raw("]}\n")
+        j.raw("\n]}\n")
         return j.out
     }
 }

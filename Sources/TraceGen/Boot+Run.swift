@@ -77,8 +77,10 @@ extension BootGenerator {
                     _ = try mapSections(bootSections, &e)
                 } else {
                     for b in bars { for p in b.pieces { try e.unmap(p.gpa) } }
-                    for seg in pamSegments { try e.unmap(seg.gpa) }
-                    _ = try mapSections(bootSections.filter { $0.gpa >= 0xC0000 && $0.gpa < 0x10_0000 }, &e)
+                    if !c.ramOnly {
+                        for seg in pamSegments { try e.unmap(seg.gpa) }
+                        _ = try mapSections(bootSections.filter { $0.gpa >= 0xC0000 && $0.gpa < 0x10_0000 }, &e)
+                    }
                 }
             }
             try firmware(bars, &e)
@@ -132,6 +134,16 @@ extension BootGenerator {
 
     /// SeaBIOS: shadows itself into RAM through PAM, then enables decode on every device.
     private func firmware(_ bars: [BAR], _ e: inout Emitter) throws(TraceError) {
+        if !config.ramOnly { try shadowBIOS(&e) }
+        for d in config.devices {
+            try e.mark("firmware: SeaBIOS assigns \(d.name)'s BARs and enables memory decode")
+            for b in bars where b.device == d.name { for p in b.pieces { _ = try e.map(p, charged: 0) } }
+        }
+    }
+
+    /// PAM: the ROM windows give way to RAM, read-write while SeaBIOS copies itself, then
+    /// read-only.
+    private func shadowBIOS(_ e: inout Emitter) throws(TraceError) {
         try e.mark("firmware: SeaBIOS shadows the BIOS into RAM (PAM read-write)")
         try e.unmap(0xC0000)
         try e.unmap(0xE0000)
@@ -142,10 +154,6 @@ extension BootGenerator {
         for seg in pamSegments {
             try e.unmap(seg.gpa)
             _ = try e.map(Section(gpa: seg.gpa, size: seg.size, vaddr: Self.ramVA + seg.gpa, access: .read), charged: 0)
-        }
-        for d in config.devices {
-            try e.mark("firmware: SeaBIOS assigns \(d.name)'s BARs and enables memory decode")
-            for b in bars where b.device == d.name { for p in b.pieces { _ = try e.map(p, charged: 0) } }
         }
     }
 

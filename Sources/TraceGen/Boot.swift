@@ -68,8 +68,13 @@ public struct BootGenerator {
         var access: Access
     }
 
-    /// The RAM and ROM sections of the flat view with PAM routing 0xc0000-0xfffff to ROM.
+    /// The RAM and ROM sections of the flat view with PAM routing 0xc0000-0xfffff to ROM
+    /// (RAM alone with `ramOnly`).
     var bootSections: [Section] {
+        allSections.filter { !config.ramOnly || $0.access.contains(.write) }
+    }
+
+    private var allSections: [Section] {
         var s: [Section] = [
             Section(gpa: 0, size: 0xA0000, vaddr: Self.ramVA, access: [.read, .write]),
             Section(gpa: 0xC0000, size: Self.romSize, vaddr: Self.romVA, access: .read),

@@ -129,6 +129,8 @@ public struct GenConfig: Sendable {
     public var alignBARs = false
     /// DIMM hotplug: bytes plugged after the OS is up and unplugged before shutdown; 0 none.
     public var hotplug: UInt64 = 0
+    /// Map guest RAM only: no ROM windows, no PAM shadowing, as in a firmware-less boot.
+    public var ramOnly = false
 
     public init(profile: String, ram: UInt64, backing: Backing, devices: [DeviceSpec]) {
         self.profile = profile

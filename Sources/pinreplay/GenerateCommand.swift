@@ -25,6 +25,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "RLIMIT_MEMLOCK: a size or 'unlimited' (default: guest RAM + 1 GiB, as libvirt).") var memlock: String?
     @Option(help: "DIMM hotplug: size plugged after boot and unplugged before shutdown.") var hotplug: String?
     @Flag(help: "Align BAR mmaps to min(BAR size, 1 GiB), as QEMU 9.2 and later do.") var alignBars = false
+    @Flag(help: "Map guest RAM only: no ROM windows, no PAM shadowing (a firmware-less boot).") var ramOnly = false
     @Option(name: .shortAndLong, help: "Output file (default PROFILE.vptr, or .txt with --text); - for stdout.") var output: String?
     @Flag(help: "Write the text form.") var text = false
 
@@ -69,6 +70,7 @@ struct GenerateCommand: ParsableCommand {
             if let memlock { c.memlock = memlock == "unlimited" ? .max : try parseSize(memlock, what: "--memlock") }
             if let hotplug { c.hotplug = try parseSize(hotplug, what: "--hotplug") }
             c.alignBARs = alignBars
+            c.ramOnly = ramOnly
         } catch {
             throw UsageError(error.message)
         }

@@ -29,7 +29,7 @@ import TestSupport
     func jsonWithViolation() throws {
         let r = try CLI.run(["replay", "--format", "json", Self.fixture("examples/ram-then-reserved.txt")])
         #expect(r.status == 1)
-        #expect(r.stdout.hasPrefix("{\"traces\":[{\"trace\":\"Tests/Fixtures/examples/ram-then-reserved.txt\",\"events\":7,\"requests\":2,\"engines\":[\"v4.16\",\"v4.17-rc1\"],\"summary\":{\"v4.16\":{\"vaddr_get_pfn\":3,"))
+        #expect(r.stdout.hasPrefix("{\"traces\":[\n{\"trace\":\"Tests/Fixtures/examples/ram-then-reserved.txt\",\"events\":7,\"requests\":2,\"engines\":[\"v4.16\",\"v4.17-rc1\"],\n\"summary\":{\n\"v4.16\":{\"vaddr_get_pfn\":3,"))
         let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let trace = try #require((doc["traces"] as? [[String: Any]])?.first)
         let summary = try #require(trace["summary"] as? [String: [String: Int]])
