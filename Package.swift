@@ -11,7 +11,7 @@ import PackageDescription
 /// The per-page path of the engines and the world: in release builds, without the runtime's
 /// dynamic exclusivity checks, which cost more than the simulation itself there (measured with
 /// callgrind, docs/PERFORMANCE.md). Debug builds keep them.
-let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"], .when(configuration: .release))]
 
 let package = Package(
     name: "pinreplay",

@@ -226,6 +226,6 @@ extension VMA {
         if v.flags.contains(.linear) { flags.insert(.linear) }
         self.init(
             start: VAddr(v.start), end: VAddr(v.end), read: v.read, write: v.write, exec: v.exec, flags: flags,
-            hugetlbSize: v.hugetlb, pgoff: v.pgoff, name: v.name)
+            hugetlbSize: v.hugetlb, pgoff: v.pgoff)
     }
 }

@@ -77,8 +77,7 @@ public final class Host {
     // MARK: - Frames
 
     /// `is_invalid_reserved_pfn()`: true for mmio (no struct page) and PageReserved frames.
-    @inlinable
-    public func is_invalid_reserved_pfn(_ pfn: PFN) -> Bool { phys.pfnClass(pfn) != .ram }
+    public func is_invalid_reserved_pfn(_ pfn: PFN) -> Bool { phys.pfnClassCached(pfn) != .ram }
 
     /// `put_pfn()`: drops the reference of a non-reserved page (marking it dirty for a
     /// writable mapping) and returns 1; reserved and mmio frames are skipped, returning 0.
@@ -101,7 +100,7 @@ public final class Host {
 
     /// Takes a reference on a frame that has a struct page (ram or reserved), as GUP does.
     func get_page(_ pfn: PFN) {
-        let cls = phys.pfnClass(pfn)
+        let cls = phys.pfnClassCached(pfn)
         if cls == .mmio { return }
         if cls == .ram { ramRefsNet += 1 }
         phys.addRefs(pfn, 1, 1)
@@ -123,7 +122,7 @@ public final class Host {
         case .failure(let e): return -e.errno
         }
         // follow_page: a present pte without a struct page is not a page GUP can return.
-        if phys.pfnClass(pfn) == .mmio { return -EFAULT }
+        if phys.pfnClassCached(pfn) == .mmio { return -EFAULT }
         get_page(pfn)
         page = pfn
         return 1

@@ -3,18 +3,19 @@ public struct VMAFlags: OptionSet, Hashable, Sendable {
     public var rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }
     /// `VM_IO`: device memory; GUP refuses it.
-    public static let io = VMAFlags(rawValue: 1 << 0)
+    @inlinable public static var io: VMAFlags { VMAFlags(rawValue: 1 << 0) }
     /// `VM_PFNMAP`: raw pfns without struct page semantics; GUP refuses it.
-    public static let pfnmap = VMAFlags(rawValue: 1 << 1)
+    @inlinable public static var pfnmap: VMAFlags { VMAFlags(rawValue: 1 << 1) }
     /// `VM_MIXEDMAP`: struct pages and raw pfns mixed; GUP works where a page exists.
-    public static let mixedmap = VMAFlags(rawValue: 1 << 2)
+    @inlinable public static var mixedmap: VMAFlags { VMAFlags(rawValue: 1 << 2) }
     /// `VM_SHARED`.
-    public static let shared = VMAFlags(rawValue: 1 << 3)
+    @inlinable public static var shared: VMAFlags { VMAFlags(rawValue: 1 << 3) }
     /// The driver maps `pgoff + (vaddr - start) / PAGE_SIZE` on fault (vfio-pci BAR mmaps).
-    public static let linear = VMAFlags(rawValue: 1 << 4)
+    @inlinable public static var linear: VMAFlags { VMAFlags(rawValue: 1 << 4) }
 }
 
 /// A virtual memory area, `[start, end)`, as declared by a trace (VMAs are never merged).
+/// Plain data, no name: the walk copies VMAs, and the world never needs a name.
 public struct VMA: Equatable, Sendable {
     public var start: VAddr
     public var end: VAddr
@@ -26,11 +27,10 @@ public struct VMA: Equatable, Sendable {
     public var hugetlbSize: UInt64
     /// `vm_pgoff`, in pages.
     public var pgoff: UInt64
-    public var name: String
 
     public init(
         start: VAddr, end: VAddr, read: Bool = true, write: Bool = true, exec: Bool = false,
-        flags: VMAFlags = [], hugetlbSize: UInt64 = 0, pgoff: UInt64 = 0, name: String = ""
+        flags: VMAFlags = [], hugetlbSize: UInt64 = 0, pgoff: UInt64 = 0
     ) {
         self.start = start
         self.end = end
@@ -40,7 +40,6 @@ public struct VMA: Equatable, Sendable {
         self.flags = flags
         self.hugetlbSize = hugetlbSize
         self.pgoff = pgoff
-        self.name = name
     }
 
     /// "Anonymous private": none of io, pfnmap, mixedmap, shared, hugetlb (SPEC.md §2).
@@ -76,6 +75,9 @@ public final class MM {
     public var ptes = RunMap<Pte>()
     /// Pages charged by `vfio_lock_acct()`; signed so that a buggy engine's underflow shows.
     public var locked_vm: Int64 = 0
+    /// The VMA the last lookup found: a page-by-page walk asks about the same one again and
+    /// again. Cleared whenever the VMAs change.
+    private var lastFound: VMA?
 
     public init() {}
 
@@ -92,16 +94,19 @@ public final class MM {
     }
 
     /// The first VMA intersecting `[start, end)`, as the kernel's `find_vma_intersection()`.
-    @inlinable
     public func findVMAIntersection(_ start: VAddr, _ end: VAddr) -> VMA? {
+        // A VMA holding start is the first to intersect: VMAs are disjoint and sorted.
+        if let v = lastFound, v.start <= start, start < v.end { return v }
         let i = firstVMAIndex(endingAbove: start)
         guard i < vmas.count, vmas[i].start < end else { return nil }
+        lastFound = vmas[i]
         return vmas[i]
     }
 
     /// `mmap(MAP_FIXED)`: whatever was mapped in the range goes, then the new VMA.
     public func mmap(_ vma: VMA) {
         munmap(vma.start, vma.end)
+        lastFound = nil
         let i = firstVMAIndex(endingAbove: vma.start)
         vmas.insert(vma, at: i)
     }
@@ -109,6 +114,7 @@ public final class MM {
     /// `munmap()`: VMAs are cut at the edges (the right part's pgoff shifts), ptes dropped.
     public func munmap(_ start: VAddr, _ end: VAddr) {
         guard start < end else { return }
+        lastFound = nil
         var kept: [VMA] = []
         var i = firstVMAIndex(endingAbove: start)
         let first = i

@@ -29,25 +29,43 @@ public struct PhysMem {
     public var zeroPfn: PFN?
     /// Reference deltas of frames with a struct page (ram and reserved); absent means 0.
     public private(set) var refs = RunMap<Int64>()
+    /// The stretch of frames the last class lookup found, all of one class: a walk asks about
+    /// the next frame of the same stretch again and again.
+    private var finger: (start: UInt64, end: UInt64, cls: PfnClass) = (0, 0, .mmio)
 
     public init() {}
 
     /// The class of `pfn`: its last `pfns` statement, else ram if it was ever pooled, else mmio.
-    @inlinable
-    public func pfnClass(_ pfn: PFN) -> PfnClass {
-        if let c = declared.value(at: pfn.rawValue) { return c }
-        return poolEver.value(at: pfn.rawValue) != nil ? .ram : .mmio
+    public func pfnClass(_ pfn: PFN) -> PfnClass { classStretch(pfn.rawValue).cls }
+
+    /// The class of `pfn`, remembering the stretch it lies in for the next lookup.
+    @inline(__always)
+    public mutating func pfnClassCached(_ pfn: PFN) -> PfnClass {
+        let p = pfn.rawValue
+        if finger.start <= p && p < finger.end { return finger.cls }
+        finger = classStretch(p)
+        return finger.cls
+    }
+
+    /// The class at `p` and the largest stretch around it where the class cannot change.
+    private func classStretch(_ p: UInt64) -> (start: UInt64, end: UInt64, cls: PfnClass) {
+        if let r = declared.run(at: p) { return (p, r.end, r.value) }
+        let gapEnd = declared.nextCovered(from: p) ?? UInt64.max
+        if let r = poolEver.run(at: p) { return (p, min(r.end, gapEnd), .ram) }
+        return (p, min(poolEver.nextCovered(from: p) ?? UInt64.max, gapEnd), .mmio)
     }
 
     /// A `pfns` statement.
     public mutating func declare(_ cls: PfnClass, start: PFN, count: UInt64) {
         declared.assign(start.rawValue, count, cls)
+        finger = (0, 0, .mmio)
     }
 
     /// A `pool` statement: the range becomes free for faults.
     public mutating func addPool(start: PFN, count: UInt64) {
         poolEver.assign(start.rawValue, count, true)
         poolFree.assign(start.rawValue, count, true)
+        finger = (0, 0, .mmio)
     }
 
     /// Takes the lowest free pool frame.

@@ -64,9 +64,9 @@ public struct Prot: OptionSet, Hashable, Sendable {
     public var rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }
     /// The device may read (`VFIO_DMA_MAP_FLAG_READ`).
-    public static let IOMMU_READ = Prot(rawValue: 1)
+    @inlinable public static var IOMMU_READ: Prot { Prot(rawValue: 1) }
     /// The device may write (`VFIO_DMA_MAP_FLAG_WRITE`).
-    public static let IOMMU_WRITE = Prot(rawValue: 2)
+    @inlinable public static var IOMMU_WRITE: Prot { Prot(rawValue: 2) }
 }
 
 // Linux asm-generic errno values, hard-coded: traces and reports must not depend on the host's

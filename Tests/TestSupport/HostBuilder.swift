@@ -16,9 +16,9 @@ public enum TestHost {
 }
 
 extension Host {
-    /// Maps `[start, start + pages)` with ptes `pfn, pfn + 1, ...` after declaring an anonymous VMA.
-    public func anon(_ start: VAddr, pages: UInt64, name: String = "") {
-        mm.mmap(VMA(start: start, end: start + pages * PAGE_SIZE, name: name))
+    /// Declares an anonymous private VMA of `pages` pages at `start`.
+    public func anon(_ start: VAddr, pages: UInt64) {
+        mm.mmap(VMA(start: start, end: start + pages * PAGE_SIZE))
     }
 
     /// A vfio-pci style BAR mmap: `io pfnmap linear` at host pfn `pgoff`.
@@ -26,7 +26,7 @@ extension Host {
         mm.mmap(
             VMA(
                 start: start, end: start + pages * PAGE_SIZE,
-                flags: linear ? [.io, .pfnmap, .linear] : [.io, .pfnmap], pgoff: pgoff, name: "BAR"))
+                flags: linear ? [.io, .pfnmap, .linear] : [.io, .pfnmap], pgoff: pgoff))
     }
 
     /// `map` with prot spelled as in the trace form.
