@@ -1,6 +1,29 @@
+import Dispatch
 import TraceFormat
 import VFIOEngines
 import VFIOModel
+
+/// Per-engine results of a statement applied in parallel: each worker writes only its own slot
+/// and touches only its own host.
+private final class ResultsBox: @unchecked Sendable {
+    let hosts: [Host]
+    private let slots: UnsafeMutableBufferPointer<Result<RequestOutcome?, WorldError>>
+
+    init(_ hosts: [Host]) {
+        self.hosts = hosts
+        slots = .allocate(capacity: hosts.count)
+        slots.initialize(repeating: .success(nil))
+    }
+
+    deinit {
+        slots.deinitialize()
+        slots.deallocate()
+    }
+
+    func store(_ i: Int, _ r: Result<RequestOutcome?, WorldError>) { slots[i] = r }
+
+    var results: [Result<RequestOutcome?, WorldError>] { Array(slots) }
+}
 
 /// Per-engine figures over a whole trace.
 public struct EngineSummary: Sendable {
@@ -108,9 +131,13 @@ public struct Replayer {
                 host.event = event
                 refsBefore[i] = host.ramRefsNet
                 lockedBefore[i] = host.mm.locked_vm
-                do {
-                    if let o = try Self.apply(s, to: host) { outcomes.append(o) }
-                } catch {
+            }
+            let results = Self.applyAll(s, to: hosts)
+            for (i, host) in hosts.enumerated() {
+                switch results[i] {
+                case .success(let o):
+                    if let o { outcomes.append(o) }
+                case .failure(let error):
                     throw TraceError(
                         file: reader.file, reader.lastLocation,
                         "event \(event) (\(s.keyword)) cannot happen on engine \(host.engine.name)'s host: \(error.message)")
@@ -156,6 +183,27 @@ public struct Replayer {
         }
         report.violations.sort { ($0.event, names.firstIndex(of: $0.engine) ?? 0) < ($1.event, names.firstIndex(of: $1.engine) ?? 0) }
         return report
+    }
+
+    /// Requests at least this large run on all engines at once: the hosts share nothing, so
+    /// the results are the same as one after the other, only sooner.
+    static let parallelBytes: UInt64 = 256 << 20
+
+    /// Applies a statement to every host, in parallel when it is a large request.
+    static func applyAll(_ s: Statement, to hosts: [Host]) -> [Result<RequestOutcome?, WorldError>] {
+        let heavy: Bool
+        switch s {
+        case .map(_, _, let size, _), .unmap(_, let size): heavy = size >= parallelBytes
+        default: heavy = false
+        }
+        guard heavy && hosts.count > 1 else {
+            return hosts.map { h in Result { () throws(WorldError) in try apply(s, to: h) } }
+        }
+        let box = ResultsBox(hosts)
+        DispatchQueue.concurrentPerform(iterations: hosts.count) { i in
+            box.store(i, Result { () throws(WorldError) in try apply(s, to: box.hosts[i]) })
+        }
+        return box.results
     }
 
     /// Applies one statement to a host; requests return their outcome.
