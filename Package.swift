@@ -44,11 +44,13 @@ let package = Package(
         .target(name: "Replay", dependencies: ["TraceFormat", "VFIOEngines", "VFIOModel"]),
         // Synthetic QEMU boots.
         .target(name: "TraceGen", dependencies: ["TraceFormat"]),
+        // Benchmarks behind `pinreplay bench`: figures, never pass/fail.
+        .target(name: "Bench", dependencies: ["Replay", "TraceGen", "TraceFormat", "VFIOEngines", "VFIOModel"]),
         // The command-line tool; stays thin.
         .executableTarget(
             name: "pinreplay",
             dependencies: [
-                "Replay", "TraceGen", "TraceFormat", "VFIOEngines",
+                "Replay", "TraceGen", "TraceFormat", "VFIOEngines", "Bench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -60,6 +60,15 @@ public final class TraceReader {
         return s
     }
 
+    /// Bytes of statements decoded so far: the record stream of a binary trace, the lines
+    /// of a text one.
+    public var decodedBytes: UInt64 {
+        switch source {
+        case .text(let t): t.bytesRead
+        case .binary(let b): b.contentOffset
+        }
+    }
+
     /// Where the last event returned came from: its line, or its record.
     public var lastLocation: TraceLocation {
         switch source {
@@ -94,6 +103,7 @@ final class TextSource {
     private let input: ByteInput
     private(set) var parser: TextParser
     private var done = false
+    private(set) var bytesRead: UInt64 = 0
     static let maxLine = 1 << 20
 
     init(_ input: ByteInput) {
@@ -138,6 +148,7 @@ final class TextSource {
     private func takeLine(_ length: Int, skip: Int) throws(TraceError) -> String {
         let line = input.withAvailable { raw in String(validating: UnsafeRawBufferPointer(rebasing: raw[0..<length]), as: UTF8.self) }
         input.consume(length + skip)
+        bytesRead += UInt64(length + skip)
         guard let line else {
             throw TraceError(file: input.name, .line(parser.lineNumber + 1), "line is not valid UTF-8")
         }

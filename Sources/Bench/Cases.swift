@@ -1,0 +1,176 @@
+import Replay
+import TraceFormat
+import TraceGen
+import VFIOEngines
+import VFIOModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One benchmark: what it measures and how, run in a process of its own so that its peak RSS
+/// is its own.
+public struct BenchCase: Sendable {
+    public var name: String
+    public var what: String
+    /// Runs the case `runs` times and returns its figures as `key=value` pairs.
+    public var run: @Sendable (_ runs: Int, _ scratch: String) throws -> [(String, String)]
+
+    public static let all: [BenchCase] = [barWalk, gpuBoot, terabyteGuest, viommuChurn, decode]
+}
+
+/// Wall time of `body`, in nanoseconds.
+func timed(_ body: () throws -> Void) rethrows -> Int64 {
+    let clock = ContinuousClock()
+    let start = clock.now
+    try body()
+    let d = clock.now - start
+    return d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000
+}
+
+/// Minimum and median of several runs.
+func minMedian(_ xs: [Int64]) -> (Int64, Int64) {
+    let s = xs.sorted()
+    return (s[0], s[s.count / 2])
+}
+
+func seconds(_ ns: Int64) -> String { formatFixed(Double(ns) / 1e9, 3) + " s" }
+
+/// Generates a profile into `path` (not timed).
+func generate(_ c: GenConfig, to path: String) throws {
+    var g = try BootGenerator(c)
+    let w = try TraceWriter(path: path, form: .binary)
+    try g.run { s throws(TraceError) in try w.write(s) }
+    try w.finish()
+}
+
+func replay(_ path: String, _ engines: [any PinEngine]) throws -> TraceReport {
+    var observer = NoObserver()
+    return try Replayer(engines: engines).replay(path: path, observer: &observer)
+}
+
+let barWalk = BenchCase(
+    name: "bar-walk",
+    what: "ns per page that v4.16 walks mapping the seed's 16 GiB BAR (the map request alone)"
+) { runs, _ in
+    var figures: [(String, String)] = []
+    for engine in [V4_16() as any PinEngine, V4_17_rc1()] {
+        var times: [Int64] = []
+        for _ in 0..<runs {
+            let h = Host(engine: engine)
+            h.mm.mmap(VMA(start: 0x7F00_0000_0000, end: 0x7F04_0000_0000, flags: [.io, .pfnmap, .linear], pgoff: 0x380_0000))
+            var out: RequestOutcome?
+            times.append(timed { out = h.vfio_dma_do_map(0x1_0000_0000, 0x7F00_0000_0000, 16 << 30, [.IOMMU_READ, .IOMMU_WRITE]) })
+            guard case .map(0, let chunks, _)? = out, chunks.count == 1 else { throw GenError("the BAR map failed") }
+        }
+        let (lo, med) = minMedian(times)
+        if engine.name == "v4.16" {
+            figures.append(("v4.16 ns/page (min)", formatFixed(Double(lo) / 4_194_304, 2)))
+            figures.append(("v4.16 ns/page (median)", formatFixed(Double(med) / 4_194_304, 2)))
+        } else {
+            figures.append(("v4.17-rc1 whole map (median)", "\(med) ns"))
+        }
+    }
+    return figures
+}
+
+let gpuBoot = BenchCase(
+    name: "gpu-16g-bar",
+    what: "replay of the gpu-16g-bar profile through all engines"
+) { runs, scratch in
+    let path = scratch + "/gpu-16g-bar.vptr"
+    try generate(try profile("gpu-16g-bar"), to: path)
+    var times: [Int64] = []
+    var pages = 0
+    for _ in 0..<runs {
+        times.append(try timed { pages = try replay(path, Engines.all).summaries.reduce(0) { $0 + $1.counters.pages_walked } })
+    }
+    let (lo, med) = minMedian(times)
+    return [("wall (min)", seconds(lo)), ("wall (median)", seconds(med)), ("pages walked, all engines", "\(pages)")]
+}
+
+let terabyteGuest = BenchCase(
+    name: "hugetlb-1t",
+    what: "replay of a 1 TiB guest on 1 GiB hugetlbfs pages through all engines"
+) { runs, scratch in
+    var c = try profile("hugetlb-1g-64g")
+    c.ram = 1 << 40
+    let path = scratch + "/hugetlb-1t.vptr"
+    try generate(c, to: path)
+    var times: [Int64] = []
+    for _ in 0..<runs { times.append(try timed { _ = try replay(path, Engines.all) }) }
+    let (lo, med) = minMedian(times)
+    return [("wall (min)", seconds(lo)), ("wall (median)", seconds(med))]
+}
+
+let viommuChurn = BenchCase(
+    name: "viommu-churn",
+    what: "requests per second per engine: 1,000,000 IOTLB maps and their unmaps (64 MiB guest)"
+) { runs, scratch in
+    var c = try profile("viommu-churn")
+    c.ram = 64 << 20
+    c.requests = 1_000_000
+    let path = scratch + "/viommu-1m.vptr"
+    try generate(c, to: path)
+    var figures: [(String, String)] = []
+    for engine in Engines.all {
+        var times: [Int64] = []
+        var requests = 0
+        for _ in 0..<runs { times.append(try timed { requests = try replay(path, [engine]).requests }) }
+        let (_, med) = minMedian(times)
+        figures.append(("\(engine.name) requests/s (median)", "\(Int64(Double(requests) / (Double(med) / 1e9)))"))
+        figures.append(("\(engine.name) requests", "\(requests)"))
+    }
+    return figures
+}
+
+let decode = BenchCase(
+    name: "decode",
+    what: "binary reader throughput (MB/s of decoded statements) against zstd -d on the same file"
+) { runs, scratch in
+    var c = try profile("viommu-churn")
+    c.ram = 64 << 20
+    c.requests = 2_000_000
+    let path = scratch + "/decode.vptr"
+    try generate(c, to: path)
+    var bytes: UInt64 = 0
+    var ours: [Int64] = []
+    for _ in 0..<runs {
+        ours.append(try timed {
+            let r = try TraceReader(path: path)
+            while try r.next() != nil {}
+            bytes = r.decodedBytes
+        })
+    }
+    var theirs: [Int64] = []
+    for _ in 0..<runs { theirs.append(try timed { try runZstd(path) }) }
+    let (_, ourMed) = minMedian(ours)
+    let (_, theirMed) = minMedian(theirs)
+    let ourMBs = Double(bytes) / (Double(ourMed) / 1e9) / 1e6
+    let theirMBs = Double(bytes) / (Double(theirMed) / 1e9) / 1e6
+    return [
+        ("decoded bytes", "\(bytes)"), ("pinreplay MB/s (median)", formatFixed(ourMBs, 1)),
+        ("zstd -d MB/s (median)", formatFixed(theirMBs, 1)), ("ratio pinreplay/zstd", formatFixed(ourMBs / theirMBs, 2)),
+    ]
+}
+
+func profile(_ name: String) throws -> GenConfig {
+    guard let p = Profile.named(name) else { throw GenError("no profile \(name)") }
+    return p.defaults
+}
+
+/// `zstd -d -c FILE > /dev/null`.
+func runZstd(_ path: String) throws {
+    var pid: pid_t = 0
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    let argv = ["zstd", "-q", "-d", "-c", path]
+    let cargs = argv.map { strdup($0) } + [nil]
+    defer { for a in cargs { free(a) } }
+    guard posix_spawnp(&pid, "zstd", &actions, nil, cargs, environ) == 0 else { throw GenError("cannot run zstd") }
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
+    guard status == 0 else { throw GenError("zstd -d failed") }
+}
