@@ -62,13 +62,14 @@ public final class Host {
     // MARK: - Locks and VMA lookup
 
     /// `down_read(&mm->mmap_sem)`; counted, since each acquisition costs.
-    public func down_read(_ mm: MM) { counters.mmap_lock += 1 }
-    public func up_read(_ mm: MM) {}
+    @inlinable public func down_read(_ mm: MM) { counters.mmap_lock += 1 }
+    @inlinable public func up_read(_ mm: MM) {}
     /// `down_write_killable(&mm->mmap_sem)`; never interrupted here.
-    public func down_write(_ mm: MM) { counters.mmap_lock += 1 }
-    public func up_write(_ mm: MM) {}
+    @inlinable public func down_write(_ mm: MM) { counters.mmap_lock += 1 }
+    @inlinable public func up_write(_ mm: MM) {}
 
     /// `find_vma_intersection(mm, start, end)`.
+    @inlinable
     public func find_vma_intersection(_ mm: MM, _ start: VAddr, _ end: VAddr) -> VMA? {
         counters.find_vma += 1
         return mm.findVMAIntersection(start, end)
@@ -77,6 +78,7 @@ public final class Host {
     // MARK: - Frames
 
     /// `is_invalid_reserved_pfn()`: true for mmio (no struct page) and PageReserved frames.
+    @inlinable
     public func is_invalid_reserved_pfn(_ pfn: PFN) -> Bool { phys.pfnClassCached(pfn) != .ram }
 
     /// `put_pfn()`: drops the reference of a non-reserved page (marking it dirty for a
@@ -110,12 +112,19 @@ public final class Host {
 
     /// `get_user_pages*()` for one page at `vaddr`, with or without `FOLL_WRITE`: faults the page
     /// in as needed and takes a reference. Returns 1 with `page` set, or -errno.
+    @inlinable
     public func get_user_pages(_ mm: MM, _ vaddr: VAddr, write: Bool, _ page: inout PFN) -> Int {
         counters.get_user_pages += 1
         guard let vma = mm.findVMAIntersection(vaddr, vaddr + 1) else { return -EFAULT }
         // check_vma_flags(): raw pfn mappings and missing permissions refuse GUP.
         if !vma.flags.isDisjoint(with: [.io, .pfnmap]) { return -EFAULT }
         if write ? !vma.write : !vma.read { return -EFAULT }
+        return follow_page(vma, vaddr, write: write, &page)
+    }
+
+    /// GUP past the VMA checks: fault the page in as needed, take a reference.
+    @usableFromInline
+    func follow_page(_ vma: VMA, _ vaddr: VAddr, write: Bool, _ page: inout PFN) -> Int {
         let pfn: PFN
         switch handle_fault(vma, vaddr, write: write) {
         case .success(let p): pfn = p

@@ -71,18 +71,17 @@ public struct Pte: RunValue, Sendable {
 /// virtual page number. A class, as engines hold `mm` while the host faults pages into it.
 public final class MM {
     /// Sorted by start, non-overlapping.
-    public private(set) var vmas: [VMA] = []
+    public internal(set) var vmas: [VMA] = []
     public var ptes = RunMap<Pte>()
     /// Pages charged by `vfio_lock_acct()`; signed so that a buggy engine's underflow shows.
     public var locked_vm: Int64 = 0
     /// The VMA the last lookup found: a page-by-page walk asks about the same one again and
     /// again. Cleared whenever the VMAs change.
-    private var lastFound: VMA?
+    @usableFromInline var lastFound: VMA?
 
     public init() {}
 
     /// Index of the first VMA that ends above `vaddr`.
-    @inlinable
     func firstVMAIndex(endingAbove vaddr: VAddr) -> Int {
         var lo = 0
         var hi = vmas.count
@@ -94,9 +93,15 @@ public final class MM {
     }
 
     /// The first VMA intersecting `[start, end)`, as the kernel's `find_vma_intersection()`.
+    @inlinable
     public func findVMAIntersection(_ start: VAddr, _ end: VAddr) -> VMA? {
         // A VMA holding start is the first to intersect: VMAs are disjoint and sorted.
         if let v = lastFound, v.start <= start, start < v.end { return v }
+        return findVMASlow(start, end)
+    }
+
+    @usableFromInline
+    func findVMASlow(_ start: VAddr, _ end: VAddr) -> VMA? {
         let i = firstVMAIndex(endingAbove: start)
         guard i < vmas.count, vmas[i].start < end else { return nil }
         lastFound = vmas[i]

@@ -31,7 +31,7 @@ public struct PhysMem {
     public private(set) var refs = RunMap<Int64>()
     /// The stretch of frames the last class lookup found, all of one class: a walk asks about
     /// the next frame of the same stretch again and again.
-    private var finger: (start: UInt64, end: UInt64, cls: PfnClass) = (0, 0, .mmio)
+    @usableFromInline var finger: (start: UInt64, end: UInt64, cls: PfnClass) = (0, 0, .mmio)
 
     public init() {}
 
@@ -39,7 +39,7 @@ public struct PhysMem {
     public func pfnClass(_ pfn: PFN) -> PfnClass { classStretch(pfn.rawValue).cls }
 
     /// The class of `pfn`, remembering the stretch it lies in for the next lookup.
-    @inline(__always)
+    @inlinable
     public mutating func pfnClassCached(_ pfn: PFN) -> PfnClass {
         let p = pfn.rawValue
         if finger.start <= p && p < finger.end { return finger.cls }
@@ -48,7 +48,7 @@ public struct PhysMem {
     }
 
     /// The class at `p` and the largest stretch around it where the class cannot change.
-    private func classStretch(_ p: UInt64) -> (start: UInt64, end: UInt64, cls: PfnClass) {
+    @usableFromInline func classStretch(_ p: UInt64) -> (start: UInt64, end: UInt64, cls: PfnClass) {
         if let r = declared.run(at: p) { return (p, r.end, r.value) }
         let gapEnd = declared.nextCovered(from: p) ?? UInt64.max
         if let r = poolEver.run(at: p) { return (p, min(r.end, gapEnd), .ram) }

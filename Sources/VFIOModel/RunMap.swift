@@ -30,6 +30,15 @@ public struct RunMap<Value: RunValue> {
     // Inlinable throughout, so that every caller (in other files and modules too) gets a
     // specialized copy: an unspecialized generic costs a metadata lookup per page.
     @usableFromInline var storage: [Run<Value>] = []
+    /// Where the last lookup landed. Only a hint, checked before use, so copies of the map may
+    /// share it harmlessly: walks touch key after key, and the answer is mostly this run or
+    /// the next, which saves the binary search.
+    @usableFromInline let hint = Hint()
+
+    @usableFromInline final class Hint {
+        @usableFromInline var index = 0
+        @usableFromInline init() {}
+    }
 
     /// The runs, sorted, disjoint, maximally merged.
     @inlinable public var runs: [Run<Value>] { storage }
@@ -43,12 +52,22 @@ public struct RunMap<Value: RunValue> {
     /// Index of the first run whose end lies above `key` (the run holding `key`, or the first
     /// run after it).
     @inlinable func firstIndex(endingAbove key: UInt64) -> Int {
+        let n = storage.count
+        // i answers when the run before it ends at or below key and run i (if any) above it.
+        let h = hint.index
+        for i in h...(h + 1) where i <= n {
+            if (i == 0 || storage[i - 1].end <= key) && (i == n || storage[i].end > key) {
+                hint.index = i
+                return i
+            }
+        }
         var lo = 0
-        var hi = storage.count
+        var hi = n
         while lo < hi {
             let mid = (lo + hi) >> 1
             if storage[mid].end <= key { lo = mid + 1 } else { hi = mid }
         }
+        hint.index = lo
         return lo
     }
 
