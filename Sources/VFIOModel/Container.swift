@@ -97,6 +97,7 @@ extension Host {
     }
 
     /// `vfio_find_vpfn()`: the external pin of `dma` at exactly `iova`.
+    @inlinable
     public func vfio_find_vpfn(_ dma: VFIODma, _ iova: IOVA) -> VFIOPfn? {
         dma.pfn_list.isEmpty ? nil : dma.pfn_list[iova.rawValue]
     }
@@ -410,6 +411,9 @@ extension Host {
     }
 
     private func checkLeaks() {
+        if let u = phys.takeUnderflow() {
+            record(.refcountUnderflow(pfn: u.pfn, delta: u.delta, pages: u.pages))
+        }
         var first: (pfn: PFN, delta: Int64)?
         var pages: UInt64 = 0
         for r in phys.refs.runs {

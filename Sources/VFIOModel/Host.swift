@@ -87,17 +87,8 @@ public final class Host {
         counters.put_pfn += 1
         guard !is_invalid_reserved_pfn(pfn) else { return 0 }
         ramRefsNet -= 1
-        let delta = phys.addRefs(pfn, 1, -1)
-        if delta < 0 { noteUnderflow(pfn, delta) }
+        phys.addRef(pfn, -1)
         return 1
-    }
-
-    private func noteUnderflow(_ pfn: PFN, _ delta: Int64) {
-        if let u = underflow {
-            underflow = (u.pfn, min(u.delta, delta), u.pages + 1)
-        } else {
-            underflow = (pfn, delta, 1)
-        }
     }
 
     /// Takes a reference on a frame that has a struct page (ram or reserved), as GUP does.
@@ -105,7 +96,7 @@ public final class Host {
         let cls = phys.pfnClassCached(pfn)
         if cls == .mmio { return }
         if cls == .ram { ramRefsNet += 1 }
-        phys.addRefs(pfn, 1, 1)
+        phys.addRef(pfn, 1)
     }
 
     // MARK: - GUP and faults
@@ -145,7 +136,7 @@ public final class Host {
     /// business; raw pfn VMAs fault only `linear` pages in (the vfio-pci fault handler).
     func handle_fault(_ vma: VMA, _ vaddr: VAddr, write: Bool) -> Result<PFN, Errno> {
         let vpn = vaddr.vpn
-        if let pte = mm.ptes.value(at: vpn) {
+        if let pte = mm.pte(at: vpn) {
             if !write || pte.writable { return .success(pte.pfn) }
             counters.faults += 1
             if vma.flags.contains(.shared) {
@@ -162,17 +153,17 @@ public final class Host {
         if !vma.flags.isDisjoint(with: [.io, .pfnmap]) {
             guard vma.flags.contains(.linear) else { return .failure(Errno(errno: EFAULT)) }
             let pfn = PFN(vma.pgoff &+ ((vaddr - vma.start) >> PAGE_SHIFT))
-            mm.ptes.assign(vpn, 1, Pte(pfn: pfn, writable: vma.write))
+            mm.setPtes(vpn, 1, Pte(pfn: pfn, writable: vma.write))
             return .success(pfn)
         }
         if vma.isHugetlb { return cowFault(vma, vaddr) }
         if vma.isAnonPrivate && !write, let zero = phys.zeroPfn {
             // A read fault on anonymous memory maps the shared zero page, always read-only.
-            mm.ptes.assign(vpn, 1, Pte(pfn: zero, writable: false))
+            mm.setPtes(vpn, 1, Pte(pfn: zero, writable: false))
             return .success(zero)
         }
         guard let pfn = phys.allocPage() else { return .failure(Errno(errno: ENOMEM)) }
-        mm.ptes.assign(vpn, 1, Pte(pfn: pfn, writable: vma.write))
+        mm.setPtes(vpn, 1, Pte(pfn: pfn, writable: vma.write))
         return .success(pfn)
     }
 
@@ -185,11 +176,11 @@ public final class Host {
                 return .failure(Errno(errno: EFAULT))
             }
             let hstart = VAddr(vaddr.rawValue & ~(vma.hugetlbSize - 1))
-            mm.ptes.assign(hstart.vpn, npages, Pte(pfn: block, writable: vma.write))
+            mm.setPtes(hstart.vpn, npages, Pte(pfn: block, writable: vma.write))
             return .success(block + Int((vaddr - hstart) >> PAGE_SHIFT))
         }
         guard let pfn = phys.allocPage() else { return .failure(Errno(errno: ENOMEM)) }
-        mm.ptes.assign(vaddr.vpn, 1, Pte(pfn: pfn, writable: true))
+        mm.setPtes(vaddr.vpn, 1, Pte(pfn: pfn, writable: true))
         return .success(pfn)
     }
 
@@ -198,9 +189,9 @@ public final class Host {
         if vma.isHugetlb {
             let hstart = VAddr(vaddr.rawValue & ~(vma.hugetlbSize - 1))
             let base = pfn + -Int((vaddr - hstart) >> PAGE_SHIFT)
-            mm.ptes.assign(hstart.vpn, vma.hugetlbSize >> PAGE_SHIFT, Pte(pfn: base, writable: writable))
+            mm.setPtes(hstart.vpn, vma.hugetlbSize >> PAGE_SHIFT, Pte(pfn: base, writable: writable))
         } else {
-            mm.ptes.assign(vaddr.vpn, 1, Pte(pfn: pfn, writable: writable))
+            mm.setPtes(vaddr.vpn, 1, Pte(pfn: pfn, writable: writable))
         }
     }
 
@@ -208,7 +199,7 @@ public final class Host {
     /// For engines after 4.16, which stopped trusting `vm_pgoff`.
     public func follow_pfn(_ vma: VMA, _ vaddr: VAddr, _ pfn: inout PFN) -> Int {
         counters.follow_pfn += 1
-        guard !vma.flags.isDisjoint(with: [.io, .pfnmap]), let pte = mm.ptes.value(at: vaddr.vpn) else {
+        guard !vma.flags.isDisjoint(with: [.io, .pfnmap]), let pte = mm.pte(at: vaddr.vpn) else {
             return -EINVAL
         }
         pfn = pte.pfn
@@ -223,7 +214,7 @@ public final class Host {
         guard mm.isCovered(vaddr, npages: count) else {
             throw WorldError("pte range \(vaddr)+\(count) pages is not inside a VMA")
         }
-        mm.ptes.assign(vaddr.vpn, count, pfn.map { Pte(pfn: $0, writable: writable) })
+        mm.setPtes(vaddr.vpn, count, pfn.map { Pte(pfn: $0, writable: writable) })
     }
 
     /// `touch VADDR COUNT r|w`: the process touches the pages, faulting them in as the CPU
@@ -255,9 +246,8 @@ public final class Host {
     /// Takes the violations recorded since the last call, folding this event's page-by-page
     /// underflows into one report.
     public func takeViolations() -> [EventViolation] {
-        if let u = underflow {
+        if let u = phys.takeUnderflow() {
             record(.refcountUnderflow(pfn: u.pfn, delta: u.delta, pages: u.pages))
-            underflow = nil
         }
         defer { violations.removeAll(keepingCapacity: true) }
         return violations

@@ -72,7 +72,10 @@ public struct Pte: RunValue, Sendable {
 public final class MM {
     /// Sorted by start, non-overlapping.
     public internal(set) var vmas: [VMA] = []
-    public var ptes = RunMap<Pte>()
+    public private(set) var ptes = RunMap<Pte>()
+    /// The pte run the last lookup found (cut to start at the key looked up); cleared whenever
+    /// the page tables change.
+    private var lastRun: Run<Pte>?
     /// Pages charged by `vfio_lock_acct()`; signed so that a buggy engine's underflow shows.
     public var locked_vm: Int64 = 0
     /// The VMA the last lookup found: a page-by-page walk asks about the same one again and
@@ -139,7 +142,21 @@ public final class MM {
             i += 1
         }
         vmas.replaceSubrange(first..<i, with: kept)
-        ptes.assign(start.vpn, (end - start) >> PAGE_SHIFT, nil)
+        setPtes(start.vpn, (end - start) >> PAGE_SHIFT, nil)
+    }
+
+    /// The pte at virtual page `vpn`, if present.
+    public func pte(at vpn: UInt64) -> Pte? {
+        if let r = lastRun, r.start <= vpn, vpn < r.end { return r.value.advanced(by: vpn - r.start) }
+        guard let r = ptes.run(at: vpn) else { return nil }
+        lastRun = r
+        return r.value
+    }
+
+    /// Sets (or with nil drops) `count` ptes from virtual page `vpn`.
+    public func setPtes(_ vpn: UInt64, _ count: UInt64, _ pte: Pte?) {
+        lastRun = nil
+        ptes.assign(vpn, count, pte)
     }
 
     /// Whether every page of `[start, start + npages)` lies inside some VMA.

@@ -104,20 +104,55 @@ public struct PhysMem {
     /// Frames left in the pool.
     public var poolFreePages: UInt64 { poolFree.runs.reduce(0) { $0 + $1.count } }
 
-    /// Adds `delta` to the reference count of every frame in the range.
-    ///
-    /// Returns the lowest delta left in the range, so callers can see an underflow.
-    @discardableResult
-    public mutating func addRefs(_ start: PFN, _ count: UInt64, _ delta: Int64) -> Int64 {
-        var lowest = Int64.max
-        refs.update(start.rawValue, count) { old in
-            let v = (old ?? 0) + delta
-            lowest = min(lowest, v)
-            return v == 0 ? nil : v
+    /// References not yet written to `refs`: consecutive frames that each got `delta` once.
+    /// GUP and `put_pfn()` walk frame after frame, so a run of them costs one update.
+    @usableFromInline var pending: (start: UInt64, count: UInt64, delta: Int64) = (0, 0, 0)
+    /// Frames that went below zero references as pending runs were written: the first, the
+    /// lowest count, how many times.
+    public private(set) var underflow: (pfn: PFN, delta: Int64, pages: UInt64)?
+
+    /// Adds `delta` (±1) to the reference count of one frame.
+    @inlinable
+    public mutating func addRef(_ pfn: PFN, _ delta: Int64) {
+        if pending.count > 0 && pfn.rawValue == pending.start &+ pending.count && delta == pending.delta {
+            pending.count += 1
+            return
         }
-        return lowest
+        flushRefs()
+        pending = (pfn.rawValue, 1, delta)
     }
 
-    /// The reference delta of one frame.
-    public func refDelta(_ pfn: PFN) -> Int64 { refs.value(at: pfn.rawValue) ?? 0 }
+    /// Writes the pending run into `refs`, noting frames that go below zero.
+    public mutating func flushRefs() {
+        guard pending.count > 0 else { return }
+        let p = pending
+        pending.count = 0
+        refs.update(p.start, p.count) { old in
+            let v = (old ?? 0) + p.delta
+            return v == 0 ? nil : v
+        }
+        guard p.delta < 0 else { return }
+        refs.forEachSegment(from: p.start, count: p.count) { start, n, v in
+            guard let v, v < 0 else { return }
+            if let u = underflow {
+                underflow = (u.pfn, min(u.delta, v), u.pages + n)
+            } else {
+                underflow = (PFN(start), v, n)
+            }
+        }
+    }
+
+    /// Takes the underflows noted so far.
+    public mutating func takeUnderflow() -> (pfn: PFN, delta: Int64, pages: UInt64)? {
+        flushRefs()
+        defer { underflow = nil }
+        return underflow
+    }
+
+    /// The reference delta of one frame, pending references included.
+    public func refDelta(_ pfn: PFN) -> Int64 {
+        let p = pending
+        let extra = p.count > 0 && p.start <= pfn.rawValue && pfn.rawValue < p.start + p.count ? p.delta : 0
+        return (refs.value(at: pfn.rawValue) ?? 0) + extra
+    }
 }

@@ -53,10 +53,13 @@ public struct RunMap<Value: RunValue> {
     /// run after it).
     @inlinable func firstIndex(endingAbove key: UInt64) -> Int {
         let n = storage.count
-        // i answers when the run before it ends at or below key and run i (if any) above it.
-        let h = hint.index
-        for i in h...(h + 1) where i <= n {
-            if (i == 0 || storage[i - 1].end <= key) && (i == n || storage[i].end > key) {
+        // i answers when the run before it ends at or below key and run i (if any) above it:
+        // try the hinted run, then the next one.
+        var i = hint.index
+        if i <= n && (i == 0 || storage[i - 1].end <= key) {
+            if i == n || storage[i].end > key { return i }
+            i += 1
+            if i == n || storage[i].end > key {
                 hint.index = i
                 return i
             }
@@ -150,7 +153,7 @@ public struct RunMap<Value: RunValue> {
             storage[hi] = Run(start: end, count: r.end - end, value: r.value.advanced(by: end - r.start))
         }
         guard let value else {
-            storage.removeSubrange(lo..<hi)
+            if hi > lo { storage.removeSubrange(lo..<hi) }
             return
         }
         let new = Run(start: start, count: count, value: value)
@@ -186,13 +189,49 @@ public struct RunMap<Value: RunValue> {
         a.end == b.start && a.value.advanced(by: a.count) == b.value
     }
 
-    /// Rewrites every piece of `[start, start + count)`, storage and gaps alike, through `transform`
+    /// One key: the walk's common case. A run grown by one key at its end, or shrunk by one
+    /// at either end, is changed in place after a single lookup; anything else goes through
+    /// `assign`.
+    @inlinable mutating func updateOne(_ key: UInt64, _ transform: (Value?) -> Value?) {
+        let n = storage.count
+        let i = firstIndex(endingAbove: key)
+        let inRun = i < n && storage[i].start <= key
+        let old = inRun ? storage[i].value.advanced(by: key - storage[i].start) : nil
+        let new = transform(old)
+        if new == old { return }
+        if !inRun, let new, i > 0, storage[i - 1].end == key,
+            storage[i - 1].value.advanced(by: storage[i - 1].count) == new
+        {
+            storage[i - 1].count += 1
+            if i < n, Self.continues(storage[i - 1], storage[i]) {
+                storage[i - 1].count += storage[i].count
+                storage.remove(at: i)
+            }
+            return
+        }
+        if inRun, new == nil {
+            if storage[i].count == 1 {
+                storage.remove(at: i)
+                return
+            }
+            if key == storage[i].start {
+                storage[i] = Run(start: key + 1, count: storage[i].count - 1, value: storage[i].value.advanced(by: 1))
+                return
+            }
+            if key == storage[i].end - 1 {
+                storage[i].count -= 1
+                return
+            }
+        }
+        assign(key, 1, new)
+    }
+
+    /// Rewrites every piece of `[start, start + count)`, runs and gaps alike, through `transform`
     /// (nil in, nil out means nothing there).
     @inlinable public mutating func update(_ start: UInt64, _ count: UInt64, _ transform: (Value?) -> Value?) {
         guard count > 0 else { return }
         if count == 1 {
-            // The walk's common case: one key, no temporary storage.
-            assign(start, 1, transform(value(at: start)))
+            updateOne(start, transform)
             return
         }
         var pieces: [(start: UInt64, count: UInt64, value: Value?)] = []
@@ -208,4 +247,5 @@ extension ConstantRunValue {
 }
 
 extension Int64: ConstantRunValue {}
+
 extension Bool: ConstantRunValue {}
