@@ -8,9 +8,10 @@
 //                      Replay -> VFIOEngines -> VFIOModel
 import PackageDescription
 
-/// The per-page path of the engines and the world: in release builds, without the runtime's
-/// dynamic exclusivity checks, which cost more than the simulation itself there (measured with
-/// callgrind, docs/PERFORMANCE.md). Debug builds keep them.
+/// The per-page path of the engines and the world, and the per-statement path of decoding and
+/// replay: in release builds, without the runtime's dynamic exclusivity checks, which cost
+/// more than the simulation itself there (measured with callgrind, docs/PERFORMANCE.md), and
+/// with cross-module optimization. Debug builds keep the checks.
 let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"], .when(configuration: .release))]
 
 let package = Package(
@@ -39,9 +40,9 @@ let package = Package(
         // One file per kernel version of vfio_pin_pages_remote().
         .target(name: "VFIOEngines", dependencies: ["VFIOModel"], swiftSettings: hotPath),
         // Trace statements, the text form and the zstd binary form.
-        .target(name: "TraceFormat", dependencies: ["Zstd"]),
+        .target(name: "TraceFormat", dependencies: ["Zstd"], swiftSettings: hotPath),
         // Replay of traces through engines, the differ and the reports.
-        .target(name: "Replay", dependencies: ["TraceFormat", "VFIOEngines", "VFIOModel"]),
+        .target(name: "Replay", dependencies: ["TraceFormat", "VFIOEngines", "VFIOModel"], swiftSettings: hotPath),
         // Synthetic QEMU boots.
         .target(name: "TraceGen", dependencies: ["TraceFormat"]),
         // Benchmarks behind `pinreplay bench`: figures, never pass/fail.

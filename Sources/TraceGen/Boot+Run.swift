@@ -187,8 +187,9 @@ extension BootGenerator {
         var nextIOVA: UInt64 = 0xFFFF_F000
         let ramPages = config.ram >> 12
         for _ in 0..<config.requests {
-            // Mostly single pages, some larger buffers, a few 2 MiB ones.
-            let size: UInt64 = rng.chance(80) ? 0x1000 : rng.chance(75) ? rng.logUniform(13, 16) : 0x20_0000
+            // Mostly single pages (descriptors, packet buffers), some larger buffers, now and
+            // then a 2 MiB superpage.
+            let size: UInt64 = rng.chance(90) ? 0x1000 : rng.chance(90) ? rng.logUniform(13, 16) : 0x20_0000
             var iova = (nextIOVA - size) & ~(size - 1)
             if iova < 0x1000_0000 { iova = (0xFFFF_F000 - size) & ~(size - 1) }
             nextIOVA = iova

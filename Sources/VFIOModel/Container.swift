@@ -411,6 +411,7 @@ extension Host {
     }
 
     private func checkLeaks() {
+        phys.flushRefs()
         if let u = phys.takeUnderflow() {
             record(.refcountUnderflow(pfn: u.pfn, delta: u.delta, pages: u.pages))
         }

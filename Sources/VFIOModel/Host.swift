@@ -249,7 +249,8 @@ public final class Host {
         if let u = phys.takeUnderflow() {
             record(.refcountUnderflow(pfn: u.pfn, delta: u.delta, pages: u.pages))
         }
-        defer { violations.removeAll(keepingCapacity: true) }
+        if violations.isEmpty { return [] }
+        defer { violations = [] }
         return violations
     }
 

@@ -144,7 +144,8 @@ public struct PhysMem {
 
     /// Takes the underflows noted so far.
     public mutating func takeUnderflow() -> (pfn: PFN, delta: Int64, pages: UInt64)? {
-        flushRefs()
+        // Only pending puts can underflow; pending references taken may wait.
+        if pending.delta < 0 { flushRefs() }
         defer { underflow = nil }
         return underflow
     }
