@@ -198,39 +198,49 @@ final class BinarySource {
 
     /// Parses one complete record out of the content buffer: the statement, or nil when more
     /// content is needed (or the record was of an unknown type and skipped, then loops).
+    /// What one look at the content buffer found.
+    private enum Parsed {
+        case needMore
+        case record(Statement?, size: Int)
+        case problem(String)
+    }
+
     private func nextRecord() throws(TraceError) -> Statement? {
         while true {
-            let parsed: (type: UInt64, header: Int, length: Int)? = try content.withBytes { (raw) throws(TraceError) in
-                let avail = UnsafeRawBufferPointer(rebasing: raw[cStart..<cEnd])
+            // One pass over the buffer per record, without throwing closures: this is the
+            // decoder's hot path.
+            let parsed: Parsed = content.withUnsafeBytes { raw in
+                guard let base = raw.baseAddress else { return .needMore }
+                let avail = UnsafeRawBufferPointer(start: base + cStart, count: cEnd - cStart)
                 var r = PayloadReader(avail)
                 guard let type = try? r.varint(), let length = try? r.varint() else {
-                    if avail.count >= 20 { throw recordError("record header is not two varints") }
-                    return nil
+                    return avail.count >= 20 ? .problem("record header is not two varints") : .needMore
                 }
                 guard length <= UInt64(maxRecordPayload) else {
-                    throw recordError("record length \(length) is past the \(maxRecordPayload)-byte limit")
+                    return .problem("record length \(length) is past the \(maxRecordPayload)-byte limit")
                 }
-                guard avail.count - r.pos >= Int(length) else { return nil }
-                return (type, r.pos, Int(length))
-            }
-            guard let parsed else { return nil }
-            let statement: Statement?
-            do throws(StatementProblem) {
-                statement = try content.withBytes { (raw) throws(StatementProblem) in
-                    let at = cStart + parsed.header
-                    return try decoder.decode(
-                        type: parsed.type, payload: UnsafeRawBufferPointer(rebasing: raw[at..<at + parsed.length]))
+                guard avail.count - r.pos >= Int(length) else { return .needMore }
+                let payload = UnsafeRawBufferPointer(start: avail.baseAddress! + r.pos, count: Int(length))
+                do throws(StatementProblem) {
+                    let statement = try decoder.decode(type: type, payload: payload)
+                    if let statement { try validator.check(statement) }
+                    return .record(statement, size: r.pos + Int(length))
+                } catch {
+                    return .problem(error.message)
                 }
-                if let statement { try validator.check(statement) }
-            } catch {
-                throw recordError(error.message)
             }
-            lastRecord = (recordIndex, contentOffset)
-            let size = parsed.header + parsed.length
-            cStart += size
-            contentOffset += UInt64(size)
-            recordIndex += 1
-            if let statement { return statement }
+            switch parsed {
+            case .needMore:
+                return nil
+            case .problem(let message):
+                throw recordError(message)
+            case .record(let statement, let size):
+                lastRecord = (recordIndex, contentOffset)
+                cStart += size
+                contentOffset += UInt64(size)
+                recordIndex += 1
+                if let statement { return statement }
+            }
         }
     }
 
