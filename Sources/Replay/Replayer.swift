@@ -120,11 +120,14 @@ public struct Replayer {
         var event = 0
         var outcomes: [RequestOutcome] = []
         outcomes.reserveCapacity(hosts.count)
+        var results = [Result<RequestOutcome?, WorldError>](repeating: .success(nil), count: hosts.count)
+        var effects = [Differ.Effect](repeating: Differ.Effect(lockedVM: 0, ramRefs: 0), count: hosts.count)
         var refsBefore = [Int64](repeating: 0, count: hosts.count)
         var lockedBefore = [Int64](repeating: 0, count: hosts.count)
 
         while let s = try reader.next() {
             event += 1
+            if let progress, event & 0x3FF == 0 { progress(hosts[0].counters.pages_walked, totalMapPages) }
             if case .mark(let text) = s { mark = text }
             outcomes.removeAll(keepingCapacity: true)
             for (i, host) in hosts.enumerated() {
@@ -132,7 +135,7 @@ public struct Replayer {
                 refsBefore[i] = host.ramRefsNet
                 lockedBefore[i] = host.mm.locked_vm
             }
-            let results = Self.applyAll(s, to: hosts)
+            Self.applyAll(s, to: hosts, into: &results)
             for (i, host) in hosts.enumerated() {
                 switch results[i] {
                 case .success(let o):
@@ -156,10 +159,11 @@ public struct Replayer {
                 report.summaries[i].lockedVMPeak = max(report.summaries[i].lockedVMPeak, o.lockedVM)
             }
             observer.request(event: event, engines: names, outcomes: outcomes)
+            guard hosts.count > 1 else { continue }
             // Each engine's own effect of this request, so one early difference in state does not
             // make every later request diverge.
-            let effects = hosts.indices.map {
-                Differ.Effect(lockedVM: outcomes[$0].lockedVM - lockedBefore[$0], ramRefs: hosts[$0].ramRefsNet - refsBefore[$0])
+            for i in hosts.indices {
+                effects[i] = Differ.Effect(lockedVM: outcomes[i].lockedVM - lockedBefore[i], ramRefs: hosts[i].ramRefsNet - refsBefore[i])
             }
             if let d = Differ.compare(outcomes, effects: effects, engines: names) {
                 report.divergences.append(
@@ -167,7 +171,6 @@ public struct Replayer {
                         event: event, request: s.canonicalText, op: outcomes[0].op, kind: d.kind, mark: mark,
                         detail: d.detail, outcomes: outcomes))
             }
-            if let progress, event & 0x3FF == 0 { progress(hosts[0].counters.pages_walked, totalMapPages) }
         }
         report.events = event
 
@@ -189,21 +192,23 @@ public struct Replayer {
     /// the results are the same as one after the other, only sooner.
     static let parallelBytes: UInt64 = 256 << 20
 
-    /// Applies a statement to every host, in parallel when it is a large request.
-    static func applyAll(_ s: Statement, to hosts: [Host]) -> [Result<RequestOutcome?, WorldError>] {
+    /// Applies a statement to every host, in parallel when it is a large request; `results`
+    /// has one slot per host and is reused from statement to statement.
+    static func applyAll(_ s: Statement, to hosts: [Host], into results: inout [Result<RequestOutcome?, WorldError>]) {
         let heavy: Bool
         switch s {
         case .map(_, _, let size, _), .unmap(_, let size): heavy = size >= parallelBytes
         default: heavy = false
         }
         guard heavy && hosts.count > 1 else {
-            return hosts.map { h in Result { () throws(WorldError) in try apply(s, to: h) } }
+            for i in hosts.indices { results[i] = Result { () throws(WorldError) in try apply(s, to: hosts[i]) } }
+            return
         }
         let box = ResultsBox(hosts)
         DispatchQueue.concurrentPerform(iterations: hosts.count) { i in
             box.store(i, Result { () throws(WorldError) in try apply(s, to: box.hosts[i]) })
         }
-        return box.results
+        results = box.results
     }
 
     /// Applies one statement to a host; requests return their outcome.
