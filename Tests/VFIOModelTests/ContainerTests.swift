@@ -13,6 +13,17 @@ import VFIOModel
         return h
     }
 
+    /// Four pages in two physically separate runs (0x2000, 0x2008), RLIMIT_MEMLOCK three pages.
+    func twoRunHost(_ engine: String) throws -> Host {
+        let h = TestHost.make(engine)
+        h.phys.declare(.ram, start: 0x2000, count: 16)
+        h.anon(0x40_0000, pages: 4)
+        try h.setPtes(0x40_0000, count: 2, pfn: 0x2000, writable: true)
+        try h.setPtes(0x40_2000, count: 2, pfn: 0x2008, writable: true)
+        h.memlock = 3 * PAGE_SIZE
+        return h
+    }
+
     @Test("An unmap ending exactly at 2^64 is refused (4.16 off-by-one); one page less is not")
     func unmapEndingAt2To64() {
         let h = TestHost.make("v4.16")
@@ -28,12 +39,7 @@ import VFIOModel
         #expect(exact.map(0x10000, 0x40_0000, 4 * PAGE_SIZE) == .map(ret: 0, chunks: [chunk(0x10000, 0x2000, 4)], lockedVM: 4))
 
         // Two physically separate runs; the second one crosses the limit on its second page.
-        let over = TestHost.make(engine)
-        over.phys.declare(.ram, start: 0x2000, count: 16)
-        over.anon(0x40_0000, pages: 4)
-        try over.setPtes(0x40_0000, count: 2, pfn: 0x2000, writable: true)
-        try over.setPtes(0x40_2000, count: 2, pfn: 0x2008, writable: true)
-        over.memlock = 3 * PAGE_SIZE
+        let over = try twoRunHost(engine)
         let out = over.map(0x10000, 0x40_0000, 4 * PAGE_SIZE)
         #expect(out == .map(ret: -ENOMEM, chunks: [chunk(0x10000, 0x2000, 2)], lockedVM: 0))
         over.teardown()
@@ -41,12 +47,7 @@ import VFIOModel
         for pfn: UInt64 in [0x2000, 0x2001, 0x2008, 0x2009] { #expect(over.phys.refDelta(PFN(pfn)) == 0) }
 
         // CAP_IPC_LOCK lifts the limit but still charges.
-        let cap = TestHost.make(engine)
-        cap.phys.declare(.ram, start: 0x2000, count: 16)
-        cap.anon(0x40_0000, pages: 4)
-        try cap.setPtes(0x40_0000, count: 2, pfn: 0x2000, writable: true)
-        try cap.setPtes(0x40_2000, count: 2, pfn: 0x2008, writable: true)
-        cap.memlock = 3 * PAGE_SIZE
+        let cap = try twoRunHost(engine)
         cap.cap_ipc_lock = true
         let capOut = cap.map(0x10000, 0x40_0000, 4 * PAGE_SIZE)
         #expect(capOut == .map(ret: 0, chunks: [chunk(0x10000, 0x2000, 2), chunk(0x12000, 0x2008, 2)], lockedVM: 4))
