@@ -68,11 +68,13 @@ import VFIOModel
         let engines: [any PinEngine] = [OffByOne(), RFCv1(), V4_17_rc1()]
         var failing = 0
         var checked = 0
-        for t in Self.traces where !t.contains("viommu") {
+        // The hand-written traces are enough to show it, and quick.
+        for t in Self.traces where t.hasSuffix(".txt") {
             checked += 1
             if try Golden.render(trace: t, engines: engines).files != Self.expected(t) { failing += 1 }
         }
-        // Every trace that maps more than one page shows the mutation.
+        // Every trace that maps more than one page in one chunk shows the mutation.
+        #expect(checked >= 15)
         #expect(failing >= checked - 3, "only \(failing) of \(checked) golden traces noticed the mutant")
     }
 }
