@@ -28,10 +28,12 @@ func timed(_ body: () throws -> Void) rethrows -> Int64 {
     return d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000
 }
 
-/// Minimum and median of several runs.
-func minMedian(_ xs: [Int64]) -> (Int64, Int64) {
-    let s = xs.sorted()
-    return (s[0], s[s.count / 2])
+/// Minimum and median wall time of `runs` runs of `body`, in nanoseconds.
+func measure(_ runs: Int, _ body: () throws -> Void) rethrows -> (min: Int64, median: Int64) {
+    var times: [Int64] = []
+    for _ in 0..<runs { times.append(try timed(body)) }
+    times.sort()
+    return (times[0], times[times.count / 2])
 }
 
 func seconds(_ ns: Int64) -> String { formatFixed(Double(ns) / 1e9, 3) + " s" }
@@ -60,10 +62,12 @@ let barWalk = BenchCase(
             let h = Host(engine: engine)
             h.mm.mmap(VMA(start: 0x7F00_0000_0000, end: 0x7F04_0000_0000, flags: [.io, .pfnmap, .linear], pgoff: 0x380_0000))
             var out: RequestOutcome?
+            // Only the map request is timed: the host is built outside.
             times.append(timed { out = h.vfio_dma_do_map(0x1_0000_0000, 0x7F00_0000_0000, 16 << 30, [.IOMMU_READ, .IOMMU_WRITE]) })
             guard case .map(0, let chunks, _)? = out, chunks.count == 1 else { throw GenError("the BAR map failed") }
         }
-        let (lo, med) = minMedian(times)
+        times.sort()
+        let (lo, med) = (times[0], times[times.count / 2])
         if engine.name == "v4.16" {
             figures.append(("v4.16 ns/page (min)", formatFixed(Double(lo) / 4_194_304, 2)))
             figures.append(("v4.16 ns/page (median)", formatFixed(Double(med) / 4_194_304, 2)))
@@ -80,13 +84,9 @@ let gpuBoot = BenchCase(
 ) { runs, scratch in
     let path = scratch + "/gpu-16g-bar.vptr"
     try generate(try profile("gpu-16g-bar"), to: path)
-    var times: [Int64] = []
     var pages = 0
-    for _ in 0..<runs {
-        times.append(try timed { pages = try replay(path, Engines.all).summaries.reduce(0) { $0 + $1.counters.pages_walked } })
-    }
-    let (lo, med) = minMedian(times)
-    return [("wall (min)", seconds(lo)), ("wall (median)", seconds(med)), ("pages walked, all engines", "\(pages)")]
+    let t = try measure(runs) { pages = try replay(path, Engines.all).summaries.reduce(0) { $0 + $1.counters.pages_walked } }
+    return [("wall (min)", seconds(t.min)), ("wall (median)", seconds(t.median)), ("pages walked, all engines", "\(pages)")]
 }
 
 let terabyteGuest = BenchCase(
@@ -97,10 +97,8 @@ let terabyteGuest = BenchCase(
     c.ram = 1 << 40
     let path = scratch + "/hugetlb-1t.vptr"
     try generate(c, to: path)
-    var times: [Int64] = []
-    for _ in 0..<runs { times.append(try timed { _ = try replay(path, Engines.all) }) }
-    let (lo, med) = minMedian(times)
-    return [("wall (min)", seconds(lo)), ("wall (median)", seconds(med))]
+    let t = try measure(runs) { _ = try replay(path, Engines.all) }
+    return [("wall (min)", seconds(t.min)), ("wall (median)", seconds(t.median))]
 }
 
 let viommuChurn = BenchCase(
@@ -114,11 +112,9 @@ let viommuChurn = BenchCase(
     try generate(c, to: path)
     var figures: [(String, String)] = []
     for engine in Engines.all {
-        var times: [Int64] = []
         var requests = 0
-        for _ in 0..<runs { times.append(try timed { requests = try replay(path, [engine]).requests }) }
-        let (_, med) = minMedian(times)
-        figures.append(("\(engine.name) requests/s (median)", "\(Int64(Double(requests) / (Double(med) / 1e9)))"))
+        let t = try measure(runs) { requests = try replay(path, [engine]).requests }
+        figures.append(("\(engine.name) requests/s (median)", "\(Int64(Double(requests) / (Double(t.median) / 1e9)))"))
         figures.append(("\(engine.name) requests", "\(requests)"))
     }
     return figures
@@ -134,20 +130,14 @@ let decode = BenchCase(
     let path = scratch + "/decode.vptr"
     try generate(c, to: path)
     var bytes: UInt64 = 0
-    var ours: [Int64] = []
-    for _ in 0..<runs {
-        ours.append(try timed {
-            let r = try TraceReader(path: path)
-            while try r.next() != nil {}
-            bytes = r.decodedBytes
-        })
+    let ours = try measure(runs) {
+        let r = try TraceReader(path: path)
+        while try r.next() != nil {}
+        bytes = r.decodedBytes
     }
-    var theirs: [Int64] = []
-    for _ in 0..<runs { theirs.append(try timed { try runZstd(path) }) }
-    let (_, ourMed) = minMedian(ours)
-    let (_, theirMed) = minMedian(theirs)
-    let ourMBs = Double(bytes) / (Double(ourMed) / 1e9) / 1e6
-    let theirMBs = Double(bytes) / (Double(theirMed) / 1e9) / 1e6
+    let theirs = try measure(runs) { try runZstd(path) }
+    let ourMBs = Double(bytes) / (Double(ours.median) / 1e9) / 1e6
+    let theirMBs = Double(bytes) / (Double(theirs.median) / 1e9) / 1e6
     return [
         ("decoded bytes", "\(bytes)"), ("pinreplay MB/s (median)", formatFixed(ourMBs, 1)),
         ("zstd -d MB/s (median)", formatFixed(theirMBs, 1)), ("ratio pinreplay/zstd", formatFixed(ourMBs / theirMBs, 2)),
