@@ -163,7 +163,7 @@ public struct Replayer {
             // Each engine's own effect of this request, so one early difference in state does not
             // make every later request diverge.
             for i in hosts.indices {
-                effects[i] = Differ.Effect(lockedVM: outcomes[i].lockedVM - lockedBefore[i], ramRefs: hosts[i].ramRefsNet - refsBefore[i])
+                effects[i] = Differ.Effect(lockedVM: outcomes[i].lockedVM &- lockedBefore[i], ramRefs: hosts[i].ramRefsNet &- refsBefore[i])
             }
             if let d = Differ.compare(outcomes, effects: effects, engines: names) {
                 report.divergences.append(

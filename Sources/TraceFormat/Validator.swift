@@ -39,9 +39,10 @@ struct StatementValidator {
             }
         case let .munmap(start, end):
             try Self.vaRange(start, end)
-        case let .pte(vaddr, count, pfn, _):
+        case let .pte(vaddr, count, pfn, readOnly):
             try Self.vaPages(vaddr, count)
             if let pfn { try Self.pfnRange(pfn, count) }
+            if pfn == nil && readOnly { throw StatementProblem("pte none takes no ro flag") }
         case let .touch(vaddr, count, _):
             try Self.vaPages(vaddr, count)
         case .mark(let text):
