@@ -50,13 +50,15 @@ let package = Package(
         .target(name: "Replay", dependencies: ["TraceFormat", "VFIOEngines", "VFIOModel"], swiftSettings: hotPath),
         // Synthetic QEMU boots.
         .target(name: "TraceGen", dependencies: ["TraceFormat"]),
+        // Traces from real processes: /proc/PID/maps and pagemap.
+        .target(name: "Record", dependencies: ["TraceFormat", "TraceGen"]),
         // Benchmarks behind `pinreplay bench`: figures, never pass/fail.
         .target(name: "Bench", dependencies: ["Replay", "TraceGen", "TraceFormat", "VFIOEngines", "VFIOModel"]),
         // The command-line tool; stays thin.
         .executableTarget(
             name: "pinreplay",
             dependencies: [
-                "Replay", "TraceGen", "TraceFormat", "VFIOEngines", "Bench",
+                "Replay", "TraceGen", "TraceFormat", "VFIOEngines", "Bench", "Record",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -70,6 +72,7 @@ let package = Package(
         .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat", "Zstd", "TestSupport"]),
         .testTarget(name: "ReplayTests", dependencies: ["Replay", "TraceFormat", "VFIOEngines", "VFIOModel", "TestSupport"]),
         .testTarget(name: "TraceGenTests", dependencies: ["TraceGen", "TraceFormat", "Replay", "VFIOEngines", "TestSupport"]),
+        .testTarget(name: "RecordTests", dependencies: ["Record", "TraceFormat", "Replay", "VFIOEngines", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ]
 )

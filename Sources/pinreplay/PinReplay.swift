@@ -17,7 +17,7 @@ struct PinReplay: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             ReplayCommand.self, GenerateCommand.self, ConvertCommand.self, DumpCommand.self,
-            StatCommand.self, VerifyCommand.self, EnginesCommand.self, BlessCommand.self, BenchCommand.self,
+            StatCommand.self, VerifyCommand.self, EnginesCommand.self, BlessCommand.self, BenchCommand.self, RecordCommand.self,
         ]
     )
 }

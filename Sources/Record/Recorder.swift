@@ -1,0 +1,140 @@
+import TraceFormat
+import TraceGen
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Turns a process's memory map (and, where readable, its pagemap) into trace statements: the
+/// snapshot a replay starts from. Every assumption becomes a `mark`.
+public struct Recorder {
+    /// Huge page size assumed for hugetlbfs mappings (`--hugetlb-size`).
+    public var hugetlbSize: UInt64 = 2 << 20
+    /// Seed for the pfns laid out when the kernel hides them.
+    public var seed: UInt64 = 1
+    /// Assumptions made, each written into the trace once as a mark.
+    public private(set) var assumptions: [String] = []
+
+    public init() {}
+
+    /// The VMA statement a maps line stands for, or nil for mappings outside the process's
+    /// VMAs (the vsyscall gate).
+    public mutating func vma(_ e: MapsEntry) -> VMASpec? {
+        if e.path == "[vsyscall]" { return nil }
+        var v = VMASpec(start: e.start, end: e.end, read: e.read, write: e.write, exec: e.exec)
+        v.name = String(e.path.map { $0 == "#" ? "_" : $0 })
+        if e.shared { v.flags.insert(.shared) }
+        if e.path == "anon_inode:[vfio-device]" || e.path.hasPrefix("/dev/vfio/devices/") {
+            // A vfio-pci BAR mmap: VM_IO|VM_PFNMAP, and on 4.16-era kernels the offset column
+            // is the BAR's host physical address.
+            v.flags.formUnion([.io, .pfnmap, .linear])
+            v.pgoff = e.offset >> 12
+            note("vfio device mmaps are linear pfnmaps at the offset column's address (4.16-era kernels)")
+        } else if e.path == "[vvar]" || e.path == "[vvar_vclock]" {
+            v.flags.formUnion([.io, .pfnmap])
+        } else if e.path.hasPrefix("/dev/hugepages") || e.path.contains("/hugepages/") {
+            if e.start % hugetlbSize == 0 && e.end % hugetlbSize == 0 {
+                v.hugetlb = hugetlbSize
+                note("hugetlbfs mappings use \(hugetlbSize >> 20) MiB pages")
+            }
+        }
+        return v
+    }
+
+    private mutating func note(_ a: String) {
+        if !assumptions.contains(a) { assumptions.append(a) }
+    }
+
+    /// Reads the present pages of `[start, end)` from a pagemap file: runs of (first vpn, pages,
+    /// first pfn), pfn 0 where the kernel hides it.
+    public static func presentRuns(pagemapFD fd: Int32, start: UInt64, end: UInt64) -> [(vpn: UInt64, count: UInt64, pfn: UInt64)] {
+        var runs: [(vpn: UInt64, count: UInt64, pfn: UInt64)] = []
+        let chunk: UInt64 = 4096
+        var vpn = start >> 12
+        let last = end >> 12
+        var buf = [UInt64](repeating: 0, count: Int(chunk))
+        while vpn < last {
+            let n = min(chunk, last - vpn)
+            let got = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, Int(n) * 8, off_t(vpn * 8)) }
+            guard got > 0 else { break }
+            for i in 0..<(got / 8) {
+                let e = buf[i]
+                guard e >> 63 == 1 else { continue }  // not present
+                let pfn = e & ((1 << 55) - 1)
+                let v = vpn + UInt64(i)
+                if let l = runs.last, l.vpn + l.count == v, (l.pfn == 0 && pfn == 0) || (l.pfn != 0 && l.pfn + l.count == pfn) {
+                    runs[runs.count - 1].count += 1
+                } else {
+                    runs.append((v, 1, pfn))
+                }
+            }
+            vpn += UInt64(got / 8)
+        }
+        return runs
+    }
+
+    /// The statements of a snapshot: VMAs, and with a pagemap the ptes of present pages, the
+    /// pfn classes they need and a pool for later faults.
+    public mutating func snapshot(maps: [MapsEntry], pagemapFD: Int32?, memlock: UInt64??) -> [Statement] {
+        var vmas: [VMASpec] = []
+        for e in maps { if let v = vma(e) { vmas.append(v) } }
+        var ptes: [Statement] = []
+        var ram: [(start: UInt64, count: UInt64)] = []
+        var hidden = false
+        var rng = SplitMix64(seed: seed)
+        var cursor: UInt64 = 0x10_0000 + (rng.below(1 << 16) << 9)
+        if let fd = pagemapFD {
+            for v in vmas where v.flags.isDisjoint(with: [.io, .pfnmap]) {
+                for r in Self.presentRuns(pagemapFD: fd, start: v.start, end: v.end) {
+                    var pfn = r.pfn
+                    if pfn == 0 {
+                        hidden = true
+                        pfn = cursor
+                        cursor += r.count + rng.below(64)
+                    }
+                    ptes.append(.pte(vaddr: r.vpn << 12, count: r.count, pfn: pfn, readOnly: !v.write))
+                    ram.append((pfn, r.count))
+                }
+            }
+        }
+        if hidden {
+            note("the kernel hid pagemap pfns (not root): pfns laid out from seed \(seed)")
+        }
+        if !ram.isEmpty {
+            note("every frame the pagemap shows is ordinary ram (the zero page and other reserved frames are not told apart)")
+        }
+        var out: [Statement] = [.pageShift(12)]
+        if let memlock { out.append(.memlock(memlock)) }
+        for a in assumptions { out.append(.mark("assumed: " + a)) }
+        // Every frame seen is ram (merged, in order); faults later take pages above them.
+        ram.sort { $0.start < $1.start }
+        var merged: [(start: UInt64, count: UInt64)] = []
+        for r in ram {
+            if let l = merged.last, r.start <= l.start + l.count {
+                merged[merged.count - 1].count = max(l.start + l.count, r.start + r.count) - l.start
+            } else {
+                merged.append(r)
+            }
+        }
+        out += merged.map { .pfns(.ram, start: $0.start, count: $0.count) }
+        let top = merged.last.map { $0.start + $0.count } ?? 0x10_0000
+        let poolStart = (top + 0x3FFFF) & ~0x3FFFF
+        out.append(.mark("assumed: a pool of 1 GiB at pfn 0x\(String(poolStart, radix: 16)) for faults"))
+        out.append(.pool(start: poolStart, count: 1 << 18))
+        out += vmas.map { .vma($0) }
+        out += ptes
+        return out
+    }
+}
+
+/// RLIMIT_MEMLOCK from `/proc/PID/limits` text: bytes, nil for unlimited, or (outer) nil when
+/// the line is not there.
+public func memlockLimit(_ limits: String) -> UInt64?? {
+    for line in limits.split(separator: "\n") where line.hasPrefix("Max locked memory") {
+        let fields = line.dropFirst("Max locked memory".count).split(separator: " ")
+        guard let soft = fields.first else { return nil }
+        if soft == "unlimited" { return .some(nil) }
+        return UInt64(soft).map { .some($0) }
+    }
+    return nil
+}
