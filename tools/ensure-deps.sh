@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs what pinreplay needs and a fresh machine of this kind may lack: libzstd's headers
-# and pkg-config data (Debian libzstd-dev). Idempotent; quiet when nothing is missing.
+# and pkg-config data (Debian libzstd-dev); with --test also QEMU, which a recording test
+# starts. Idempotent; quiet when nothing is missing.
 set -euo pipefail
 need=()
 dpkg -s libzstd-dev >/dev/null 2>&1 || need+=(libzstd-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+if [ "${1:-}" = "--test" ]; then
+    command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
+fi
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}" >&2
     SUDO=""

@@ -3,6 +3,6 @@
 # pages; a debug build walks them ten times slower), run every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/ensure-deps.sh
+tools/ensure-deps.sh --test
 swift build -c release --build-tests
 swift test -c release --skip-build "$@"

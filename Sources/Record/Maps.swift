@@ -18,7 +18,7 @@ public struct MapsEntry: Equatable, Sendable {
 /// Parses `/proc/PID/maps` text; errors name the file and line.
 public func parseMaps(_ text: String, file: String) throws(TraceError) -> [MapsEntry] {
     var out: [MapsEntry] = []
-    for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+    for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
         let line = raw.trimmingSuffixBlanks
         if line.isEmpty { continue }
         func bad(_ what: String) -> TraceError { TraceError(file: file, .line(i + 1), "not a maps line (\(what)): '\(line.prefix(80))'") }

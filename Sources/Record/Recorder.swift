@@ -103,9 +103,14 @@ public struct Recorder {
         if !ram.isEmpty {
             note("every frame the pagemap shows is ordinary ram (the zero page and other reserved frames are not told apart)")
         }
+        // The kernel image and its zero page are not in any process's pagemap; without them a
+        // read-only pin of untouched memory could not find the zero page, as it does on a host.
+        note("a kernel image of reserved frames at pfn 0x\(String(KernelImage.start, radix: 16))-0x\(String(KernelImage.start + KernelImage.pages, radix: 16)) holding the zero page at 0x\(String(KernelImage.zeroPfn, radix: 16))")
         var out: [Statement] = [.pageShift(12)]
         if let memlock { out.append(.memlock(memlock)) }
         for a in assumptions { out.append(.mark("assumed: " + a)) }
+        out.append(.pfns(.reserved, start: KernelImage.start, count: KernelImage.pages))
+        out.append(.zeroPage(KernelImage.zeroPfn))
         // Every frame seen is ram (merged, in order); faults later take pages above them.
         ram.sort { $0.start < $1.start }
         var merged: [(start: UInt64, count: UInt64)] = []
@@ -130,7 +135,7 @@ public struct Recorder {
 /// RLIMIT_MEMLOCK from `/proc/PID/limits` text: bytes, nil for unlimited, or (outer) nil when
 /// the line is not there.
 public func memlockLimit(_ limits: String) -> UInt64?? {
-    for line in limits.split(separator: "\n") where line.hasPrefix("Max locked memory") {
+    for line in limits.split(whereSeparator: \.isNewline) where line.hasPrefix("Max locked memory") {
         let fields = line.dropFirst("Max locked memory".count).split(separator: " ")
         guard let soft = fields.first else { return nil }
         if soft == "unlimited" { return .some(nil) }

@@ -1,16 +1,24 @@
 import TraceFormat
 
+/// Where a plausible x86 host keeps its kernel image: used by the generator and by recordings,
+/// which cannot see the real one.
+public enum KernelImage {
+    /// The image at 16 MiB: reserved (memblock-reserved `_text.._end`).
+    public static let start: UInt64 = 0x1000
+    public static let pages: UInt64 = 0x1800
+    /// The shared zero page sits in the image's .bss, 32 pages before its end: a zero-page run
+    /// longer than that leaves the reserved image and reaches ordinary RAM.
+    public static let zeroPfn: UInt64 = start + pages - 0x20
+}
+
 /// The host's physical memory as the generator lays it out: the kernel image (with the zero
 /// page in its .bss), host RAM below the PCI MMIO windows, the free pool the guest's faults
 /// draw from, and the host BARs, naturally aligned, never overlapping.
 struct HostLayout {
     static let pageShift: UInt64 = 12
-    /// The kernel image at 16 MiB: reserved (memblock-reserved `_text.._end`).
-    static let kernelStart: UInt64 = 0x1000
-    static let kernelPages: UInt64 = 0x1800
-    /// The shared zero page sits in the image's .bss, 32 pages before its end: a zero-page run
-    /// longer than that leaves the reserved image and reaches ordinary RAM.
-    static let zeroPfn: UInt64 = kernelStart + kernelPages - 0x20
+    static let kernelStart = KernelImage.start
+    static let kernelPages = KernelImage.pages
+    static let zeroPfn = KernelImage.zeroPfn
     /// Host RAM below the 32-bit PCI hole: 40 MiB .. 3 GiB.
     static let lowRAM: Range<UInt64> = (kernelStart + kernelPages)..<0xC0000
     /// Host RAM above 4 GiB starts here; the 64-bit MMIO window caps it.

@@ -1,0 +1,103 @@
+import Foundation
+import Record
+import Replay
+import Testing
+import TestSupport
+import TraceFormat
+import VFIOEngines
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A real QEMU: started paused under TCG with 256 MiB of RAM and a QMP socket, recorded through
+/// its monitor and /proc, replayed, stopped by its pid.
+@Suite struct QEMURecordTests {
+    static let qemu = "/usr/bin/qemu-system-x86_64"
+
+    /// Starts QEMU and waits (at most ten seconds) for its QMP socket; nil with the reason
+    /// printed when it cannot start.
+    static func startQEMU(in dir: URL) -> (process: Process, socket: String)? {
+        guard FileManager.default.isExecutableFile(atPath: qemu) else {
+            print("QEMU recording test skipped: \(qemu) is not installed (tools/ensure-deps.sh --test installs it)")
+            return nil
+        }
+        let socket = dir.appendingPathComponent("qmp.sock").path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: qemu)
+        p.arguments = [
+            "-S", "-machine", "q35", "-accel", "tcg", "-m", "256M", "-nographic", "-nodefaults", "-display", "none",
+            "-qmp", "unix:\(socket),server=on,wait=off",
+        ]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        do { try p.run() } catch {
+            print("QEMU recording test skipped: QEMU does not start: \(error)")
+            return nil
+        }
+        for _ in 0..<200 {
+            if FileManager.default.fileExists(atPath: socket) { return (p, socket) }
+            if !p.isRunning { break }
+            usleep(50_000)
+        }
+        print("QEMU recording test skipped: QEMU gave no QMP socket within 10 s (status \(p.isRunning ? "running" : "exited"))")
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        return nil
+    }
+
+    @Test("A paused QEMU's flat view becomes map requests at the right addresses, read-only for ROM")
+    func recordLiveQEMU() throws {
+        let dir = Paths.scratch()
+        guard let (qemu, socket) = Self.startQEMU(in: dir) else { return }
+        defer {
+            kill(qemu.processIdentifier, SIGKILL)
+            qemu.waitUntilExit()
+        }
+        var recorder = Recorder()
+        let statements = try recordQEMU(socket: socket, pid: qemu.processIdentifier, recorder: &recorder)
+        let maps = statements.compactMap { s -> (iova: UInt64, vaddr: UInt64, size: UInt64, access: String)? in
+            if case let .map(iova, vaddr, size, access) = s { (iova, vaddr, size, access.keyword) } else { nil }
+        }
+        // q35, 256 MiB, no VGA: RAM below 0xc0000, pc.rom, isa-bios, RAM from 1 MiB, pc.bios.
+        #expect(maps.map { [$0.iova, $0.size] } == [[0, 0xC_0000], [0xC_0000, 0x2_0000], [0xE_0000, 0x2_0000], [0x10_0000, 0xFF0_0000], [0xFFFC_0000, 0x4_0000]])
+        #expect(maps.map(\.access) == ["rw", "r", "r", "rw", "r"])
+        // RAM lies in one mapping of QEMU at least 256 MiB long, RAM from 1 MiB at its offset.
+        let vmas = statements.compactMap { s -> VMASpec? in if case .vma(let v) = s { v } else { nil } }
+        let ram = try #require(vmas.first { $0.start <= maps[0].vaddr && maps[0].vaddr < $0.end })
+        #expect(ram.end - ram.start >= 256 << 20)
+        #expect(maps[3].vaddr == maps[0].vaddr + 0x10_0000)
+        for m in maps { #expect(vmas.contains { $0.start <= m.vaddr && m.vaddr + m.size <= $0.end }, "map at 0x\(String(m.iova, radix: 16))") }
+        // isa-bios is the last 128 KiB of pc.bios.
+        #expect(maps[2].vaddr == maps[4].vaddr + 0x2_0000)
+
+        let path = dir.appendingPathComponent("qemu.vptr").path
+        let w = try TraceWriter(path: path, form: .binary)
+        for s in statements { try w.write(s) }
+        try w.finish()
+        var observer = NoObserver()
+        let report = try Replayer(engines: Engines.all).replay(path: path, observer: &observer)
+        #expect(report.requests == 5)
+        #expect(report.summaries.allSatisfy { $0.chunksMapped > 0 })
+    }
+
+    @Test("Saved monitor output: parsed from committed samples; a section outside the maps is an error")
+    func savedOutput() throws {
+        let fixtures = Paths.fixtures.appendingPathComponent("qemu")
+        let mtree = try String(contentsOf: fixtures.appendingPathComponent("mtree-q35-256m.txt"), encoding: .utf8)
+        let view = try parseFlatView(mtree, source: "mtree")
+        #expect(view.filter { $0.kind != "i/o" }.map(\.name) == ["pc.ram", "pc.rom", "pc.bios", "pc.ram", "pc.bios"])
+        let hva = parseGpa2hvaLines(try String(contentsOf: fixtures.appendingPathComponent("gpa2hva-q35-256m.txt"), encoding: .utf8))
+        #expect(hva.count == 5)
+        var src = RecordSources(mapsText: try String(contentsOf: fixtures.appendingPathComponent("maps-q35-256m.txt"), encoding: .utf8), mapsName: "maps")
+        src.flatView = (mtree, "mtree", { hva[$0] })
+        var recorder = Recorder()
+        let statements = try record(src, recorder: &recorder)
+        #expect(statements.filter(\.isRequest).count == 5)
+        src.mapsText = "7f0000000000-7f0000001000 rw-p 00000000 00:00 0\n"
+        #expect(throws: TraceError.self) { try record(src, recorder: &recorder) }
+        #expect(throws: TraceError(file: "x", .file, "no flat view of the \"memory\" address space (is this 'info mtree -f' output?)")) {
+            try parseFlatView("hello\n", source: "x")
+        }
+    }
+}
