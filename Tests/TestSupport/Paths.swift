@@ -10,13 +10,13 @@ public enum Paths {
     /// `traces/`.
     public static let traces = root.appendingPathComponent("traces")
 
-    /// Text traces (`*.txt`, not `*.canonical.txt`, not under `bad/`) under a directory,
-    /// recursively, sorted.
+    /// Text traces (`*.txt`, not `*.canonical.txt`, not under `bad/` nor `qemu/`, which holds
+    /// QEMU monitor samples) under a directory, recursively, sorted.
     public static func textTraces(under dir: URL) -> [URL] {
         let files = FileManager.default.enumerator(at: dir, includingPropertiesForKeys: nil)?
             .compactMap { $0 as? URL } ?? []
         return files.filter {
-            $0.pathExtension == "txt" && !$0.lastPathComponent.hasSuffix(".canonical.txt") && !$0.path.contains("/bad/")
+            $0.pathExtension == "txt" && !$0.lastPathComponent.hasSuffix(".canonical.txt") && !$0.path.contains("/bad/") && !$0.path.contains("/qemu/")
         }
             .sorted { $0.path < $1.path }
     }
