@@ -41,6 +41,10 @@ public struct Recorder {
         return v
     }
 
+    /// Notes an assumption made outside the snapshot (it is printed, and written as a mark by
+    /// whoever assembles the trace).
+    public mutating func assume(_ a: String) { note(a) }
+
     private mutating func note(_ a: String) {
         if !assumptions.contains(a) { assumptions.append(a) }
     }

@@ -14,6 +14,8 @@ public struct RecordSources {
     public var memlock: UInt64??
     /// `info mtree -f` text and how to find a section's host address.
     public var flatView: (text: String, source: String, hva: (UInt64) throws -> UInt64?)?
+    /// A QEMU trace log of the VFIO listener's events.
+    public var qemuTrace: (text: String, source: String)?
 
     public init(mapsText: String, mapsName: String) {
         self.mapsText = mapsText
@@ -25,7 +27,9 @@ public struct RecordSources {
 public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [Statement] {
     let entries = try parseMaps(src.mapsText, file: src.mapsName)
     var out = recorder.snapshot(maps: entries, pagemapFD: src.pagemapFD, memlock: src.memlock ?? nil)
-    if let fv = src.flatView {
+    // With a trace log the requests come from the log; a flat view then only says which
+    // sections are read-only.
+    if let fv = src.flatView, src.qemuTrace == nil {
         let view = try parseFlatView(fv.text, source: fv.source)
         var failure: Error?
         let maps = try listenerMaps(view) { gpa throws(TraceError) in
@@ -44,6 +48,23 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
         }
         out.append(.mark("realize: the vfio listener maps QEMU's flat view (RAM and ROM sections, ROM read-only)"))
         out += maps
+    }
+    if let log = src.qemuTrace {
+        // The trace does not say which sections are read-only; a flat view does.
+        let rom = try src.flatView.map { try parseFlatView($0.text, source: $0.source).filter { $0.kind == "rom" } } ?? []
+        if src.flatView == nil {
+            let a = "maps from the QEMU trace are read-write (the trace does not say; give --mtree)"
+            recorder.assume(a)
+            out.append(.mark("assumed: " + a))
+        }
+        let parsed = try QEMUTraceLog(log.text, file: log.source) { gpa in rom.contains { $0.start <= gpa && gpa <= $0.last } }
+        if parsed.unplaceable > 0 {
+            let a = "\(parsed.unplaceable) vIOMMU maps left out: QEMU's trace does not carry their host addresses"
+            recorder.assume(a)
+            out.append(.mark("assumed: " + a))
+        }
+        out.append(.mark("the VFIO listener's requests from \(log.source)"))
+        out += parsed.statements
     }
     return out
 }

@@ -17,8 +17,8 @@ struct RecordCommand: ParsableCommand {
             /proc/PID/limits; --maps and --pagemap read saved copies. With --qemu-monitor (a QMP \
             socket of QEMU process --pid), or --mtree and --hva (saved 'info mtree -f' and \
             'gpa2hva' output), the map requests QEMU's VFIO listener issues for its flat view \
-            follow the snapshot. Every assumption is written into the trace as a mark and \
-            printed once.
+            follow the snapshot; with --qemu-trace, those its trace log shows. Every assumption \
+            is written into the trace as a mark and printed once.
             """)
 
     @Option(help: "A live process to record.") var pid: Int32?
@@ -27,6 +27,7 @@ struct RecordCommand: ParsableCommand {
     @Option(help: "QMP socket of the QEMU process given by --pid.") var qemuMonitor: String?
     @Option(help: "Saved 'info mtree -f' output.") var mtree: String?
     @Option(help: "Saved 'gpa2hva' output, one answer per line, for the sections of --mtree.") var hva: String?
+    @Option(help: "A QEMU trace log (-trace 'vfio_*') of the VFIO listener's requests.") var qemuTrace: String?
     @Option(help: "Huge page size of hugetlbfs mappings.") var hugetlbSize: String = "2M"
     @Option(help: "Seed for pfns laid out when the kernel hides them.") var seed: UInt64 = 1
     @Option(name: .shortAndLong, help: "Output trace (binary unless .txt or --text); - for stdout.") var output: String = "recorded.vptr"
@@ -35,7 +36,8 @@ struct RecordCommand: ParsableCommand {
     func run() throws {
         guard (pid == nil) != (maps == nil) else { throw UsageError("give either --pid PID or --maps FILE") }
         guard qemuMonitor == nil || pid != nil else { throw UsageError("--qemu-monitor needs --pid of the same QEMU") }
-        guard (mtree == nil) == (hva == nil) else { throw UsageError("--mtree and --hva go together") }
+        guard hva == nil || mtree != nil else { throw UsageError("--hva needs --mtree") }
+        guard mtree == nil || hva != nil || qemuTrace != nil else { throw UsageError("--mtree needs --hva (or --qemu-trace)") }
         var recorder = Recorder()
         recorder.seed = seed
         guard let huge = parseTraceNumber(hugetlbSize), huge >= 4096, huge & (huge - 1) == 0 else {
@@ -68,10 +70,11 @@ struct RecordCommand: ParsableCommand {
             src.pagemapFD = fd  // closed at exit
         }
         src.memlock = pid.flatMap { (try? readProcText("/proc/\($0)/limits")).flatMap(memlockLimit) }
-        if let mtree, let hva {
-            let table = parseGpa2hvaLines(try readProcText(hva))
+        if let mtree {
+            let table = try hva.map { parseGpa2hvaLines(try readProcText($0)) } ?? [:]
             src.flatView = (try readProcText(mtree), mtree, { table[$0] })
         }
+        if let qemuTrace { src.qemuTrace = (try readProcText(qemuTrace), qemuTrace) }
         return src
     }
 }

@@ -101,3 +101,36 @@ import VFIOEngines
         }
     }
 }
+
+/// QEMU trace logs: the listener's requests in order.
+@Suite struct QEMUTraceTests {
+    static let fixtures = Paths.fixtures.appendingPathComponent("qemu")
+
+    @Test("A committed trace log becomes maps and unmaps; ROM read-only from the flat view")
+    func sampleLog() throws {
+        let log = try String(contentsOf: Self.fixtures.appendingPathComponent("trace-vfio.log"), encoding: .utf8)
+        let mtree = try String(contentsOf: Self.fixtures.appendingPathComponent("mtree-q35-256m.txt"), encoding: .utf8)
+        let rom = try parseFlatView(mtree, source: "mtree").filter { $0.kind == "rom" }
+        let parsed = try QEMUTraceLog(log, file: "trace-vfio.log") { gpa in rom.contains { $0.start <= gpa && gpa <= $0.last } }
+        let requests = parsed.statements.filter(\.isRequest)
+        #expect(
+            requests == [
+                .map(iova: 0, vaddr: 0x7F4E_DFE0_0000, size: 0xC_0000, access: [.read, .write]),
+                .map(iova: 0xC_0000, vaddr: 0x7F4F_3D60_0000, size: 0x2_0000, access: .read),
+                .map(iova: 0xE_0000, vaddr: 0x7F4F_3D82_0000, size: 0x2_0000, access: .read),
+                .map(iova: 0x10_0000, vaddr: 0x7F4E_DFF0_0000, size: 0xFF0_0000, access: [.read, .write]),
+                .map(iova: 0xFFFC_0000, vaddr: 0x7F4F_3D80_0000, size: 0x4_0000, access: .read),
+                .unmap(iova: 0xC_0000, size: 0x2_0000),
+                .unmap(iova: 0xFFF0_0000, size: 0x1000),
+            ])
+        #expect(parsed.unplaceable == 1)
+    }
+
+    @Test("A vfio event that does not parse names the file and line")
+    func badEvent() {
+        let log = "1@2.3:vfio_listener_region_add_ram region_add [ram] 0x0 - 0xfff [0x7f0000000000]\n1@2.4:vfio_listener_region_del region_del 0xzz - 0x1\n"
+        #expect(throws: TraceError(file: "log", .line(2), "vfio_listener_region_del: bad number '0xzz': '1@2.4:vfio_listener_region_del region_del 0xzz - 0x1'")) {
+            try QEMUTraceLog(log, file: "log") { _ in false }
+        }
+    }
+}

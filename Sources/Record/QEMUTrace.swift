@@ -1,0 +1,81 @@
+import TraceFormat
+
+/// The requests a QEMU trace log (the `log` backend: `PID@SEC.USEC:event args`) shows the
+/// VFIO listener making, in order. Events of other names are skipped; a vfio event that does
+/// not parse is an error naming the file and line.
+///
+/// The formats are QEMU's (hw/vfio/trace-events, checked against QEMU 7.2):
+/// `vfio_listener_region_add_ram region_add [ram] 0xSTART - 0xLAST [VADDR]`,
+/// `vfio_listener_region_del region_del 0xSTART - 0xLAST`,
+/// `vfio_iommu_map_notify iommu map|unmap @ 0xSTART - 0xLAST`,
+/// `vfio_region_mmap Region NAME [0xOFFSET - 0xEND]`.
+public struct QEMUTraceLog {
+    public var statements: [Statement] = []
+    /// vIOMMU maps whose host address the trace does not carry.
+    public var unplaceable = 0
+
+    /// Parses `text`; `readOnly` says whether the section at a guest address is read-only (ROM),
+    /// which the trace does not tell.
+    public init(_ text: String, file: String, readOnly: (UInt64) -> Bool) throws(TraceError) {
+        for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+            // Strip the "PID@TIME:" prefix of the log backend when there is one.
+            var line = Substring(raw)
+            if let colon = line.firstIndex(of: ":"), line[..<colon].contains("@") { line = line[line.index(after: colon)...] }
+            let words = line.split(separator: " ")
+            guard let event = words.first, event.hasPrefix("vfio_") else { continue }
+            func bad(_ what: String) -> TraceError {
+                TraceError(file: file, .line(i + 1), "\(event): \(what): '\(raw.prefix(100))'")
+            }
+            func hexAt(_ k: Int) throws(TraceError) -> UInt64 {
+                guard k < words.count else { throw bad("missing field") }
+                let w = words[k].trimmingCharacters(in: "[]")
+                guard w.hasPrefix("0x"), let v = UInt64(w.dropFirst(2), radix: 16) else { throw bad("bad number '\(words[k])'") }
+                return v
+            }
+            switch event {
+            case "vfio_listener_region_add_ram":
+                // region_add [ram] 0xSTART - 0xLAST [VADDR]
+                let start = try hexAt(3)
+                let last = try hexAt(5)
+                let vaddr = try hexAt(6)
+                guard last >= start else { throw bad("range ends before it starts") }
+                statements.append(
+                    .map(iova: start, vaddr: vaddr, size: last &- start &+ 1, access: readOnly(start) ? .read : [.read, .write]))
+            case "vfio_listener_region_del":
+                let start = try hexAt(2)
+                let last = try hexAt(4)
+                guard last >= start else { throw bad("range ends before it starts") }
+                statements.append(.unmap(iova: start, size: last &- start &+ 1))
+            case "vfio_iommu_map_notify":
+                // iommu map|unmap @ 0xSTART - 0xLAST
+                guard words.count > 2 else { throw bad("missing operation") }
+                let start = try hexAt(4)
+                let last = try hexAt(6)
+                guard last >= start else { throw bad("range ends before it starts") }
+                if words[2] == "unmap" {
+                    statements.append(.unmap(iova: start, size: last &- start &+ 1))
+                } else if words[2] == "map" {
+                    unplaceable += 1
+                    statements.append(.mark("vIOMMU map of iova 0x\(String(start, radix: 16))-0x\(String(last, radix: 16)) left out: the trace does not carry its host address"))
+                } else {
+                    throw bad("operation '\(words[2])'")
+                }
+            case "vfio_region_mmap":
+                statements.append(.mark("QEMU mmaps \(words.dropFirst().joined(separator: " "))"))
+            case "vfio_dma_unmap_overflow_workaround":
+                statements.append(.mark("QEMU retries an unmap one page short of 2^64"))
+            default:
+                continue
+            }
+        }
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in set: String) -> Substring {
+        var s = self
+        while let f = s.first, set.contains(f) { s = s.dropFirst() }
+        while let l = s.last, set.contains(l) { s = s.dropLast() }
+        return s
+    }
+}
