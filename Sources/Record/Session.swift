@@ -16,6 +16,8 @@ public struct RecordSources {
     public var flatView: (text: String, source: String, hva: (UInt64) throws -> UInt64?)?
     /// A QEMU trace log of the VFIO listener's events.
     public var qemuTrace: (text: String, source: String)?
+    /// Output of `tools/capture/vfio-dma.bt`.
+    public var bpftrace: (text: String, source: String)?
 
     public init(mapsText: String, mapsName: String) {
         self.mapsText = mapsText
@@ -65,6 +67,10 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
         }
         out.append(.mark("the VFIO listener's requests from \(log.source)"))
         out += parsed.statements
+    }
+    if let bt = src.bpftrace {
+        out.append(.mark("the requests \(bt.source) saw on the host"))
+        out += try parseBPFTrace(bt.text, file: bt.source)
     }
     return out
 }

@@ -17,8 +17,9 @@ struct RecordCommand: ParsableCommand {
             /proc/PID/limits; --maps and --pagemap read saved copies. With --qemu-monitor (a QMP \
             socket of QEMU process --pid), or --mtree and --hva (saved 'info mtree -f' and \
             'gpa2hva' output), the map requests QEMU's VFIO listener issues for its flat view \
-            follow the snapshot; with --qemu-trace, those its trace log shows. Every assumption \
-            is written into the trace as a mark and printed once.
+            follow the snapshot; with --qemu-trace, those its trace log shows; with --bpftrace, \
+            those tools/capture/vfio-dma.bt saw. Every assumption is written into the trace as a \
+            mark and printed once.
             """)
 
     @Option(help: "A live process to record.") var pid: Int32?
@@ -28,6 +29,7 @@ struct RecordCommand: ParsableCommand {
     @Option(help: "Saved 'info mtree -f' output.") var mtree: String?
     @Option(help: "Saved 'gpa2hva' output, one answer per line, for the sections of --mtree.") var hva: String?
     @Option(help: "A QEMU trace log (-trace 'vfio_*') of the VFIO listener's requests.") var qemuTrace: String?
+    @Option(help: "Output of tools/capture/vfio-dma.bt: the requests as the host's kernel saw them.") var bpftrace: String?
     @Option(help: "Huge page size of hugetlbfs mappings.") var hugetlbSize: String = "2M"
     @Option(help: "Seed for pfns laid out when the kernel hides them.") var seed: UInt64 = 1
     @Option(name: .shortAndLong, help: "Output trace (binary unless .txt or --text); - for stdout.") var output: String = "recorded.vptr"
@@ -75,6 +77,7 @@ struct RecordCommand: ParsableCommand {
             src.flatView = (try readProcText(mtree), mtree, { table[$0] })
         }
         if let qemuTrace { src.qemuTrace = (try readProcText(qemuTrace), qemuTrace) }
+        if let bpftrace { src.bpftrace = (try readProcText(bpftrace), bpftrace) }
         return src
     }
 }

@@ -134,3 +134,28 @@ import VFIOEngines
         }
     }
 }
+
+/// Output of tools/capture/vfio-dma.bt.
+@Suite struct BPFTraceTests {
+    @Test("A committed capture becomes requests, each with the host's return code")
+    func sample() throws {
+        let text = try String(contentsOf: Paths.fixtures.appendingPathComponent("qemu/bpftrace-vfio-dma.log"), encoding: .utf8)
+        let s = try parseBPFTrace(text, file: "dma.log")
+        #expect(
+            s.filter(\.isRequest) == [
+                .map(iova: 0, vaddr: 0x7F4E_DFE0_0000, size: 0xC_0000, access: [.read, .write]),
+                .map(iova: 0xC_0000, vaddr: 0x7F4F_3D60_0000, size: 0x2_0000, access: .read),
+                .map(iova: 0x10_0000, vaddr: 0x7F4E_DFF0_0000, size: 0xFF0_0000, access: [.read, .write]),
+                .unmap(iova: 0xC_0000, size: 0x2_0000),
+                .unmap(iova: 1 << 63, size: 1 << 63),
+            ])
+        #expect(s.last == .mark("the host returned -22"))
+    }
+
+    @Test("A line that does not parse names the file and line")
+    func badLine() {
+        #expect(throws: TraceError(file: "dma.log", .line(2), "MAP line: no hex vaddr=: 'MAP pid=1 tid=1 iova=0x0 size=0x1000 flags=0x3 ret=0'")) {
+            try parseBPFTrace("Attaching 2 probes...\nMAP pid=1 tid=1 iova=0x0 size=0x1000 flags=0x3 ret=0\n", file: "dma.log")
+        }
+    }
+}

@@ -1,0 +1,33 @@
+import TraceFormat
+
+/// The requests `tools/capture/vfio-dma.bt` printed, in order, each followed by a mark with the
+/// return code the host saw. Other lines (bpftrace's banner, maps printed at exit) are skipped;
+/// a MAP or UNMAP line that does not parse is an error naming the file and line.
+public func parseBPFTrace(_ text: String, file: String) throws(TraceError) -> [Statement] {
+    var out: [Statement] = []
+    for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+        let words = raw.split(separator: " ")
+        guard let kind = words.first, kind == "MAP" || kind == "UNMAP" else { continue }
+        var fields: [Substring: Substring] = [:]
+        for w in words.dropFirst() {
+            let kv = w.split(separator: "=", maxSplits: 1)
+            if kv.count == 2 { fields[kv[0]] = kv[1] }
+        }
+        func bad(_ what: String) -> TraceError { TraceError(file: file, .line(i + 1), "\(kind) line: \(what): '\(raw.prefix(100))'") }
+        func hex(_ k: Substring) throws(TraceError) -> UInt64 {
+            guard let v = fields[k], v.hasPrefix("0x"), let n = UInt64(v.dropFirst(2), radix: 16) else { throw bad("no hex \(k)=") }
+            return n
+        }
+        guard let retText = fields["ret"], let ret = Int(retText) else { throw bad("no ret=") }
+        if kind == "MAP" {
+            let flags = try hex("flags")
+            guard flags & ~3 == 0 else { throw bad("unknown map flags 0x\(String(flags, radix: 16))") }
+            // VFIO_DMA_MAP_FLAG_READ is 1, WRITE is 2: the same bits as the trace's access.
+            out.append(.map(iova: try hex("iova"), vaddr: try hex("vaddr"), size: try hex("size"), access: Access(rawValue: UInt8(flags))))
+        } else {
+            out.append(.unmap(iova: try hex("iova"), size: try hex("size")))
+        }
+        out.append(.mark("the host returned \(ret)"))
+    }
+    return out
+}
