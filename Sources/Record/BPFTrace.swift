@@ -3,8 +3,8 @@ import TraceFormat
 /// The requests `tools/capture/vfio-dma.bt` printed, in order, each followed by a mark with the
 /// return code the host saw. Other lines (bpftrace's banner, maps printed at exit) are skipped;
 /// a MAP or UNMAP line that does not parse is an error naming the file and line.
-public func parseBPFTrace(_ text: String, file: String) throws(TraceError) -> [Statement] {
-    var out: [Statement] = []
+public func parseBPFTrace(_ text: String, file: String) throws(TraceError) -> [(statement: Statement, line: Int)] {
+    var out: [(statement: Statement, line: Int)] = []
     for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
         let words = raw.split(separator: " ")
         guard let kind = words.first, kind == "MAP" || kind == "UNMAP" else { continue }
@@ -23,11 +23,11 @@ public func parseBPFTrace(_ text: String, file: String) throws(TraceError) -> [S
             let flags = try hex("flags")
             guard flags & ~3 == 0 else { throw bad("unknown map flags 0x\(String(flags, radix: 16))") }
             // VFIO_DMA_MAP_FLAG_READ is 1, WRITE is 2: the same bits as the trace's access.
-            out.append(.map(iova: try hex("iova"), vaddr: try hex("vaddr"), size: try hex("size"), access: Access(rawValue: UInt8(flags))))
+            out.append((.map(iova: try hex("iova"), vaddr: try hex("vaddr"), size: try hex("size"), access: Access(rawValue: UInt8(flags))), i + 1))
         } else {
-            out.append(.unmap(iova: try hex("iova"), size: try hex("size")))
+            out.append((.unmap(iova: try hex("iova"), size: try hex("size")), i + 1))
         }
-        out.append(.mark("the host returned \(ret)"))
+        out.append((.mark("the host returned \(ret)"), i + 1))
     }
     return out
 }

@@ -11,21 +11,35 @@ import TraceFormat
 /// `vfio_region_mmap Region NAME [0xOFFSET - 0xEND]`.
 public struct QEMUTraceLog {
     public var statements: [Statement] = []
+    /// The log line each statement came from.
+    public var lines: [Int] = []
     /// vIOMMU maps whose host address the trace does not carry.
     public var unplaceable = 0
 
     /// Parses `text`; `readOnly` says whether the section at a guest address is read-only (ROM),
     /// which the trace does not tell.
     public init(_ text: String, file: String, readOnly: (UInt64) -> Bool) throws(TraceError) {
+        var lastTime: (sec: UInt64, usec: UInt64) = (0, 0)
         for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
-            // Strip the "PID@TIME:" prefix of the log backend when there is one.
+            // Strip the "PID@SEC.USEC:" prefix of the log backend when there is one.
             var line = Substring(raw)
-            if let colon = line.firstIndex(of: ":"), line[..<colon].contains("@") { line = line[line.index(after: colon)...] }
+            var time: (sec: UInt64, usec: UInt64)?
+            if let colon = line.firstIndex(of: ":"), let at = line[..<colon].firstIndex(of: "@") {
+                let stamp = line[line.index(after: at)..<colon].split(separator: ".")
+                if stamp.count == 2, let sec = UInt64(stamp[0]), let usec = UInt64(stamp[1]) { time = (sec, usec) }
+                line = line[line.index(after: colon)...]
+            }
             let words = line.split(separator: " ")
             guard let event = words.first, event.hasPrefix("vfio_") else { continue }
             func bad(_ what: String) -> TraceError {
                 TraceError(file: file, .line(i + 1), "\(event): \(what): '\(raw.prefix(100))'")
             }
+            if let time {
+                guard time >= lastTime else { throw bad("event out of order (its time is before the line above)") }
+                lastTime = time
+            }
+            let before = statements.count
+            defer { lines += Array(repeating: i + 1, count: statements.count - before) }
             func hexAt(_ k: Int) throws(TraceError) -> UInt64 {
                 guard k < words.count else { throw bad("missing field") }
                 let w = words[k].trimmingCharacters(in: "[]")

@@ -66,13 +66,28 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
             out.append(.mark("assumed: " + a))
         }
         out.append(.mark("the VFIO listener's requests from \(log.source)"))
-        out += parsed.statements
+        for (s, line) in zip(parsed.statements, parsed.lines) {
+            try checkInsideMaps(s, entries, file: log.source, line: line)
+            out.append(s)
+        }
     }
     if let bt = src.bpftrace {
         out.append(.mark("the requests \(bt.source) saw on the host"))
-        out += try parseBPFTrace(bt.text, file: bt.source)
+        for (s, line) in try parseBPFTrace(bt.text, file: bt.source) {
+            try checkInsideMaps(s, entries, file: bt.source, line: line)
+            out.append(s)
+        }
     }
     return out
+}
+
+/// A captured map whose host address lies in none of the recorded mappings means the capture
+/// and the memory map do not belong together.
+func checkInsideMaps(_ s: Statement, _ entries: [MapsEntry], file: String, line: Int) throws(TraceError) {
+    guard case let .map(iova, vaddr, _, _) = s else { return }
+    guard entries.contains(where: { $0.start <= vaddr && vaddr < $0.end }) else {
+        throw TraceError(file: file, .line(line), "map of iova 0x\(String(iova, radix: 16)) at host address 0x\(String(vaddr, radix: 16)) lies outside every recorded mapping")
+    }
 }
 
 /// Records a running QEMU: its flat view and section addresses over QMP, its memory map and

@@ -126,6 +126,20 @@ import VFIOEngines
         #expect(parsed.unplaceable == 1)
     }
 
+    @Test("An event out of order, or a map outside the recorded mappings, is an error naming the file and line")
+    func outOfOrder() throws {
+        let log = "1@5.000002:vfio_listener_region_del region_del 0x0 - 0xfff\n1@5.000001:vfio_listener_region_del region_del 0x0 - 0xfff\n"
+        #expect(throws: TraceError(file: "log", .line(2), "vfio_listener_region_del: event out of order (its time is before the line above): '1@5.000001:vfio_listener_region_del region_del 0x0 - 0xfff'")) {
+            try QEMUTraceLog(log, file: "log") { _ in false }
+        }
+        var src = RecordSources(mapsText: "7f0000000000-7f0000100000 rw-p 00000000 00:00 0\n", mapsName: "maps")
+        src.qemuTrace = ("x\n1@1.0:vfio_listener_region_add_ram region_add [ram] 0x0 - 0xfff [0x500000]\n", "log")
+        var recorder = Recorder()
+        #expect(throws: TraceError(file: "log", .line(2), "map of iova 0x0 at host address 0x500000 lies outside every recorded mapping")) {
+            try record(src, recorder: &recorder)
+        }
+    }
+
     @Test("A vfio event that does not parse names the file and line")
     func badEvent() {
         let log = "1@2.3:vfio_listener_region_add_ram region_add [ram] 0x0 - 0xfff [0x7f0000000000]\n1@2.4:vfio_listener_region_del region_del 0xzz - 0x1\n"
@@ -140,7 +154,7 @@ import VFIOEngines
     @Test("A committed capture becomes requests, each with the host's return code")
     func sample() throws {
         let text = try String(contentsOf: Paths.fixtures.appendingPathComponent("qemu/bpftrace-vfio-dma.log"), encoding: .utf8)
-        let s = try parseBPFTrace(text, file: "dma.log")
+        let s = try parseBPFTrace(text, file: "dma.log").map(\.statement)
         #expect(
             s.filter(\.isRequest) == [
                 .map(iova: 0, vaddr: 0x7F4E_DFE0_0000, size: 0xC_0000, access: [.read, .write]),
