@@ -14,6 +14,8 @@ public struct Recorder {
     public var seed: UInt64 = 1
     /// Assumptions made, each written into the trace once as a mark.
     public private(set) var assumptions: [String] = []
+    /// Where the next BAR with a hidden address goes.
+    private var barCursor: UInt64 = 0
 
     public init() {}
 
@@ -25,11 +27,23 @@ public struct Recorder {
         v.name = String(e.path.map { $0 == "#" ? "_" : $0 })
         if e.shared { v.flags.insert(.shared) }
         if e.path == "anon_inode:[vfio-device]" || e.path.hasPrefix("/dev/vfio/devices/") {
-            // A vfio-pci BAR mmap: VM_IO|VM_PFNMAP, and on 4.16-era kernels the offset column
-            // is the BAR's host physical address.
+            // A vfio-pci BAR mmap: VM_IO|VM_PFNMAP. On 4.16-era kernels the offset column is
+            // the BAR's host physical address; later ones show the region index << 40 there,
+            // which hides the address: then one is laid out, naturally aligned, from the seed.
             v.flags.formUnion([.io, .pfnmap, .linear])
-            v.pgoff = e.offset >> 12
-            note("vfio device mmaps are linear pfnmaps at the offset column's address (4.16-era kernels)")
+            if e.offset >= 1 << 40 && e.offset & ((1 << 40) - 1) < e.end - e.start + (1 << 30) {
+                let size = e.end - e.start
+                let align = max(UInt64(1) << 20, size.nextPowerOfTwo)
+                var rng = SplitMix64(seed: seed &+ e.start)
+                barCursor = max(barCursor, 0x380_0000_0000) + (rng.below(64) + 1) * align
+                barCursor = (barCursor + align - 1) / align * align
+                v.pgoff = barCursor >> 12
+                barCursor += size
+                note("vfio device mmaps whose offset column hides the BAR address (index << 40) are placed at plausible host addresses from seed \(seed)")
+            } else {
+                v.pgoff = e.offset >> 12
+                note("vfio device mmaps are linear pfnmaps at the offset column's address (4.16-era kernels)")
+            }
         } else if e.path == "[vvar]" || e.path == "[vvar_vclock]" {
             v.flags.formUnion([.io, .pfnmap])
         } else if e.path.hasPrefix("/dev/hugepages") || e.path.contains("/hugepages/") {
@@ -146,4 +160,11 @@ public func memlockLimit(_ limits: String) -> UInt64?? {
         return UInt64(soft).map { .some($0) }
     }
     return nil
+}
+
+extension UInt64 {
+    /// The smallest power of two at least this large.
+    var nextPowerOfTwo: UInt64 {
+        self <= 1 ? 1 : 1 << (64 - (self - 1).leadingZeroBitCount)
+    }
 }

@@ -57,6 +57,19 @@ import VFIOEngines
         #expect(r.assumptions.count == 2)
     }
 
+    @Test("A 6.x kernel's region offset (index << 40) hides the BAR address: one is laid out, aligned")
+    func hiddenBarAddress() throws {
+        let maps = try parseMaps("7f0000000000-7f0001000000 rw-s 20000000000 00:0e 1 /dev/vfio/devices/vfio0\n", file: "maps")
+        var r = Recorder()
+        let bar = r.vma(maps[0])
+        let v = try #require(bar)
+        #expect(v.flags.contains(.pfnmap))
+        #expect(v.pgoff != 0x2000_0000)
+        #expect((v.pgoff << 12) % (16 << 20) == 0)
+        #expect(v.pgoff << 12 >= 0x380_0000_0000)
+        #expect(r.assumptions.first?.contains("index << 40") == true)
+    }
+
     @Test("A maps line that does not parse is an error naming the file and line")
     func badLine() {
         #expect(throws: TraceError(file: "maps", .line(2), "not a maps line (permissions): '7f1000000000-7f1040000000 rwzp 00000000 00:00 0'")) {
