@@ -36,7 +36,8 @@ struct BenchCommand: ParsableCommand {
         var exe = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &exe, exe.count - 1)
         guard n > 0 else { throw UsageError("cannot find my own executable") }
-        let results = try runBenchCases(selected, runs: runs, executable: String(cString: exe))
+        let path = String(decoding: exe.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let results = try runBenchCases(selected, runs: runs, executable: path)
         for r in results {
             let c = BenchCase.all.first { $0.name == r.name }
             print("\(r.name): \(c?.what ?? "")")

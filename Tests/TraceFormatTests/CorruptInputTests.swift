@@ -24,7 +24,7 @@ import TraceFormat
 
     static func verifyError(_ bytes: [UInt8], in dir: URL) -> TraceError? {
         let path = dir.appendingPathComponent("damaged.vptr").path
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
         do {
             _ = try TraceReader(path: path).verify()
             return nil
