@@ -112,3 +112,100 @@ public func readProcText(_ path: String) throws -> String {
     defer { try? h.close() }
     return String(decoding: (try h.readToEnd()) ?? Data(), as: UTF8.self)
 }
+
+/// The sections QEMU's listener maps for a flat view: guest range, host address, access.
+struct MappedSection: Hashable {
+    var iova: UInt64
+    var size: UInt64
+    var vaddr: UInt64
+    var readOnly: Bool
+}
+
+/// What changed between two memory-map snapshots, as statements: the mappings that went or
+/// changed are unmapped, the new ones declared.
+func diffMaps(_ old: [MapsEntry], _ new: [MapsEntry], recorder: inout Recorder) -> [Statement] {
+    let before = Set(old.map(EntryKey.init))
+    let after = Set(new.map(EntryKey.init))
+    var out: [Statement] = []
+    for e in old where !after.contains(EntryKey(e)) && e.path != "[vsyscall]" {
+        out.append(.munmap(start: e.start, end: e.end))
+    }
+    for e in new where !before.contains(EntryKey(e)) {
+        if let v = recorder.vma(e) { out.append(.vma(v)) }
+    }
+    return out
+}
+
+private struct EntryKey: Hashable {
+    var start, end, offset: UInt64
+    var perms: String
+    var path: String
+    init(_ e: MapsEntry) {
+        start = e.start
+        end = e.end
+        offset = e.offset
+        perms = "\(e.read)\(e.write)\(e.exec)\(e.shared)"
+        path = e.path
+    }
+}
+
+/// Watches a running QEMU for `seconds`, polling its memory map and flat view every
+/// `interval` seconds: each change becomes `vma`/`munmap` statements and the unmaps and maps
+/// the VFIO listener would issue for it (region_del before region_add), so a boot recorded
+/// this way reads like the listener's own stream.
+public func watchQEMU(
+    socket: String, pid: Int32, seconds: Double, interval: Double, recorder: inout Recorder, resume: Bool = false
+) throws -> [Statement] {
+    let qmp = try QMPClient(socket: socket)
+    func sections() throws -> Set<MappedSection> {
+        let view = try parseFlatView(try qmp.hmp("info mtree -f"), source: "\(socket) (info mtree -f)")
+        var out = Set<MappedSection>()
+        for r in view where ["ram", "rom", "ramd"].contains(r.kind) {
+            let iova = (r.start + 0xFFF) & ~0xFFF
+            let end = (r.last &+ 1) & ~0xFFF
+            guard end > iova, let hva = parseGpa2hva(try qmp.hmp("gpa2hva 0x" + String(r.start, radix: 16))) else { continue }
+            out.insert(MappedSection(iova: iova, size: end - iova, vaddr: hva + (iova - r.start), readOnly: r.kind == "rom"))
+        }
+        return out
+    }
+    func request(_ s: MappedSection) -> Statement {
+        .map(iova: s.iova, vaddr: s.vaddr, size: s.size, access: s.readOnly ? .read : [.read, .write])
+    }
+    var maps = try parseMaps(try readProcText("/proc/\(pid)/maps"), file: "/proc/\(pid)/maps")
+    let fd = open("/proc/\(pid)/pagemap", O_RDONLY | O_CLOEXEC)
+    defer { if fd >= 0 { close(fd) } }
+    let memlock = (try? readProcText("/proc/\(pid)/limits")).flatMap(memlockLimit)
+    var out = recorder.snapshot(maps: maps, pagemapFD: fd >= 0 ? fd : nil, memlock: memlock ?? nil)
+    var mapped = try sections()
+    out.append(.mark("realize: the vfio listener maps QEMU's flat view"))
+    out += mapped.sorted { $0.iova < $1.iova }.map(request)
+    if resume { _ = try qmp.hmp("cont") }
+    let clock = ContinuousClock()
+    let end = clock.now + .milliseconds(Int(seconds * 1000))
+    var poll = 0
+    while clock.now < end {
+        usleep(useconds_t(interval * 1_000_000))
+        poll += 1
+        guard let text = try? readProcText("/proc/\(pid)/maps"), !text.isEmpty else { break }  // QEMU exited
+        let newMaps = try parseMaps(text, file: "/proc/\(pid)/maps")
+        let vmaChanges = diffMaps(maps, newMaps, recorder: &recorder)
+        maps = newMaps
+        let now = try sections()
+        let gone = mapped.subtracting(now).sorted { $0.iova < $1.iova }
+        let added = now.subtracting(mapped).sorted { $0.iova < $1.iova }
+        mapped = now
+        if vmaChanges.isEmpty && gone.isEmpty && added.isEmpty { continue }
+        out.append(.mark("poll \(poll) (+\(formatSeconds(Double(poll) * interval))): the flat view changed"))
+        // region_del before the mappings behind it change, region_add after.
+        out += gone.map { .unmap(iova: $0.iova, size: $0.size) }
+        out += vmaChanges
+        out += added.map(request)
+    }
+    for a in recorder.assumptions where !out.contains(.mark("assumed: " + a)) { out.append(.mark("assumed: " + a)) }
+    return out
+}
+
+private func formatSeconds(_ s: Double) -> String {
+    let ms = Int((s * 1000).rounded())
+    return "\(ms / 1000).\(String(repeating: "0", count: 3 - String(ms % 1000).count))\(ms % 1000) s"
+}

@@ -26,6 +26,9 @@ struct RecordCommand: ParsableCommand {
     @Option(help: "A saved /proc/PID/maps.") var maps: String?
     @Option(help: "A saved /proc/PID/pagemap (or the live one).") var pagemap: String?
     @Option(help: "QMP socket of the QEMU process given by --pid.") var qemuMonitor: String?
+    @Option(help: "With --qemu-monitor: keep watching this many seconds; each change of QEMU's memory map or flat view becomes vma/munmap statements and the listener's unmaps and maps.") var watch: Double?
+    @Option(help: "Seconds between two looks while watching.") var interval: Double = 0.1
+    @Flag(help: "With --watch: resume a QEMU started paused (-S) after the first snapshot.") var resume = false
     @Option(help: "Saved 'info mtree -f' output.") var mtree: String?
     @Option(help: "Saved 'gpa2hva' output, one answer per line, for the sections of --mtree.") var hva: String?
     @Option(help: "A QEMU trace log (-trace 'vfio_*') of the VFIO listener's requests.") var qemuTrace: String?
@@ -38,6 +41,7 @@ struct RecordCommand: ParsableCommand {
     func run() throws {
         guard (pid == nil) != (maps == nil) else { throw UsageError("give either --pid PID or --maps FILE") }
         guard qemuMonitor == nil || pid != nil else { throw UsageError("--qemu-monitor needs --pid of the same QEMU") }
+        guard watch == nil || qemuMonitor != nil else { throw UsageError("--watch needs --qemu-monitor") }
         guard hva == nil || mtree != nil else { throw UsageError("--hva needs --mtree") }
         guard mtree == nil || hva != nil || qemuTrace != nil else { throw UsageError("--mtree needs --hva (or --qemu-trace)") }
         var recorder = Recorder()
@@ -48,7 +52,12 @@ struct RecordCommand: ParsableCommand {
         recorder.hugetlbSize = huge
         let statements: [Statement]
         do {
-            if let qemuMonitor, let pid {
+            if let qemuMonitor, let pid, let watch {
+                guard watch > 0, watch <= 3600, interval >= 0.01, interval <= watch else {
+                    throw UsageError("--watch must be in (0, 3600] seconds and --interval in [0.01, --watch]")
+                }
+                statements = try watchQEMU(socket: qemuMonitor, pid: pid, seconds: watch, interval: interval, recorder: &recorder, resume: resume)
+            } else if let qemuMonitor, let pid {
                 statements = try recordQEMU(socket: qemuMonitor, pid: pid, recorder: &recorder)
             } else {
                 statements = try record(try sources(), recorder: &recorder)

@@ -81,6 +81,41 @@ import VFIOEngines
         #expect(report.summaries.allSatisfy { $0.chunksMapped > 0 })
     }
 
+    @Test("Watching QEMU boot: memory-map and flat-view changes become the listener's unmaps and maps")
+    func watchLiveQEMU() throws {
+        let dir = Paths.scratch()
+        guard let (qemu, socket) = Self.startQEMU(in: dir) else { return }
+        defer {
+            kill(qemu.processIdentifier, SIGKILL)
+            qemu.waitUntilExit()
+        }
+        var recorder = Recorder()
+        // Resumed after the first look, SeaBIOS shadows itself through PAM within a second or so.
+        let statements = try watchQEMU(socket: socket, pid: qemu.processIdentifier, seconds: 2, interval: 0.1, recorder: &recorder, resume: true)
+        var live: [UInt64: UInt64] = [:]
+        var unmaps = 0
+        for s in statements {
+            switch s {
+            case let .map(iova, _, size, _):
+                #expect(live[iova] == nil, "map at 0x\(String(iova, radix: 16)) over a live one")
+                live[iova] = size
+            case let .unmap(iova, size):
+                #expect(live.removeValue(forKey: iova) == size, "unmap 0x\(String(iova, radix: 16)) matches no map")
+                unmaps += 1
+            default: break
+            }
+        }
+        #expect(statements.filter(\.isRequest).count >= 5)
+        let path = dir.appendingPathComponent("watch.vptr").path
+        let w = try TraceWriter(path: path, form: .binary)
+        for s in statements { try w.write(s) }
+        try w.finish()
+        var observer = NoObserver()
+        let report = try Replayer(engines: Engines.all).replay(path: path, observer: &observer)
+        #expect(report.requests == statements.filter(\.isRequest).count)
+        print("watched QEMU: \(report.requests) requests, \(unmaps) unmaps")
+    }
+
     @Test("Saved monitor output: parsed from committed samples; a section outside the maps is an error")
     func savedOutput() throws {
         let fixtures = Paths.fixtures.appendingPathComponent("qemu")
