@@ -53,17 +53,30 @@ public func parseFlatView(_ text: String, source: String) throws(TraceError) -> 
     return out
 }
 
-/// The `VFIO_IOMMU_MAP_DMA` requests QEMU's listener issues for a flat view: RAM, ROM and RAM
-/// device sections, trimmed to whole pages, read-only for ROM; `hva` gives each section's host
-/// address (`gpa2hva`). Sections it cannot map (I/O, ROM devices) are left out, as QEMU does.
-public func listenerMaps(_ view: [FlatRange], hva: (UInt64) throws(TraceError) -> UInt64?) throws(TraceError) -> [Statement] {
-    var out: [Statement] = []
+/// A section QEMU's VFIO listener maps: guest range trimmed to whole pages, host address,
+/// read-only for ROM.
+public struct MappedSection: Hashable, Sendable {
+    public var iova: UInt64
+    public var size: UInt64
+    public var vaddr: UInt64
+    public var readOnly: Bool
+
+    /// Its `VFIO_IOMMU_MAP_DMA`.
+    public var request: Statement {
+        .map(iova: iova, vaddr: vaddr, size: size, access: readOnly ? .read : [.read, .write])
+    }
+}
+
+/// The sections QEMU's listener maps for a flat view: RAM, ROM and RAM device sections,
+/// trimmed to whole pages; `hva` gives each section's host address (`gpa2hva`). Sections it
+/// cannot map (I/O, ROM devices) are left out, as QEMU does.
+public func listenerSections(_ view: [FlatRange], hva: (UInt64) throws -> UInt64?) rethrows -> [MappedSection] {
+    var out: [MappedSection] = []
     for r in view where ["ram", "rom", "ramd"].contains(r.kind) {
         let iova = (r.start + 0xFFF) & ~0xFFF
         let end = (r.last &+ 1) & ~0xFFF
         guard end > iova, let base = try hva(r.start) else { continue }
-        let vaddr = base + (iova - r.start)
-        out.append(.map(iova: iova, vaddr: vaddr, size: end - iova, access: r.kind == "rom" ? .read : [.read, .write]))
+        out.append(MappedSection(iova: iova, size: end - iova, vaddr: base + (iova - r.start), readOnly: r.kind == "rom"))
     }
     return out
 }

@@ -33,14 +33,7 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
     // sections are read-only.
     if let fv = src.flatView, src.qemuTrace == nil {
         let view = try parseFlatView(fv.text, source: fv.source)
-        var failure: Error?
-        let maps = try listenerMaps(view) { gpa throws(TraceError) in
-            do { return try fv.hva(gpa) } catch {
-                failure = error
-                return nil
-            }
-        }
-        if let failure { throw failure }
+        let maps = try listenerSections(view, hva: fv.hva).map(\.request)
         // Every map must land in a recorded VMA: a map outside one means the sources disagree.
         for m in maps {
             guard case let .map(iova, vaddr, _, _) = m else { continue }
@@ -113,14 +106,6 @@ public func readProcText(_ path: String) throws -> String {
     return String(decoding: (try h.readToEnd()) ?? Data(), as: UTF8.self)
 }
 
-/// The sections QEMU's listener maps for a flat view: guest range, host address, access.
-struct MappedSection: Hashable {
-    var iova: UInt64
-    var size: UInt64
-    var vaddr: UInt64
-    var readOnly: Bool
-}
-
 /// What changed between two memory-map snapshots, as statements: the mappings that went or
 /// changed are unmapped, the new ones declared.
 func diffMaps(_ old: [MapsEntry], _ new: [MapsEntry], recorder: inout Recorder) -> [Statement] {
@@ -159,17 +144,7 @@ public func watchQEMU(
     let qmp = try QMPClient(socket: socket)
     func sections() throws -> Set<MappedSection> {
         let view = try parseFlatView(try qmp.hmp("info mtree -f"), source: "\(socket) (info mtree -f)")
-        var out = Set<MappedSection>()
-        for r in view where ["ram", "rom", "ramd"].contains(r.kind) {
-            let iova = (r.start + 0xFFF) & ~0xFFF
-            let end = (r.last &+ 1) & ~0xFFF
-            guard end > iova, let hva = parseGpa2hva(try qmp.hmp("gpa2hva 0x" + String(r.start, radix: 16))) else { continue }
-            out.insert(MappedSection(iova: iova, size: end - iova, vaddr: hva + (iova - r.start), readOnly: r.kind == "rom"))
-        }
-        return out
-    }
-    func request(_ s: MappedSection) -> Statement {
-        .map(iova: s.iova, vaddr: s.vaddr, size: s.size, access: s.readOnly ? .read : [.read, .write])
+        return Set(try listenerSections(view) { gpa in parseGpa2hva(try qmp.hmp("gpa2hva 0x" + String(gpa, radix: 16))) })
     }
     var maps = try parseMaps(try readProcText("/proc/\(pid)/maps"), file: "/proc/\(pid)/maps")
     let fd = open("/proc/\(pid)/pagemap", O_RDONLY | O_CLOEXEC)
@@ -178,7 +153,7 @@ public func watchQEMU(
     var out = recorder.snapshot(maps: maps, pagemapFD: fd >= 0 ? fd : nil, memlock: memlock ?? nil)
     var mapped = try sections()
     out.append(.mark("realize: the vfio listener maps QEMU's flat view"))
-    out += mapped.sorted { $0.iova < $1.iova }.map(request)
+    out += mapped.sorted { $0.iova < $1.iova }.map(\.request)
     if resume { _ = try qmp.hmp("cont") }
     let clock = ContinuousClock()
     let end = clock.now + .milliseconds(Int(seconds * 1000))
@@ -199,7 +174,7 @@ public func watchQEMU(
         // region_del before the mappings behind it change, region_add after.
         out += gone.map { .unmap(iova: $0.iova, size: $0.size) }
         out += vmaChanges
-        out += added.map(request)
+        out += added.map(\.request)
     }
     for a in recorder.assumptions where !out.contains(.mark("assumed: " + a)) { out.append(.mark("assumed: " + a)) }
     return out

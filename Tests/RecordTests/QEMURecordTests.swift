@@ -46,6 +46,16 @@ import VFIOEngines
         return nil
     }
 
+    /// Writes the statements as a binary trace and replays it through every engine.
+    static func replay(_ statements: [Statement], in dir: URL) throws -> TraceReport {
+        let path = dir.appendingPathComponent("qemu.vptr").path
+        let w = try TraceWriter(path: path, form: .binary)
+        for s in statements { try w.write(s) }
+        try w.finish()
+        var observer = NoObserver()
+        return try Replayer(engines: Engines.all).replay(path: path, observer: &observer)
+    }
+
     @Test("A paused QEMU's flat view becomes map requests at the right addresses, read-only for ROM")
     func recordLiveQEMU() throws {
         let dir = Paths.scratch()
@@ -71,12 +81,7 @@ import VFIOEngines
         // isa-bios is the last 128 KiB of pc.bios.
         #expect(maps[2].vaddr == maps[4].vaddr + 0x2_0000)
 
-        let path = dir.appendingPathComponent("qemu.vptr").path
-        let w = try TraceWriter(path: path, form: .binary)
-        for s in statements { try w.write(s) }
-        try w.finish()
-        var observer = NoObserver()
-        let report = try Replayer(engines: Engines.all).replay(path: path, observer: &observer)
+        let report = try Self.replay(statements, in: dir)
         #expect(report.requests == 5)
         #expect(report.summaries.allSatisfy { $0.chunksMapped > 0 })
     }
@@ -106,12 +111,7 @@ import VFIOEngines
             }
         }
         #expect(statements.filter(\.isRequest).count >= 5)
-        let path = dir.appendingPathComponent("watch.vptr").path
-        let w = try TraceWriter(path: path, form: .binary)
-        for s in statements { try w.write(s) }
-        try w.finish()
-        var observer = NoObserver()
-        let report = try Replayer(engines: Engines.all).replay(path: path, observer: &observer)
+        let report = try Self.replay(statements, in: dir)
         #expect(report.requests == statements.filter(\.isRequest).count)
         print("watched QEMU: \(report.requests) requests, \(unmaps) unmaps")
     }
