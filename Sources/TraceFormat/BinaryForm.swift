@@ -148,6 +148,8 @@ final class BinarySource {
     private(set) var contentOffset: UInt64 = 0
     /// Where the last record returned started.
     private(set) var lastRecord: (index: UInt64, offset: UInt64) = (0, 0)
+    /// Check framing, checksums and the trailer only: records are counted, not decoded.
+    var framingOnly = false
 
     init(_ input: ByteInput) throws(TraceError) {
         self.input = input
@@ -221,6 +223,7 @@ final class BinarySource {
                 }
                 guard avail.count - r.pos >= Int(length) else { return .needMore }
                 let payload = UnsafeRawBufferPointer(start: avail.baseAddress! + r.pos, count: Int(length))
+                if framingOnly { return .record(nil, size: r.pos + Int(length)) }
                 do throws(StatementProblem) {
                     let statement = try decoder.decode(type: type, payload: payload)
                     if let statement { try validator.check(statement) }
