@@ -18,7 +18,7 @@ public struct TraceOutcome: Sendable {
 /// number of jobs, so output never depends on it.
 public func replayAll(
     paths: [String], engines: [any PinEngine], format: ReplayFormat, jobs: Int,
-    progress: (@Sendable (_ trace: String, _ walked: Int, _ event: Int) -> Void)? = nil
+    progress: (@Sendable (_ trace: String, _ walked: Int, _ total: UInt64) -> Void)? = nil
 ) -> [Result<TraceOutcome, TraceError>] {
     parallelMap(paths.count, jobs: jobs) { i in
         var replayer = Replayer(engines: engines)

@@ -90,8 +90,9 @@ public struct NoObserver: ReplayObserver {
 /// compares their outcomes request by request.
 public struct Replayer {
     public let engines: [any PinEngine]
-    /// Called now and then with the pages walked so far (by the first engine) and the event.
-    public var progress: ((_ walked: Int, _ event: Int) -> Void)?
+    /// Called now and then with the pages walked so far (by the first engine) and the pages
+    /// the trace maps in all.
+    public var progress: ((_ walked: Int, _ total: UInt64) -> Void)?
 
     public init(engines: [any PinEngine]) {
         precondition(!engines.isEmpty, "a replay needs at least one engine")
@@ -102,13 +103,23 @@ public struct Replayer {
     /// that turns out corrupt or truncated further on: for a binary trace its framing,
     /// checksums and trailer (decoding twice would cost a third of a replay of small requests),
     /// for a text trace every line.
+    /// With a progress callback the first pass decodes everything, to learn the pages the
+    /// trace maps in all.
     public func replay<O: ReplayObserver>(path: String, observer: inout O) throws(TraceError) -> TraceReport {
         let reader = try TraceReader(path: path)
-        _ = try reader.verifyFraming()
-        return try replay(reader, observer: &observer)
+        var totalMapPages: UInt64 = 0
+        if progress != nil {
+            while let s = try reader.next() {
+                if case let .map(_, _, size, _) = s { totalMapPages &+= size >> PAGE_SHIFT }
+            }
+            try reader.rewind()
+        } else {
+            _ = try reader.verifyFraming()
+        }
+        return try replay(reader, totalMapPages: totalMapPages, observer: &observer)
     }
 
-    func replay<O: ReplayObserver>(_ reader: TraceReader, observer: inout O) throws(TraceError) -> TraceReport {
+    func replay<O: ReplayObserver>(_ reader: TraceReader, totalMapPages: UInt64, observer: inout O) throws(TraceError) -> TraceReport {
         let hosts = engines.map { Host(engine: $0) }
         let names = engines.map(\.name)
         var report = TraceReport(
@@ -125,7 +136,7 @@ public struct Replayer {
 
         while let s = try reader.next() {
             event += 1
-            if let progress, event & 0x3FF == 0 { progress(hosts[0].counters.pages_walked, event) }
+            if let progress, event & 0x3FF == 0 { progress(hosts[0].counters.pages_walked, totalMapPages) }
             if case .mark(let text) = s { mark = text }
             outcomes.removeAll(keepingCapacity: true)
             for (i, host) in hosts.enumerated() {

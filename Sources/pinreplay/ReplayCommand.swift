@@ -80,15 +80,15 @@ struct ReplayCommand: ParsableCommand {
 enum ProgressLine {
     private static let shown = Mutex(false)
 
-    static func make() -> (@Sendable (String, Int, Int) -> Void)? {
+    static func make() -> (@Sendable (String, Int, UInt64) -> Void)? {
         guard isatty(2) != 0 else { return nil }
         let clock = ContinuousClock()
         let start = clock.now
-        return { trace, walked, event in
+        return { trace, walked, total in
             guard clock.now - start > .seconds(1) else { return }
             shown.withLock { shown in
                 shown = true
-                printError("\r\(trace): event \(event), \(walked) pages walked\u{1b}[K", newline: false)
+                printError("\r\(trace): \(walked) of \(total) pages walked\u{1b}[K", newline: false)
             }
         }
     }
