@@ -136,7 +136,7 @@ public struct Replayer {
 
         while let s = try reader.next() {
             event += 1
-            if let progress, event & 0x3FF == 0 { progress(hosts[0].counters.pages_walked, totalMapPages) }
+            if let progress { progress(hosts[0].counters.pages_walked, totalMapPages) }
             if case .mark(let text) = s { mark = text }
             outcomes.removeAll(keepingCapacity: true)
             for (i, host) in hosts.enumerated() {

@@ -76,24 +76,27 @@ struct ReplayCommand: ParsableCommand {
     }
 }
 
-/// Progress on standard error, only when it is a terminal and a replay has run over a second.
+/// Progress on standard error, only when it is a terminal and a replay has run over a second;
+/// redrawn at most ten times a second.
 enum ProgressLine {
-    private static let shown = Mutex(false)
+    private static let state = Mutex<(shown: Bool, last: ContinuousClock.Instant?)>((false, nil))
 
     static func make() -> (@Sendable (String, Int, UInt64) -> Void)? {
         guard isatty(2) != 0 else { return nil }
         let clock = ContinuousClock()
         let start = clock.now
         return { trace, walked, total in
-            guard clock.now - start > .seconds(1) else { return }
-            shown.withLock { shown in
-                shown = true
+            let now = clock.now
+            guard now - start > .seconds(1) else { return }
+            state.withLock { s in
+                if let last = s.last, now - last < .milliseconds(100) { return }
+                s = (true, now)
                 printError("\r\(trace): \(walked) of \(total) pages walked\u{1b}[K", newline: false)
             }
         }
     }
 
     static func clear() {
-        shown.withLock { if $0 { printError("\r\u{1b}[K", newline: false) } }
+        state.withLock { if $0.shown { printError("\r\u{1b}[K", newline: false) } }
     }
 }
