@@ -412,9 +412,7 @@ extension Host {
 
     private func checkLeaks() {
         phys.flushRefs()
-        if let u = phys.takeUnderflow() {
-            record(.refcountUnderflow(pfn: u.pfn, delta: u.delta, pages: u.pages))
-        }
+        recordUnderflow()
         var first: (pfn: PFN, delta: Int64)?
         var pages: UInt64 = 0
         for r in phys.refs.runs {

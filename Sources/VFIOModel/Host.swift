@@ -42,7 +42,6 @@ public final class Host {
     var violations: [EventViolation] = []
     /// Chunks passed to `iommu_map()` by the request being replayed.
     var mapChunks: [Chunk] = []
-    private var underflow: (pfn: PFN, delta: Int64, pages: UInt64)?
 
     public init(engine: any PinEngine) {
         self.engine = engine
@@ -243,12 +242,17 @@ public final class Host {
         violations.append(EventViolation(event: event, violation: v))
     }
 
-    /// Takes the violations recorded since the last call, folding this event's page-by-page
-    /// underflows into one report.
-    public func takeViolations() -> [EventViolation] {
+    /// Records the reference underflows `put_pfn()` caused since the last look, as one violation.
+    func recordUnderflow() {
         if let u = phys.takeUnderflow() {
             record(.refcountUnderflow(pfn: u.pfn, delta: u.delta, pages: u.pages))
         }
+    }
+
+    /// Takes the violations recorded since the last call, folding this event's page-by-page
+    /// underflows into one report.
+    public func takeViolations() -> [EventViolation] {
+        recordUnderflow()
         if violations.isEmpty { return [] }
         defer { violations = [] }
         return violations
