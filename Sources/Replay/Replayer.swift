@@ -133,6 +133,11 @@ public struct Replayer {
         var effects = [Differ.Effect](repeating: Differ.Effect(lockedVM: 0, ramRefs: 0), count: hosts.count)
         var refsBefore = [Int64](repeating: 0, count: hosts.count)
         var lockedBefore = [Int64](repeating: 0, count: hosts.count)
+        func collectViolations(_ i: Int) {
+            for v in hosts[i].takeViolations() {
+                report.violations.append(EngineViolation(engine: names[i], event: v.event, violation: v.violation))
+            }
+        }
 
         while let s = try reader.next() {
             event += 1
@@ -154,9 +159,7 @@ public struct Replayer {
                         file: reader.file, reader.lastLocation,
                         "event \(event) (\(s.keyword)) cannot happen on engine \(host.engine.name)'s host: \(error.message)")
                 }
-                for v in host.takeViolations() {
-                    report.violations.append(EngineViolation(engine: names[i], event: v.event, violation: v.violation))
-                }
+                collectViolations(i)
             }
             guard s.isRequest else { continue }
             report.requests += 1
@@ -188,9 +191,7 @@ public struct Replayer {
             report.summaries[i].lockedVMFinal = host.mm.locked_vm
             host.event = event + 1
             host.teardown()
-            for v in host.takeViolations() {
-                report.violations.append(EngineViolation(engine: names[i], event: v.event, violation: v.violation))
-            }
+            collectViolations(i)
             report.summaries[i].counters = host.counters
         }
         report.violations.sort { ($0.event, names.firstIndex(of: $0.engine) ?? 0) < ($1.event, names.firstIndex(of: $1.engine) ?? 0) }
