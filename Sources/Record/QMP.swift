@@ -1,4 +1,5 @@
 import Foundation
+import TraceFormat
 
 #if canImport(Glibc)
     import Glibc
@@ -86,4 +87,11 @@ public final class QMPClient {
 public struct RecordError: Error, CustomStringConvertible {
     public var description: String
     public init(_ d: String) { description = d }
+}
+
+extension QMPClient {
+    /// `gpa2hva`: the host address QEMU maps guest address `gpa` at, nil where it maps none.
+    public func gpa2hva(_ gpa: UInt64) throws -> UInt64? {
+        parseGpa2hva(try hmp("gpa2hva " + hex(gpa)))
+    }
 }

@@ -38,7 +38,7 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
         for m in maps {
             guard case let .map(iova, vaddr, _, _) = m else { continue }
             guard entries.contains(where: { $0.start <= vaddr && vaddr < $0.end }) else {
-                throw TraceError(file: fv.source, .file, "section at guest 0x\(String(iova, radix: 16)) has host address 0x\(String(vaddr, radix: 16)), outside every mapping of \(src.mapsName)")
+                throw TraceError(file: fv.source, .file, "section at guest \(hex(iova)) has host address \(hex(vaddr)), outside every mapping of \(src.mapsName)")
             }
         }
         out.append(.mark("realize: the vfio listener maps QEMU's flat view (RAM and ROM sections, ROM read-only)"))
@@ -79,7 +79,7 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
 func checkInsideMaps(_ s: Statement, _ entries: [MapsEntry], file: String, line: Int) throws(TraceError) {
     guard case let .map(iova, vaddr, _, _) = s else { return }
     guard entries.contains(where: { $0.start <= vaddr && vaddr < $0.end }) else {
-        throw TraceError(file: file, .line(line), "map of iova 0x\(String(iova, radix: 16)) at host address 0x\(String(vaddr, radix: 16)) lies outside every recorded mapping")
+        throw TraceError(file: file, .line(line), "map of iova \(hex(iova)) at host address \(hex(vaddr)) lies outside every recorded mapping")
     }
 }
 
@@ -93,7 +93,7 @@ public func recordQEMU(socket: String, pid: Int32, recorder: inout Recorder) thr
     src.pagemapFD = fd >= 0 ? fd : nil
     defer { if fd >= 0 { close(fd) } }
     src.memlock = (try? readProcText("/proc/\(pid)/limits")).flatMap(memlockLimit)
-    src.flatView = (mtree, "\(socket) (info mtree -f)", { gpa in parseGpa2hva(try qmp.hmp("gpa2hva 0x" + String(gpa, radix: 16))) })
+    src.flatView = (mtree, "\(socket) (info mtree -f)", qmp.gpa2hva)
     return try record(src, recorder: &recorder)
 }
 
@@ -144,7 +144,7 @@ public func watchQEMU(
     let qmp = try QMPClient(socket: socket)
     func sections() throws -> Set<MappedSection> {
         let view = try parseFlatView(try qmp.hmp("info mtree -f"), source: "\(socket) (info mtree -f)")
-        return Set(try listenerSections(view) { gpa in parseGpa2hva(try qmp.hmp("gpa2hva 0x" + String(gpa, radix: 16))) })
+        return Set(try listenerSections(view, hva: qmp.gpa2hva))
     }
     var maps = try parseMaps(try readProcText("/proc/\(pid)/maps"), file: "/proc/\(pid)/maps")
     let fd = open("/proc/\(pid)/pagemap", O_RDONLY | O_CLOEXEC)
