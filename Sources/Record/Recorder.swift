@@ -123,7 +123,7 @@ public struct Recorder {
         }
         // The kernel image and its zero page are not in any process's pagemap; without them a
         // read-only pin of untouched memory could not find the zero page, as it does on a host.
-        note("a kernel image of reserved frames at pfn 0x\(String(KernelImage.start, radix: 16))-0x\(String(KernelImage.start + KernelImage.pages, radix: 16)) holding the zero page at 0x\(String(KernelImage.zeroPfn, radix: 16))")
+        note("a kernel image of reserved frames at pfn \(hex(KernelImage.start))-\(hex(KernelImage.start + KernelImage.pages)) holding the zero page at \(hex(KernelImage.zeroPfn))")
         var out: [Statement] = [.pageShift(12)]
         if let memlock { out.append(.memlock(memlock)) }
         for a in assumptions { out.append(.mark("assumed: " + a)) }
@@ -142,7 +142,7 @@ public struct Recorder {
         out += merged.map { .pfns(.ram, start: $0.start, count: $0.count) }
         let top = merged.last.map { $0.start + $0.count } ?? 0x10_0000
         let poolStart = (top + 0x3FFFF) & ~0x3FFFF
-        out.append(.mark("assumed: a pool of 1 GiB at pfn 0x\(String(poolStart, radix: 16)) for faults"))
+        out.append(.mark("assumed: a pool of 1 GiB at pfn \(hex(poolStart)) for faults"))
         out.append(.pool(start: poolStart, count: 1 << 18))
         out += vmas.map { .vma($0) }
         out += ptes

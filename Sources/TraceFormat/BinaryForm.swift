@@ -269,7 +269,7 @@ final class BinarySource {
             case BinaryLayout.zstdFrameMagic:
                 inFrame = true
             default:
-                throw fail(input.offset, "expected a zstd frame or the trailer, found 0x\(String(magic, radix: 16))")
+                throw fail(input.offset, "expected a zstd frame or the trailer, found \(hex(UInt64(magic)))")
             }
         }
         if input.available == 0, try !input.fill() {
@@ -333,7 +333,7 @@ final class BinarySource {
             }
             let stored = BinaryLayout.get(t, 24, as: UInt32.self)
             guard stored == computed else {
-                throw fail(at + 24, "CRC-32 mismatch (trailer 0x\(String(stored, radix: 16)), file 0x\(String(computed, radix: 16))): corrupt")
+                throw fail(at + 24, "CRC-32 mismatch (trailer \(hex(UInt64(stored))), file \(hex(UInt64(computed)))): corrupt")
             }
             guard BinaryLayout.get(t, 28, as: UInt32.self) == 0 else { throw fail(at + 28, "reserved trailer bytes are not zero") }
         }

@@ -24,7 +24,7 @@ private struct Emitter {
     }
 
     mutating func unmap(_ gpa: UInt64) throws(TraceError) {
-        guard let size = live.removeValue(forKey: gpa) else { preconditionFailure("unmap of 0x\(String(gpa, radix: 16)) that is not mapped") }
+        guard let size = live.removeValue(forKey: gpa) else { preconditionFailure("unmap of \(hex(gpa)) that is not mapped") }
         try emit(.unmap(iova: gpa, size: size))
     }
 
