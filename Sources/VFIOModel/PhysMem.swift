@@ -36,9 +36,7 @@ public struct PhysMem {
     public init() {}
 
     /// The class of `pfn`: its last `pfns` statement, else ram if it was ever pooled, else mmio.
-    public func pfnClass(_ pfn: PFN) -> PfnClass { classStretch(pfn.rawValue).cls }
-
-    /// The class of `pfn`, remembering the stretch it lies in for the next lookup.
+    /// Remembers the stretch it lies in for the next lookup.
     @inlinable
     public mutating func pfnClassCached(_ pfn: PFN) -> PfnClass {
         let p = pfn.rawValue
