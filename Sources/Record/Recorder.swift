@@ -162,6 +162,11 @@ public func memlockLimit(_ limits: String) -> UInt64?? {
     return nil
 }
 
+/// RLIMIT_MEMLOCK of a live process, as `memlockLimit`; nil as well when its limits cannot be read.
+public func memlockLimit(pid: Int32) -> UInt64?? {
+    (try? readProcText("/proc/\(pid)/limits")).flatMap(memlockLimit)
+}
+
 extension UInt64 {
     /// The smallest power of two at least this large.
     var nextPowerOfTwo: UInt64 {

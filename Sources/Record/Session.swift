@@ -92,7 +92,7 @@ public func recordQEMU(socket: String, pid: Int32, recorder: inout Recorder) thr
     let fd = open("/proc/\(pid)/pagemap", O_RDONLY | O_CLOEXEC)
     src.pagemapFD = fd >= 0 ? fd : nil
     defer { if fd >= 0 { close(fd) } }
-    src.memlock = (try? readProcText("/proc/\(pid)/limits")).flatMap(memlockLimit)
+    src.memlock = memlockLimit(pid: pid)
     src.flatView = (mtree, "\(socket) (info mtree -f)", qmp.gpa2hva)
     return try record(src, recorder: &recorder)
 }
@@ -149,7 +149,7 @@ public func watchQEMU(
     var maps = try parseMaps(try readProcText("/proc/\(pid)/maps"), file: "/proc/\(pid)/maps")
     let fd = open("/proc/\(pid)/pagemap", O_RDONLY | O_CLOEXEC)
     defer { if fd >= 0 { close(fd) } }
-    let memlock = (try? readProcText("/proc/\(pid)/limits")).flatMap(memlockLimit)
+    let memlock = memlockLimit(pid: pid)
     var out = recorder.snapshot(maps: maps, pagemapFD: fd >= 0 ? fd : nil, memlock: memlock ?? nil)
     var mapped = try sections()
     out.append(.mark("realize: the vfio listener maps QEMU's flat view"))

@@ -80,7 +80,7 @@ struct RecordCommand: ParsableCommand {
             guard fd >= 0 else { throw TraceError(file: path, .file, "cannot open: \(String(cString: strerror(errno)))") }
             src.pagemapFD = fd  // closed at exit
         }
-        src.memlock = pid.flatMap { (try? readProcText("/proc/\($0)/limits")).flatMap(memlockLimit) }
+        src.memlock = pid.flatMap { memlockLimit(pid: $0) }
         if let mtree {
             let table = try hva.map { parseGpa2hvaLines(try readProcText($0)) } ?? [:]
             src.flatView = (try readProcText(mtree), mtree, { table[$0] })
