@@ -6,34 +6,35 @@ import VFIOModel
 /// an mmap_sem round trip, a find_vma and the walk's own checks) comes to about 0.4 s, the
 /// figure in the patch message, and v4.17-rc1's single step to about a microsecond.
 public enum CostModel {
-    /// Nanoseconds per counted operation, in the counters' report order.
-    public static let nanoseconds: [(counter: String, ns: Int)] = [
-        ("vaddr_get_pfn", 5),
-        ("get_user_pages", 40),
-        ("follow_pfn", 30),
-        ("mmap_lock", 15),
-        ("find_vma", 25),
-        ("iommu_map", 1000),
-        ("pages_walked", 10),
-        ("faults", 500),
-        ("put_pfn", 15),
-        ("iova_to_phys", 20),
-        ("iommu_unmap", 500),
-        ("vfio_lock_acct", 50),
-    ]
+    /// Nanoseconds per counted operation. A new counter does not compile until it has one.
+    public static func weight(_ c: Counter) -> Int {
+        switch c {
+        case .vaddr_get_pfn: 5
+        case .get_user_pages: 40
+        case .gup_pages: 5
+        case .follow_pfn: 30
+        case .mmap_lock: 15
+        case .find_vma: 25
+        case .iommu_map: 1000
+        case .pages_walked: 10
+        case .faults: 500
+        case .put_pfn: 15
+        case .unpin_range: 100
+        case .unpin_range_pages: 1
+        case .iova_to_phys: 20
+        case .iommu_unmap: 500
+        case .vfio_lock_acct: 50
+        }
+    }
 
     /// Estimated kernel time in nanoseconds for these counters.
     public static func estimate(_ c: CostCounters) -> Int {
-        breakdown(c).reduce(0) { $0 + $1.ns }
+        Counter.allCases.reduce(0) { $0 + c[$1] * weight($1) }
     }
 
     /// Each counter's share: count, cost per operation, total nanoseconds.
     public static func breakdown(_ c: CostCounters) -> [(counter: String, count: Int, perOp: Int, ns: Int)] {
-        let counts = Dictionary(uniqueKeysWithValues: c.named.map { ($0.name, $0.value) })
-        return nanoseconds.map { entry in
-            let n = counts[entry.counter] ?? 0
-            return (entry.counter, n, entry.ns, n * entry.ns)
-        }
+        Counter.allCases.map { ($0.rawValue, c[$0], weight($0), c[$0] * weight($0)) }
     }
 
     /// `398.5 ms`, `1.2 µs`: a duration for people.

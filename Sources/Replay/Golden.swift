@@ -1,37 +1,94 @@
+import Foundation
 import TraceFormat
 import VFIOEngines
 import VFIOModel
 
-/// Golden traces: each trace under `traces/` beside its expected results, the `--format json`
-/// report of `replay --engines all` (`NAME.expected.json`) and its `--format jsonl` outcomes
-/// (`NAME.expected.jsonl`), which also pin down what every engine agrees on.
+/// Golden traces: each trace under `traces/` with its expected results in
+/// `traces/expected/NAME/`, one file per engine (`ENGINE.jsonl`: the engine's jsonl lines,
+/// then its violations, then its counters) and `report.json`, the `--format json` report of
+/// the default pair (v4.16 against v4.17-rc1, the seed's question). Adding an engine adds one
+/// file per trace and changes none.
 public enum Golden {
-    /// The expected results of a golden trace and their file suffixes.
+    /// The name of the default pair's report in a trace's expected folder.
+    public static let reportFile = "report.json"
+
+    /// The expected results of a golden trace: file name in its folder, text.
     public struct Results: Equatable, Sendable {
-        public var json: String
-        public var jsonl: String
-        public static let suffixes = [".expected.json", ".expected.jsonl"]
-        public var files: [String] { [json, jsonl] }
+        public var files: [(name: String, text: String)]
+
+        public static func == (a: Results, b: Results) -> Bool {
+            a.files.map(\.name) == b.files.map(\.name) && a.files.map(\.text) == b.files.map(\.text)
+        }
+
+        /// The text of one file, if present.
+        public subscript(name: String) -> String? { files.first { $0.name == name }?.text }
     }
 
-    /// `traces/NAME` for `traces/NAME.txt` or `traces/NAME.vptr`: add a suffix of `Results`.
-    public static func expectedBase(for trace: String) -> String {
-        var base = trace
-        for ext in [".txt", ".vptr"] where base.hasSuffix(ext) { base.removeLast(ext.count) }
-        return base
+    /// `traces/expected/NAME` for `traces/NAME.txt` or `traces/NAME.vptr`.
+    public static func expectedDir(for trace: String) -> String {
+        let url = URL(fileURLWithPath: trace)
+        let name = url.deletingPathExtension().lastPathComponent
+        return url.deletingLastPathComponent().appendingPathComponent("expected").appendingPathComponent(name).path
     }
+
+    /// The engine file name: `v4.16.jsonl`.
+    public static func fileName(engine: String) -> String { engine + ".jsonl" }
 
     /// The results a golden trace's files hold. The trace is named `traces/<file name>`
     /// whatever the path it was read from, so they do not depend on where the repository
-    /// lies. `engines` is for tests that mutate an engine on purpose.
-    public static func render(trace path: String, engines: [any PinEngine] = Engines.all) throws(TraceError) -> Results {
-        var observer = JSONLObserver()
-        var report = try Replayer(engines: engines).replay(path: path, observer: &observer)
-        report.trace = "traces/" + (path.split(separator: "/").last.map(String.init) ?? path)
-        return Results(json: JSONReport.render([report]), jsonl: observer.text)
+    /// lies. `engines` is for tests that mutate an engine on purpose; `pair` makes the report.
+    public static func render(
+        trace path: String, engines: [any PinEngine] = Engines.all, pair: [any PinEngine] = defaultPair
+    ) throws(TraceError) -> Results {
+        let name = "traces/" + (path.split(separator: "/").last.map(String.init) ?? path)
+        var perEngine = PerEngineObserver(count: engines.count)
+        let all = try Replayer(engines: engines).replay(path: path, observer: &perEngine)
+        var files: [(String, String)] = []
+        for (i, s) in all.summaries.enumerated() {
+            var text = perEngine.texts[i]
+            for v in all.violations where v.engine == s.engine { text += JSONReport.violationLine(v) + "\n" }
+            text += JSONReport.summaryLine(s) + "\n"
+            files.append((fileName(engine: s.engine), text))
+        }
+        var none = NoObserver()
+        var report = try Replayer(engines: pair).replay(path: path, observer: &none)
+        report.trace = name
+        files.append((reportFile, JSONReport.render([report])))
+        return Results(files: files.sorted { $0.0 < $1.0 })
     }
 
-    /// The first line where two reports differ, with the event it concerns, or nil if equal.
+    /// v4.16 against v4.17-rc1.
+    public static var defaultPair: [any PinEngine] { Engines.defaultNames.compactMap(Engines.named) }
+
+    /// The expected results stored for a trace (every file in its folder), or nil if none.
+    public static func stored(trace: String) -> Results? {
+        let dir = expectedDir(for: trace)
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir), !names.isEmpty else { return nil }
+        var files: [(String, String)] = []
+        for n in names.sorted() {
+            guard let text = try? String(contentsOfFile: dir + "/" + n, encoding: .utf8) else { return nil }
+            files.append((n, text))
+        }
+        return Results(files: files)
+    }
+
+    /// Every difference between stored and fresh results: a file missing, extra or changed
+    /// (with its first differing line).
+    public static func differences(expected: Results?, got: Results) -> [String] {
+        guard let expected else { return ["no expected results"] }
+        var out: [String] = []
+        let names = Set(expected.files.map(\.name)).union(got.files.map(\.name)).sorted()
+        for n in names {
+            switch (expected[n], got[n]) {
+            case (nil, _): out.append("\(n): not stored")
+            case (_, nil): out.append("\(n): stored but no longer produced")
+            case let (e?, g?): if let d = difference(expected: e, got: g) { out.append("\(n) differs at \(d)") }
+            }
+        }
+        return out
+    }
+
+    /// The first line where two files differ, with the event it concerns, or nil if equal.
     public static func difference(expected: String, got: String) -> String? {
         guard expected != got else { return nil }
         let e = expected.split(separator: "\n", omittingEmptySubsequences: false)
@@ -64,17 +121,35 @@ public enum Golden {
         return "header"
     }
 
-    /// Counts of divergences and violations in a report, for bless to say what changed.
-    public static func counts(_ report: String) -> (divergences: Int, violations: Int) {
+    /// Divergences (of the default pair's report) and violations (of every engine), for bless
+    /// to say what changed.
+    public static func counts(_ results: Results) -> (divergences: Int, violations: Int) {
         var d = 0
         var v = 0
-        var inViolations = false
-        for line in report.split(separator: "\n") {
-            if line.hasPrefix("\"violations\"") { inViolations = true }
-            if line.hasPrefix("\"divergences\"") { inViolations = false }
-            if line.hasPrefix("{\"event\":") { d += 1 }
-            if inViolations && line.hasPrefix("{\"engine\":") { v += 1 }
+        for (name, text) in results.files {
+            if name == reportFile {
+                var inDivergences = false
+                for line in text.split(separator: "\n") {
+                    if line.hasPrefix("\"divergences\"") { inDivergences = true }
+                    if line.hasPrefix("\"violations\"") { inDivergences = false }
+                    if inDivergences && line.hasPrefix("{\"event\":") { d += 1 }
+                }
+            } else {
+                v += text.split(separator: "\n").filter { $0.hasPrefix("{\"engine\":") && $0.contains("\"kind\":") }.count
+            }
         }
         return (d, v)
+    }
+}
+
+/// The jsonl lines of each engine apart.
+struct PerEngineObserver: ReplayObserver {
+    var texts: [String]
+    init(count: Int) { texts = Array(repeating: "", count: count) }
+
+    mutating func request(event: Int, engines: [String], outcomes: [RequestOutcome]) {
+        for (i, (name, o)) in zip(engines, outcomes).enumerated() {
+            texts[i] += JSONText.requestLine(event: event, engine: name, o) + "\n"
+        }
     }
 }

@@ -51,6 +51,17 @@ struct JSONText {
     }
 }
 
+extension JSONText {
+    /// An engine's counters and figures as one object.
+    mutating func summaryFields(_ s: EngineSummary) {
+        raw("{")
+        for (name, value) in s.counters.named { raw("\"\(name)\":\(value),") }
+        raw("\"chunks_mapped\":\(s.chunksMapped),\"pages_pinned\":\(s.pagesPinned),")
+        raw("\"locked_vm_peak\":\(s.lockedVMPeak),\"est_kernel_ns\":\(CostModel.estimate(s.counters)),")
+        raw("\"locked_vm_final\":\(s.lockedVMFinal)}")
+    }
+}
+
 /// The jsonl stream of SPEC.md §4: one line per request per engine, as the replay runs.
 public struct JSONLObserver: ReplayObserver {
     public private(set) var text = ""
@@ -59,14 +70,21 @@ public struct JSONLObserver: ReplayObserver {
 
     public mutating func request(event: Int, engines: [String], outcomes: [RequestOutcome]) {
         for (name, o) in zip(engines, outcomes) {
-            var j = JSONText()
-            j.raw("{\"event\":\(event),\"engine\":")
-            j.string(name)
-            j.raw(",")
-            j.outcomeFields(o)
-            j.raw("}\n")
-            text += j.out
+            text += JSONText.requestLine(event: event, engine: name, o) + "\n"
         }
+    }
+}
+
+extension JSONText {
+    /// One jsonl line of SPEC.md §4, without its newline.
+    static func requestLine(event: Int, engine: String, _ o: RequestOutcome) -> String {
+        var j = JSONText()
+        j.raw("{\"event\":\(event),\"engine\":")
+        j.string(engine)
+        j.raw(",")
+        j.outcomeFields(o)
+        j.raw("}")
+        return j.out
     }
 }
 
@@ -88,11 +106,8 @@ public enum JSONReport {
             for (si, s) in r.summaries.enumerated() {
                 j.raw(si > 0 ? ",\n" : "\n")
                 j.string(s.engine)
-                j.raw(":{")
-                for (name, value) in s.counters.named { j.raw("\"\(name)\":\(value),") }
-                j.raw("\"chunks_mapped\":\(s.chunksMapped),\"pages_pinned\":\(s.pagesPinned),")
-                j.raw("\"locked_vm_peak\":\(s.lockedVMPeak),\"est_kernel_ns\":\(CostModel.estimate(s.counters)),")
-                j.raw("\"locked_vm_final\":\(s.lockedVMFinal)}")
+                j.raw(":")
+                j.summaryFields(s)
             }
             j.raw("},\n\"divergences\":[")
             for (di, d) in r.divergences.enumerated() {
@@ -114,15 +129,33 @@ public enum JSONReport {
             j.raw("],\n\"violations\":[")
             for (vi, v) in r.violations.enumerated() {
                 j.raw(vi > 0 ? ",\n" : "\n")
-                j.raw("{\"engine\":")
-                j.string(v.engine)
-                j.raw(",\"event\":\(v.event),\"kind\":\"\(v.violation.kind)\",\"detail\":")
-                j.string(v.violation.detail)
-                j.raw("}")
+                j.raw(violationLine(v))
             }
             j.raw("]}")
         }
         j.raw("\n]}\n")
+        return j.out
+    }
+
+    /// One violation as an object on one line.
+    public static func violationLine(_ v: EngineViolation) -> String {
+        var j = JSONText()
+        j.raw("{\"engine\":")
+        j.string(v.engine)
+        j.raw(",\"event\":\(v.event),\"kind\":\"\(v.violation.kind)\",\"detail\":")
+        j.string(v.violation.detail)
+        j.raw("}")
+        return j.out
+    }
+
+    /// One engine's figures as an object on one line: `{"engine":E,"summary":{...}}`.
+    public static func summaryLine(_ s: EngineSummary) -> String {
+        var j = JSONText()
+        j.raw("{\"engine\":")
+        j.string(s.engine)
+        j.raw(",\"summary\":")
+        j.summaryFields(s)
+        j.raw("}")
         return j.out
     }
 }

@@ -234,6 +234,10 @@ public struct Replayer {
             h.setLockedVM(Int64(pages))
         case .disableHugepages(let yes):
             h.disable_hugepages = yes
+        case .thp(let t):
+            h.thp = THPMode(t)
+        case .dmaEntryLimit(let n):
+            h.iommu.dma_avail = Int(clamping: n)
         case let .pfns(kind, start, count):
             h.phys.declare(PfnClass(kind), start: PFN(start), count: count)
         case .zeroPage(let pfn):
@@ -244,10 +248,10 @@ public struct Replayer {
             h.mm.mmap(VMA(v))
         case let .munmap(start, end):
             h.mm.munmap(VAddr(start), VAddr(end))
-        case let .pte(vaddr, count, pfn, readOnly):
-            try h.setPtes(VAddr(vaddr), count: count, pfn: pfn.map { PFN($0) }, writable: !readOnly)
+        case let .pte(vaddr, count, pfn, readOnly, leaf):
+            try h.setPtes(VAddr(vaddr), count: count, pfn: pfn.map { PFN($0) }, writable: !readOnly, leafShift: leaf.rawValue)
         case let .touch(vaddr, count, write):
-            try h.touch(VAddr(vaddr), count: count, write: write)
+            h.touch(VAddr(vaddr), count: count, write: write)
         case let .map(iova, vaddr, size, access):
             return h.vfio_dma_do_map(IOVA(iova), VAddr(vaddr), size, Prot(access))
         case let .unmap(iova, size):
@@ -271,6 +275,16 @@ extension PfnClass {
     }
 }
 
+extension THPMode {
+    init(_ t: THPSetting) {
+        switch t {
+        case .always: self = .always
+        case .madvise: self = .madvise
+        case .never: self = .never
+        }
+    }
+}
+
 extension Prot {
     init(_ access: Access) {
         self = []
@@ -287,6 +301,7 @@ extension VMA {
         if v.flags.contains(.mixedmap) { flags.insert(.mixedmap) }
         if v.flags.contains(.shared) { flags.insert(.shared) }
         if v.flags.contains(.linear) { flags.insert(.linear) }
+        if v.flags.contains(.hugepage) { flags.insert(.hugepage) }
         self.init(
             start: VAddr(v.start), end: VAddr(v.end), read: v.read, write: v.write, exec: v.exec, flags: flags,
             hugetlbSize: v.hugetlb, pgoff: v.pgoff)

@@ -22,6 +22,8 @@ enum RecordType: UInt64 {
     case pin = 15
     case unpin = 16
     case mark = 17
+    case thp = 18
+    case dmaEntryLimit = 19
 }
 
 /// The delta registers shared by the encoder and decoder.
@@ -63,6 +65,12 @@ struct RecordEncoder {
         case .disableHugepages(let y):
             type = .disableHugepages
             payload.append(y ? 1 : 0)
+        case .thp(let t):
+            type = .thp
+            payload.append(t.rawValue)
+        case .dmaEntryLimit(let n):
+            type = .dmaEntryLimit
+            putVarint(n)
         case let .pfns(kind, start, count):
             type = .pfns
             payload.append(kind.rawValue)
@@ -93,7 +101,7 @@ struct RecordEncoder {
             putDelta(start, \.vaddr)
             putVarint((end - start) >> 12)
             reg.vaddr = end
-        case let .pte(vaddr, count, pfn, ro):
+        case let .pte(vaddr, count, pfn, ro, leaf):
             type = .pte
             putDelta(vaddr, \.vaddr)
             putVarint(count)
@@ -101,6 +109,8 @@ struct RecordEncoder {
             if let pfn {
                 putDelta(pfn, \.pfn)
                 reg.pfn = pfn &+ count
+                // Appended field, omitted for 4 KiB: older readers ignore it.
+                if leaf != .k4 { putVarint(UInt64(leaf.rawValue)) }
             }
             reg.vaddr = vaddr &+ count << 12
         case let .touch(vaddr, count, write):
@@ -175,6 +185,9 @@ struct PayloadReader {
 
     init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
+    /// Whether every byte has been read: appended fields are optional.
+    var isAtEnd: Bool { pos >= bytes.count }
+
     mutating func byte() throws(StatementProblem) -> UInt8 {
         guard pos < bytes.count else { throw StatementProblem("record payload ends inside a field") }
         defer { pos += 1 }
@@ -246,6 +259,12 @@ struct RecordDecoder {
             return .lockedVM(try r.varint())
         case .disableHugepages:
             return .disableHugepages(try r.bool())
+        case .thp:
+            let b = try r.byte()
+            guard let t = THPSetting(rawValue: b) else { throw StatementProblem("thp byte \(b) is unknown") }
+            return .thp(t)
+        case .dmaEntryLimit:
+            return .dmaEntryLimit(try r.varint())
         case .pfns:
             let k = try r.byte()
             guard let kind = PfnKind(rawValue: k) else { throw StatementProblem("pfn class byte \(k) is unknown") }
@@ -268,7 +287,7 @@ struct RecordDecoder {
             let perms = try r.byte()
             guard perms < 8 else { throw StatementProblem("VMA permission bits \(perms) are unknown") }
             let flags = try r.byte()
-            guard flags < 32 else { throw StatementProblem("VMA flag bits \(flags) are unknown") }
+            guard flags < 64 else { throw StatementProblem("VMA flag bits \(flags) are unknown") }
             let hugeShift = try r.varint()
             guard hugeShift == 0 || (12...63).contains(hugeShift) else {
                 throw StatementProblem("huge page shift \(hugeShift) is out of range")
@@ -292,12 +311,21 @@ struct RecordDecoder {
             let kind = try r.byte()
             guard kind <= 2 else { throw StatementProblem("pte kind byte \(kind) is unknown") }
             var pfn: UInt64?
+            var leaf = LeafSize.k4
             if kind != 0 {
-                pfn = try r.delta(&reg.pfn)
-                reg.pfn = pfn! &+ count
+                let p = try r.delta(&reg.pfn)
+                reg.pfn = p &+ count
+                pfn = p
+                if !r.isAtEnd {
+                    let shift = try r.varint()
+                    guard let l = LeafSize(rawValue: UInt8(truncatingIfNeeded: shift)), UInt64(l.rawValue) == shift else {
+                        throw StatementProblem("pte leaf shift \(shift) is not 12, 21 or 30")
+                    }
+                    leaf = l
+                }
             }
             reg.vaddr = vaddr &+ count << 12
-            return .pte(vaddr: vaddr, count: count, pfn: pfn, readOnly: kind == 2)
+            return .pte(vaddr: vaddr, count: count, pfn: pfn, readOnly: kind == 2, leaf: leaf)
         case .touch:
             let vaddr = try r.delta(&reg.vaddr)
             let count = try r.varint()

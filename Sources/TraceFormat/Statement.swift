@@ -40,11 +40,47 @@ public struct VMAFlagSet: OptionSet, Hashable, Sendable {
     public static let mixedmap = VMAFlagSet(rawValue: 1 << 2)
     public static let shared = VMAFlagSet(rawValue: 1 << 3)
     public static let linear = VMAFlagSet(rawValue: 1 << 4)
+    /// `VM_HUGEPAGE` (MADV_HUGEPAGE), SPEC-LATER §7.
+    public static let hugepage = VMAFlagSet(rawValue: 1 << 5)
 
-    /// Keywords in the order SPEC.md §5 lists them.
+    /// Keywords in the order SPEC.md §5 and SPEC-LATER §7 list them.
     public static let keywords: [(String, VMAFlagSet)] = [
         ("io", .io), ("pfnmap", .pfnmap), ("mixedmap", .mixedmap), ("shared", .shared), ("linear", .linear),
+        ("hugepage", .hugepage),
     ]
+}
+
+/// The host's transparent_hugepage `enabled` setting (`thp` statement).
+public enum THPSetting: UInt8, Sendable, CaseIterable {
+    case always = 0
+    case madvise = 1
+    case never = 2
+
+    public var keyword: String {
+        switch self {
+        case .always: "always"
+        case .madvise: "madvise"
+        case .never: "never"
+        }
+    }
+}
+
+/// The size of the leaves a `pte` statement declares, as log2 of bytes: 4K, 2M or 1G.
+public enum LeafSize: UInt8, Sendable, CaseIterable {
+    case k4 = 12
+    case m2 = 21
+    case g1 = 30
+
+    /// `4K`, `2M`, `1G`.
+    public var keyword: String {
+        switch self {
+        case .k4: "4K"
+        case .m2: "2M"
+        case .g1: "1G"
+        }
+    }
+    /// Pages in one leaf.
+    public var pages: UInt64 { 1 << UInt64(rawValue - 12) }
 }
 
 /// A `vma` statement.
@@ -89,13 +125,17 @@ public enum Statement: Equatable, Sendable {
     case capIpcLock(Bool)
     case lockedVM(UInt64)
     case disableHugepages(Bool)
+    /// The host's transparent_hugepage `enabled`; default always.
+    case thp(THPSetting)
+    /// The vfio_iommu_type1 `dma_entry_limit` module parameter; initial snapshot only.
+    case dmaEntryLimit(UInt64)
     case pfns(PfnKind, start: UInt64, count: UInt64)
     case zeroPage(UInt64)
     case pool(start: UInt64, count: UInt64)
     case vma(VMASpec)
     case munmap(start: UInt64, end: UInt64)
-    /// `pte VADDR COUNT PFN [ro]`; `pfn` nil is `none` (ptes dropped).
-    case pte(vaddr: UInt64, count: UInt64, pfn: UInt64?, readOnly: Bool)
+    /// `pte VADDR COUNT PFN [ro] [leaf=SIZE]`; `pfn` nil is `none` (ptes dropped).
+    case pte(vaddr: UInt64, count: UInt64, pfn: UInt64?, readOnly: Bool, leaf: LeafSize = .k4)
     case touch(vaddr: UInt64, count: UInt64, write: Bool)
     case map(iova: UInt64, vaddr: UInt64, size: UInt64, access: Access)
     case unmap(iova: UInt64, size: UInt64)
@@ -119,6 +159,8 @@ public enum Statement: Equatable, Sendable {
         case .capIpcLock: "cap_ipc_lock"
         case .lockedVM: "locked_vm"
         case .disableHugepages: "disable_hugepages"
+        case .thp: "thp"
+        case .dmaEntryLimit: "dma_entry_limit"
         case .pfns: "pfns"
         case .zeroPage: "zero_page"
         case .pool: "pool"
@@ -143,6 +185,8 @@ public enum Statement: Equatable, Sendable {
         case .capIpcLock(let y): return "cap_ipc_lock " + (y ? "yes" : "no")
         case .lockedVM(let n): return "locked_vm \(n)"
         case .disableHugepages(let y): return "disable_hugepages " + (y ? "yes" : "no")
+        case .thp(let t): return "thp " + t.keyword
+        case .dmaEntryLimit(let n): return "dma_entry_limit \(n)"
         case let .pfns(kind, start, count): return "pfns \(kind.keyword) \(hex(start)) \(count)"
         case .zeroPage(let pfn): return "zero_page \(hex(pfn))"
         case let .pool(start, count): return "pool \(hex(start)) \(count)"
@@ -154,8 +198,9 @@ public enum Statement: Equatable, Sendable {
             if !v.name.isEmpty { s += " name=" + v.name }
             return s
         case let .munmap(start, end): return "munmap \(hex(start)) \(hex(end))"
-        case let .pte(vaddr, count, pfn, ro):
+        case let .pte(vaddr, count, pfn, ro, leaf):
             return "pte \(hex(vaddr)) \(count) " + (pfn.map(hex) ?? "none") + (ro ? " ro" : "")
+                + (leaf == .k4 ? "" : " leaf=" + leaf.keyword)
         case let .touch(vaddr, count, write): return "touch \(hex(vaddr)) \(count) " + (write ? "w" : "r")
         case let .map(iova, vaddr, size, access):
             return "map \(hex(iova)) \(hex(vaddr)) \(hex(size)) \(access.keyword)"

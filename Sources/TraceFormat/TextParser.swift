@@ -66,6 +66,15 @@ public struct TextParser {
         case "disable_hugepages":
             try t.arity(2)
             return .disableHugepages(try yesNo(t[1]))
+        case "thp":
+            try t.arity(2)
+            guard let setting = THPSetting.allCases.first(where: { $0.keyword == t[1] }) else {
+                throw StatementProblem("thp must be always, madvise or never, not '\(t[1])'")
+            }
+            return .thp(setting)
+        case "dma_entry_limit":
+            try t.arity(2)
+            return .dmaEntryLimit(try number(t[1]))
         case "pfns":
             try t.arity(4)
             guard let kind = PfnKind.allCases.first(where: { $0.keyword == t[1] }) else {
@@ -84,7 +93,7 @@ public struct TextParser {
             try t.arity(3)
             return .munmap(start: try number(t[1]), end: try number(t[2]))
         case "pte":
-            try t.arity(4, 5)
+            try t.arity(4, 6)
             let vaddr = try number(t[1])
             let count = try number(t[2])
             if t[3] == "none" {
@@ -92,8 +101,20 @@ public struct TextParser {
                 return .pte(vaddr: vaddr, count: count, pfn: nil, readOnly: false)
             }
             let pfn = try number(t[3])
-            if t.count == 5 && t[4] != "ro" { throw StatementProblem("unknown pte flag '\(t[4])' (only ro)") }
-            return .pte(vaddr: vaddr, count: count, pfn: pfn, readOnly: t.count == 5)
+            var i = 4
+            let readOnly = i < t.count && t[i] == "ro"
+            if readOnly { i += 1 }
+            var leaf = LeafSize.k4
+            if i < t.count, t[i].hasPrefix("leaf=") {
+                let word = String(t[i].dropFirst(5))
+                guard let l = LeafSize.allCases.first(where: { $0.keyword == word }) else {
+                    throw StatementProblem("leaf= must be 4K, 2M or 1G, not '\(word)'")
+                }
+                leaf = l
+                i += 1
+            }
+            if i < t.count { throw StatementProblem("unknown pte flag '\(t[i])' (ro, then leaf=SIZE)") }
+            return .pte(vaddr: vaddr, count: count, pfn: pfn, readOnly: readOnly, leaf: leaf)
         case "touch":
             try t.arity(4)
             guard t[3] == "r" || t[3] == "w" else { throw StatementProblem("touch access must be r or w, not '\(t[3])'") }

@@ -17,7 +17,8 @@ public struct TraceStats: Sendable {
 
     /// Keywords in the order SPEC.md §5 lists them.
     public static let keywordOrder = [
-        "page_shift", "memlock", "cap_ipc_lock", "locked_vm", "disable_hugepages", "pfns", "zero_page", "pool",
+        "page_shift", "memlock", "cap_ipc_lock", "locked_vm", "disable_hugepages", "thp", "dma_entry_limit", "pfns",
+        "zero_page", "pool",
         "vma", "munmap", "pte", "touch", "map", "unmap", "pin", "unpin", "mark",
     ]
     public static let vmaKinds = ["anon", "shared", "hugetlb", "mixedmap", "pfnmap", "io"]
@@ -50,7 +51,7 @@ public struct TraceStats: Sendable {
             vmas[kind] = (old.count + 1, old.bytes &+ (v.end - v.start))
         case let .touch(_, count, write):
             if write { pagesTouched.write &+= count } else { pagesTouched.read &+= count }
-        case let .pte(_, count, pfn, _):
+        case let .pte(_, count, pfn, _, _):
             if pfn != nil { ptePages &+= count }
         default: break
         }

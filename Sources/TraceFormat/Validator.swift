@@ -7,9 +7,16 @@ struct StatementValidator {
 
     /// `pfns` statements so far, newest last: a zero page must lie in a reserved range.
     private var classRanges: [(start: UInt64, end: UInt64, kind: PfnKind)] = []
+    /// Whether a request has come: `dma_entry_limit` is read when the container opens.
+    private var sawRequest = false
 
     mutating func check(_ s: Statement) throws(StatementProblem) {
+        if s.isRequest { sawRequest = true }
         switch s {
+        case .dmaEntryLimit:
+            guard !sawRequest else {
+                throw StatementProblem("dma_entry_limit after the first request: the kernel reads it when the container opens")
+            }
         case .pageShift(let shift):
             guard shift == 12 else { throw StatementProblem("page_shift must be 12 in version 1, not \(shift)") }
         case .lockedVM(let n):
@@ -39,17 +46,23 @@ struct StatementValidator {
             }
         case let .munmap(start, end):
             try Self.vaRange(start, end)
-        case let .pte(vaddr, count, pfn, readOnly):
+        case let .pte(vaddr, count, pfn, readOnly, leaf):
             try Self.vaPages(vaddr, count)
             if let pfn { try Self.pfnRange(pfn, count) }
             if pfn == nil && readOnly { throw StatementProblem("pte none takes no ro flag") }
+            if leaf != .k4 {
+                let n = leaf.pages
+                guard let pfn, vaddr & (n << 12 - 1) == 0, pfn & (n - 1) == 0, count % n == 0 else {
+                    throw StatementProblem("leaf=\(leaf.keyword) needs VADDR and PFN aligned to \(leaf.keyword) and COUNT a multiple of \(n)")
+                }
+            }
         case let .touch(vaddr, count, _):
             try Self.vaPages(vaddr, count)
         case .mark(let text):
             guard !text.isEmpty, !text.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "#" }) else {
                 throw StatementProblem("mark text is empty or holds a newline or '#'")
             }
-        case .memlock, .capIpcLock, .disableHugepages, .map, .unmap, .pin, .unpin:
+        case .memlock, .capIpcLock, .disableHugepages, .thp, .map, .unmap, .pin, .unpin:
             // Requests take any values: misaligned or empty ones are the kernel's to refuse.
             break
         }

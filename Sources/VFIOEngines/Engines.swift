@@ -7,6 +7,17 @@ public enum Engines {
         V4_16(),
         RFCv1(),
         V4_17_rc1(),
+        Fixed(),
+        V5_15(),
+        V6_1(),
+        V6_12(),
+        V6_15(),
+        V6_18(),
+    ]
+
+    /// Named groups `--engines` accepts besides `all`.
+    public static let groups: [String: [String]] = [
+        "later": ["v4.16", "fixed", "v5.15", "v6.1", "v6.12", "v6.15", "v6.18"]
     ]
 
     /// The engines `replay` compares when none are named: v4.16 against v4.17-rc1.

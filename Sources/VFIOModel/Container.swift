@@ -1,5 +1,6 @@
 // swift-format-ignore-file: AlwaysUseLowerCamelCase
-// The vfio type1 container with Linux 4.16 semantics (v2 interface): vfio_dma_do_map(),
+// The vfio type1 container with Linux 4.16 semantics (v2 interface), and the later kernels'
+// changes keyed by the engine's profile (SPEC-LATER §3): vfio_dma_do_map(),
 // vfio_pin_map_dma(), vfio_dma_do_unmap(), vfio_unmap_unpin(), external pins.
 //
 // Deviations from the kernel, all written down in SPEC.md §2:
@@ -27,8 +28,12 @@ public final class VFIODma {
     public var size: UInt64 = 0
     public let prot: Prot
     public var iommu_mapped = false
-    /// External pins, keyed by iova.
-    public var pfn_list: [UInt64: VFIOPfn] = [:]
+    /// `capable(CAP_IPC_LOCK)` when the map request came (5.x: `dma->lock_cap`).
+    public var lock_cap = false
+    /// A reserved run was mapped into this dma (6.18: picks the unpin path); never cleared.
+    public var has_rsvd = false
+    /// External pins, ordered by iova (the kernel's rb-tree).
+    public private(set) var pfn_list: [VFIOPfn] = []
 
     public init(iova: IOVA, vaddr: VAddr, prot: Prot) {
         self.iova = iova
@@ -37,10 +42,43 @@ public final class VFIODma {
     }
 }
 
+extension VFIODma {
+    /// Index of the first external pin at or above `iova`.
+    @usableFromInline func vpfnIndex(_ iova: IOVA) -> Int {
+        var lo = 0
+        var hi = pfn_list.count
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            if pfn_list[mid].iova < iova { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    /// The external pin at exactly `iova`.
+    @usableFromInline func vpfn(_ iova: IOVA) -> VFIOPfn? {
+        let i = vpfnIndex(iova)
+        return i < pfn_list.count && pfn_list[i].iova == iova ? pfn_list[i] : nil
+    }
+
+    /// Inserts, replaces or (nil) removes the external pin at `iova`.
+    func setVpfn(_ iova: IOVA, _ vpfn: VFIOPfn?) {
+        let i = vpfnIndex(iova)
+        let present = i < pfn_list.count && pfn_list[i].iova == iova
+        switch (present, vpfn) {
+        case (true, let v?): pfn_list[i] = v
+        case (true, nil): pfn_list.remove(at: i)
+        case (false, let v?): pfn_list.insert(v, at: i)
+        case (false, nil): break
+        }
+    }
+}
+
 /// The container (`struct vfio_iommu`): its dmas and its IOMMU domain.
 public struct VFIOIommu {
     /// Sorted by iova, non-overlapping.
     public fileprivate(set) var dma_list: [VFIODma] = []
+    /// `iommu->dma_avail`: dmas that may still be created (engines with `dmaEntryLimit`).
+    public var dma_avail = 65535
     /// The domain's page table: iova page -> pfn.
     public fileprivate(set) var domain = RunMap<PFN>()
     public init() {}
@@ -99,7 +137,14 @@ extension Host {
     /// `vfio_find_vpfn()`: the external pin of `dma` at exactly `iova`.
     @inlinable
     public func vfio_find_vpfn(_ dma: VFIODma, _ iova: IOVA) -> VFIOPfn? {
-        dma.pfn_list.isEmpty ? nil : dma.pfn_list[iova.rawValue]
+        dma.pfn_list.isEmpty ? nil : dma.vpfn(iova)
+    }
+
+    /// `vpfn_pages()` (6.18): how many external pins lie in `npage` pages from `iova`.
+    public func vpfn_pages(_ dma: VFIODma, _ iova: IOVA, _ npage: Int) -> Int {
+        if dma.pfn_list.isEmpty { return 0 }
+        let end = IOVA(iova.rawValue &+ UInt64(npage) << PAGE_SHIFT)
+        return dma.vpfnIndex(end) - dma.vpfnIndex(iova)
     }
 
     // MARK: - Accounting
@@ -148,14 +193,14 @@ extension Host {
         var size = map_size
         // Sampled once per request, as the kernel does.
         let limit = rlimit_memlock() >> PAGE_SHIFT
-        let lock_cap = cap_ipc_lock
         var ret = 0
+        var batch = VFIOBatch(disable_hugepages: disable_hugepages)
 
         while size != 0 {
             var pfn: PFN = 0
             // Pin a contiguous chunk of memory
             let npage = engine.vfio_pin_pages_remote(
-                self, dma, vaddr + dma.size, Int(size >> PAGE_SHIFT), &pfn, lock_cap, limit)
+                self, dma, vaddr + dma.size, Int(size >> PAGE_SHIFT), &pfn, limit, &batch)
             if npage <= 0 {
                 ret = npage  // WARN_ON(!npage): a zero-length run ends the map "successfully"
                 break
@@ -167,6 +212,7 @@ extension Host {
             ret = vfio_iommu_map(dma, iova + dma.size, pfn, npage)
             if ret != 0 {
                 _ = engine.vfio_unpin_pages_remote(self, dma, iova + dma.size, pfn, npage, true)
+                vfio_batch_unpin(&batch, dma)
                 break
             }
             size -= UInt64(npage) << PAGE_SHIFT
@@ -175,6 +221,15 @@ extension Host {
         dma.iommu_mapped = true
         if ret != 0 { vfio_remove_dma(dma) }
         return ret
+    }
+
+    /// `vfio_batch_unpin()`: puts every page left in the batch.
+    public func vfio_batch_unpin(_ batch: inout VFIOBatch, _ dma: VFIODma) {
+        while batch.size > 0 {
+            _ = put_pfn(batch.pages[batch.offset], dma.prot)
+            batch.offset += 1
+            batch.size -= 1
+        }
     }
 
     /// `VFIO_IOMMU_MAP_DMA` (`vfio_dma_do_map()`): validates, links a zero-sized dma and
@@ -196,7 +251,12 @@ extension Host {
             return -EINVAL
         }
         if vfio_find_dma(iova, size) != nil { return -EEXIST }
+        if profile.dmaEntryLimit {
+            if iommu.dma_avail == 0 { return -ENOSPC }
+            iommu.dma_avail -= 1
+        }
         let dma = VFIODma(iova: iova, vaddr: vaddr, prot: prot)
+        dma.lock_cap = cap_ipc_lock
         // Insert zero-sized and grow as we map chunks of it
         vfio_link_dma(dma)
         return vfio_pin_map_dma(dma, size)
@@ -253,6 +313,7 @@ extension Host {
     func vfio_remove_dma(_ dma: VFIODma) {
         vfio_unmap_unpin(dma, true)
         vfio_unlink_dma(dma)
+        if profile.dmaEntryLimit { iommu.dma_avail += 1 }
     }
 
     /// `VFIO_IOMMU_UNMAP_DMA` (`vfio_dma_do_unmap()`, v2 interface).
@@ -266,8 +327,14 @@ extension Host {
         let mask = PAGE_SIZE - 1
         if iova.rawValue & mask != 0 { return -EINVAL }
         if size == 0 || size & mask != 0 { return -EINVAL }
-        // Off by one in 4.15..4.20: an unmap ending exactly at 2^64 wraps to 0 and is refused.
-        if iova.rawValue &+ size < iova.rawValue { return -EINVAL }
+        if profile.unmapTopFix {
+            // 5.0 on: an unmap may end exactly at 2^64; the lookups below, whose end wraps to
+            // 0, then find nothing (ret 0, nothing unmapped).
+            if iova.rawValue &+ size &- 1 < iova.rawValue { return -EINVAL }
+        } else {
+            // Off by one in 4.15..4.20: an unmap ending exactly at 2^64 wraps to 0 and is refused.
+            if iova.rawValue &+ size < iova.rawValue { return -EINVAL }
+        }
 
         // v2: the request may not bisect a mapping at either end.
         if let dma = vfio_find_dma(iova, 1), dma.iova != iova { return -EINVAL }
@@ -317,18 +384,23 @@ extension Host {
                     ret = -EPERM
                     break pin
                 }
-                if var vpfn = dma.pfn_list[iova_i.rawValue] {
+                if var vpfn = vfio_find_vpfn(dma, iova_i) {
                     vpfn.ref_count += 1
-                    dma.pfn_list[iova_i.rawValue] = vpfn
+                    dma.setVpfn(iova_i, vpfn)
                     phys_pfn.append(vpfn.pfn)
                     i += 1
                     continue
                 }
                 let remote_vaddr = dma.vaddr + (iova_i - dma.iova)
                 var pfn: PFN = 0
-                ret = vfio_pin_page_external(dma, remote_vaddr, &pfn, do_accounting)
+                ret = engine.vfio_pin_page_external(self, dma, remote_vaddr, &pfn, do_accounting)
                 if ret != 0 { break pin }
-                dma.pfn_list[iova_i.rawValue] = VFIOPfn(iova: iova_i, pfn: pfn, ref_count: 1)
+                if profile.pinNeedsStructPage && !pfn_valid(pfn) {
+                    // 4752354af710: a pfn without a struct page cannot be pinned for a driver.
+                    ret = -EINVAL
+                    break pin
+                }
+                dma.setVpfn(iova_i, VFIOPfn(iova: iova_i, pfn: pfn, ref_count: 1))
                 phys_pfn.append(pfn)
                 i += 1
             }
@@ -344,16 +416,6 @@ extension Host {
         return ret
     }
 
-    /// `vfio_pin_page_external()`: one page through the engine's `vaddr_get_pfn()`.
-    func vfio_pin_page_external(_ dma: VFIODma, _ vaddr: VAddr, _ pfn_base: inout PFN, _ do_accounting: Bool) -> Int {
-        var ret = engine.vaddr_get_pfn(self, mm, vaddr, dma.prot, &pfn_base)
-        if ret == 0 && do_accounting && !is_invalid_reserved_pfn(pfn_base) {
-            ret = vfio_lock_acct(1, nil)
-            if ret != 0 { _ = put_pfn(pfn_base, dma.prot) }
-        }
-        return ret
-    }
-
     /// `vfio_unpin_page_external()`: drops one pin reference; the last one puts the page.
     func vfio_unpin_page_external(_ dma: VFIODma, _ iova: IOVA, _ do_accounting: Bool) -> Int {
         guard var vpfn = vfio_find_vpfn(dma, iova) else { return 0 }  // WARN_ON(!vpfn)
@@ -362,9 +424,9 @@ extension Host {
         vpfn.ref_count -= 1
         if vpfn.ref_count == 0 {
             unlocked = put_pfn(vpfn.pfn, dma.prot)
-            dma.pfn_list[iova.rawValue] = nil
+            dma.setVpfn(iova, nil)
         } else {
-            dma.pfn_list[iova.rawValue] = vpfn
+            dma.setVpfn(iova, vpfn)
         }
         if do_accounting { _ = vfio_lock_acct(-unlocked, true) }
         return unlocked
@@ -391,10 +453,8 @@ extension Host {
 
     /// The vendor driver's answer to an unmap notification: every pin on `dma` released.
     func releaseExternalPins(_ dma: VFIODma) {
-        for key in dma.pfn_list.keys.sorted() {
-            while dma.pfn_list[key] != nil {
-                _ = vfio_unpin_page_external(dma, IOVA(key), false)
-            }
+        while let vpfn = dma.pfn_list.first {
+            _ = vfio_unpin_page_external(dma, vpfn.iova, false)
         }
     }
 

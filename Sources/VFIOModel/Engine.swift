@@ -1,7 +1,93 @@
 // swift-format-ignore-file: AlwaysUseLowerCamelCase
 
-/// One kernel version of the type1 pinning code: its `vaddr_get_pfn()` and
-/// `vfio_pin_pages_remote()`, and its `vfio_unpin_pages_remote()` where that changed.
+/// What the world and the container do differently for the kernel an engine stands for
+/// (SPEC-LATER §1): the engine's host is built with it, so faults, `touch` and the container's
+/// rules follow the engine's kernel, not only its pinning function.
+public struct EngineProfile: Equatable, Sendable {
+    /// How the engine's GUP is shaped.
+    public enum GUP: Sendable { case singlePage, batch }
+    /// What one fault of a `linear` io/pfnmap VMA (a vfio-pci BAR mmap) installs (§2.5).
+    public enum PfnmapFaults: Sendable {
+        /// One 4 KiB pte at the fault address (4.x).
+        case onePte
+        /// 4 KiB ptes over the whole VMA at the first fault (5.8 to 6.11).
+        case wholeVMA
+        /// One 1 GiB, 2 MiB or 4 KiB leaf per fault, no pre-fault (6.12 on).
+        case leaf
+    }
+
+    public var gup: GUP
+    /// R/O long-term pins break COW of reserved pages in private VMAs (mm 84209e87c696, 6.2).
+    public var unshareRO: Bool
+    public var pfnmapFaults: PfnmapFaults
+    /// An unmap ending exactly at 2^64 passes the wrap check (58fec830fc19, 5.0).
+    public var unmapTopFix: Bool
+    /// `dma_entry_limit` caps the number of dmas: -ENOSPC (492855939bdb, 5.1).
+    public var dmaEntryLimit: Bool
+    /// External pins of pfns without a struct page fail with -EINVAL (4752354af710, 6.1.y).
+    public var pinNeedsStructPage: Bool
+
+    public init(
+        gup: GUP, unshareRO: Bool, pfnmapFaults: PfnmapFaults, unmapTopFix: Bool, dmaEntryLimit: Bool,
+        pinNeedsStructPage: Bool
+    ) {
+        self.gup = gup
+        self.unshareRO = unshareRO
+        self.pfnmapFaults = pfnmapFaults
+        self.unmapTopFix = unmapTopFix
+        self.dmaEntryLimit = dmaEntryLimit
+        self.pinNeedsStructPage = pinNeedsStructPage
+    }
+
+    /// Linux 4.16 and everything built on it here (rfc-v1, v4.17-rc1, fixed).
+    public static let v4_16 = EngineProfile(
+        gup: .singlePage, unshareRO: false, pfnmapFaults: .onePte, unmapTopFix: false, dmaEntryLimit: false,
+        pinNeedsStructPage: false)
+    /// 5.12 to 5.19.
+    public static let v5_15 = EngineProfile(
+        gup: .batch, unshareRO: false, pfnmapFaults: .wholeVMA, unmapTopFix: true, dmaEntryLimit: true,
+        pinNeedsStructPage: false)
+    /// 6.0 and 6.1.y.
+    public static let v6_1 = EngineProfile(
+        gup: .batch, unshareRO: false, pfnmapFaults: .wholeVMA, unmapTopFix: true, dmaEntryLimit: true,
+        pinNeedsStructPage: true)
+    /// 6.2 on: R/O pins unshare, vfio-pci installs huge pfnmap leaves.
+    public static let v6_12 = EngineProfile(
+        gup: .batch, unshareRO: true, pfnmapFaults: .leaf, unmapTopFix: true, dmaEntryLimit: true,
+        pinNeedsStructPage: true)
+}
+
+/// `struct vfio_batch`: the pages one `pin_user_pages_remote()` call returned, consumed by
+/// `vfio_pin_pages_remote()` from `offset`. `vfio_pin_map_dma()` owns one per request and
+/// threads it through every call, so leftover pages carry from one chunk to the next. The
+/// 4.x engines ignore it.
+public struct VFIOBatch {
+    /// The pages, as pfns; only `pages[offset..<offset + size]` are live.
+    public var pages: [PFN]
+    /// 512 (`PAGE_SIZE / sizeof(struct page *)`), or 1 with `disable_hugepages`.
+    public let capacity: Int
+    public var size = 0
+    public var offset = 0
+
+    /// `VFIO_BATCH_MAX_CAPACITY`.
+    public static let maxCapacity = 512
+
+    /// `vfio_batch_init()`.
+    public init(disable_hugepages: Bool) {
+        capacity = disable_hugepages ? 1 : Self.maxCapacity
+        pages = [PFN](repeating: 0, count: capacity)
+    }
+
+    /// A batch of one page (`vfio_pin_page_external()`'s `pages[1]`).
+    public init(single: ()) {
+        capacity = 1
+        pages = [0]
+    }
+}
+
+/// One kernel version of the type1 pinning code: its `vfio_pin_pages_remote()` (over the
+/// per-request batch), the external pin of one page, and its `vfio_unpin_pages_remote()` where
+/// that changed. Each engine file also holds its version's `vaddr_get_pfn(s)()`.
 ///
 /// Engines are stateless; the `Host` they are handed is the simulated kernel they run in.
 /// They return in the kernel's convention: a count, or a negative errno.
@@ -12,16 +98,23 @@ public protocol PinEngine: Sendable {
     var aliases: [String] { get }
     /// One line saying what this version does.
     var summary: String { get }
-
-    /// Resolves the pfn behind one user page; 0 with `pfn` set, or -errno.
-    func vaddr_get_pfn(_ k: Host, _ mm: MM, _ vaddr: VAddr, _ prot: Prot, _ pfn: inout PFN) -> Int
+    /// The kernels this engine stands for, e.g. `6.2 to 6.14 (6.6, 6.12 LTS)`.
+    var kernels: String { get }
+    /// How the world and the container behave under this engine's kernel.
+    var profile: EngineProfile { get }
 
     /// Pins a physically contiguous run starting at `vaddr`, at most `npage` pages; returns its
-    /// length with `pfn_base` set, or -errno.
+    /// length with `pfn_base` set, or -errno. `dma.lock_cap` and `limit` were sampled once for
+    /// the request.
     func vfio_pin_pages_remote(
-        _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ npage: Int, _ pfn_base: inout PFN,
-        _ lock_cap: Bool, _ limit: UInt64
+        _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ npage: Int, _ pfn_base: inout PFN, _ limit: UInt64,
+        _ batch: inout VFIOBatch
     ) -> Int
+
+    /// `vfio_pin_page_external()`: pins the one page at `vaddr` for an mdev vendor driver;
+    /// 0 with `pfn_base` set, or -errno.
+    func vfio_pin_page_external(_ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ pfn_base: inout PFN, _ do_accounting: Bool)
+        -> Int
 
     /// Unpins `npage` consecutive pfns mapped at `iova`; returns how many were unpinned.
     func vfio_unpin_pages_remote(
@@ -30,8 +123,9 @@ public protocol PinEngine: Sendable {
 }
 
 extension PinEngine {
-    /// Linux 4.16's `vfio_unpin_pages_remote()`: put every pfn, count those that held a page
-    /// reference, and (when asked) uncharge them less the externally pinned ones.
+    /// Linux 4.16's `vfio_unpin_pages_remote()` (unchanged up to 6.17): put every pfn, count
+    /// those that held a page reference, and (when asked) uncharge them less the externally
+    /// pinned ones.
     public func vfio_unpin_pages_remote(
         _ k: Host, _ dma: VFIODma, _ iova: IOVA, _ pfn: PFN, _ npage: Int, _ do_accounting: Bool
     ) -> Int {

@@ -9,6 +9,12 @@ public struct WorldError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
+/// The host's transparent_hugepage `enabled` setting: whether vfio-pci may install huge
+/// pfnmap leaves (SPEC-LATER §2.5).
+public enum THPMode: Sendable {
+    case always, madvise, never
+}
+
 /// The simulated host one engine runs on: physical memory, the one process (`current`), the
 /// vfio type1 container, the module parameters, the cost counters and invariant checks.
 ///
@@ -17,6 +23,10 @@ public struct WorldError: Error, Equatable, Sendable, CustomStringConvertible {
 public final class Host {
     /// The engine whose `vfio_pin_pages_remote()` this host's container calls.
     public let engine: any PinEngine
+    /// The engine's kernel: what faults, `touch` and the container do (SPEC-LATER §1).
+    public let profile: EngineProfile
+    /// The host's transparent_hugepage `enabled` setting (`thp`).
+    public var thp: THPMode = .always
     public var phys = PhysMem()
     /// The one process's address space; it issues every request.
     public let mm = MM()
@@ -45,6 +55,7 @@ public final class Host {
 
     public init(engine: any PinEngine) {
         self.engine = engine
+        self.profile = engine.profile
     }
 
     // MARK: - Process limits
@@ -100,31 +111,94 @@ public final class Host {
 
     // MARK: - GUP and faults
 
+    /// The pte at `vaddr` as the MMU sees it: the zero page is read-only in every pte, whatever
+    /// the trace said (SPEC.md §2), judged now, since a `zero_page` line may come later.
+    @inlinable
+    public func pte(_ vaddr: VAddr) -> Pte? {
+        guard var pte = mm.pte(at: vaddr.vpn) else { return nil }
+        if pte.writable, let zero = phys.zeroPfn, pte.pfn == zero { pte.writable = false }
+        return pte
+    }
+
     /// `get_user_pages*()` for one page at `vaddr`, with or without `FOLL_WRITE`: faults the page
     /// in as needed and takes a reference. Returns 1 with `page` set, or -errno.
     @inlinable
     public func get_user_pages(_ mm: MM, _ vaddr: VAddr, write: Bool, _ page: inout PFN) -> Int {
         counters.get_user_pages += 1
+        return gupOne(mm, vaddr, write: write, longterm: false, &page)
+    }
+
+    /// `pin_user_pages_remote(mm, vaddr, nr_pages, FOLL_LONGTERM | write, pages)` (5.x on):
+    /// resolves page after page as the one-page GUP does, crossing VMAs freely, and stops at the
+    /// first page it cannot pin. Returns how many it pinned (pages[0..<n], one pin reference
+    /// each), or that first page's -errno when none.
+    public func pin_user_pages_remote(_ mm: MM, _ vaddr: VAddr, _ nr_pages: Int, write: Bool, _ pages: inout [PFN]) -> Int {
+        counters.get_user_pages += 1
+        var i = 0
+        var ret = 0
+        var at = vaddr
+        while i < nr_pages {
+            var page: PFN = 0
+            let r = gupOne(mm, at, write: write, longterm: true, &page)
+            if r != 1 {
+                ret = r
+                break
+            }
+            pages[i] = page
+            i += 1
+            at += PAGE_SIZE
+        }
+        counters.gup_pages += i
+        return i > 0 ? i : ret
+    }
+
+    /// One page of GUP: the VMA checks of `check_vma_flags()`, the fault, the unshare of a
+    /// read-only long-term pin (SPEC-LATER §2.2), the reference.
+    @usableFromInline
+    func gupOne(_ mm: MM, _ vaddr: VAddr, write: Bool, longterm: Bool, _ page: inout PFN) -> Int {
         guard let vma = mm.findVMAIntersection(vaddr, vaddr + 1) else { return -EFAULT }
         // check_vma_flags(): raw pfn mappings and missing permissions refuse GUP.
         if !vma.flags.isDisjoint(with: [.io, .pfnmap]) { return -EFAULT }
         if write ? !vma.write : !vma.read { return -EFAULT }
-        return follow_page(vma, vaddr, write: write, &page)
-    }
-
-    /// GUP past the VMA checks: fault the page in as needed, take a reference.
-    @usableFromInline
-    func follow_page(_ vma: VMA, _ vaddr: VAddr, write: Bool, _ page: inout PFN) -> Int {
-        let pfn: PFN
+        var pfn: PFN
         switch handle_fault(vma, vaddr, write: write) {
         case .success(let p): pfn = p
         case .failure(let e): return -e.errno
         }
         // follow_page: a present pte without a struct page is not a page GUP can return.
-        if phys.pfnClassCached(pfn) == .mmio { return -EFAULT }
+        let cls = phys.pfnClassCached(pfn)
+        if cls == .mmio { return -EFAULT }
+        if longterm && !write && profile.unshareRO && cls == .reserved && !vma.flags.contains(.shared)
+            && pte(vaddr)?.writable == false
+        {
+            switch unshare(vma, vaddr) {
+            case .success(let p): pfn = p
+            case .failure(let e): return -e.errno
+            }
+        } else if longterm && profile.unshareRO && pfn == phys.zeroPfn {
+            // 6.5 on: the zero page is never pinned (c8070b787519).
+            page = pfn
+            return 1
+        }
         get_page(pfn)
         page = pfn
         return 1
+    }
+
+    /// FAULT_FLAG_UNSHARE: a fresh pool page (hugetlb: a fresh aligned block for the whole huge
+    /// page) mapped read-only in place of the old pte, an exclusive anonymous page.
+    private func unshare(_ vma: VMA, _ vaddr: VAddr) -> Result<PFN, Errno> {
+        counters.faults += 1
+        if vma.isHugetlb {
+            let npages = vma.hugetlbSize >> PAGE_SHIFT
+            guard let block = phys.allocAligned(npages: npages) else { return .failure(Errno(errno: EFAULT)) }
+            let hstart = VAddr(vaddr.rawValue & ~(vma.hugetlbSize - 1))
+            mm.setPtes(hstart.vpn, npages, Pte(pfn: block, writable: false, exclusive: true))
+            return .success(block + Int((vaddr - hstart) >> PAGE_SHIFT))
+        }
+        guard let pfn = phys.allocPage() else { return .failure(Errno(errno: ENOMEM)) }
+        mm.setPtes(vaddr.vpn, 1, Pte(pfn: pfn, writable: false, exclusive: true))
+        return .success(pfn)
     }
 
     /// A positive errno carried through `Result`.
@@ -132,10 +206,11 @@ public final class Host {
 
     /// Makes the pte at `vaddr` present (and writable for a write) under the fault rules of
     /// SPEC.md §2 and returns the frame it then maps. The VMA's permissions are the caller's
-    /// business; raw pfn VMAs fault only `linear` pages in (the vfio-pci fault handler).
+    /// business; raw pfn VMAs fault only `linear` pages in (the vfio-pci fault handler, whose
+    /// generation the profile picks).
     func handle_fault(_ vma: VMA, _ vaddr: VAddr, write: Bool) -> Result<PFN, Errno> {
         let vpn = vaddr.vpn
-        if let pte = mm.pte(at: vpn) {
+        if let pte = pte(vaddr) {
             if !write || pte.writable { return .success(pte.pfn) }
             counters.faults += 1
             if vma.flags.contains(.shared) {
@@ -143,18 +218,20 @@ public final class Host {
                 setPteRange(vma, vaddr, pfn: pte.pfn, writable: true)
                 return .success(pte.pfn)
             }
-            if vma.flags.contains(.pfnmap) || vma.flags.contains(.io) {
-                return .failure(Errno(errno: EFAULT))
+            if pte.exclusive {
+                // do_wp_page() reuses an exclusive anonymous page in place.
+                setPteRange(vma, vaddr, pfn: pte.pfn, writable: true)
+                return .success(pte.pfn)
             }
+            // wp_page_copy(), in any private VMA, io/pfnmap ones included.
             return cowFault(vma, vaddr)
         }
-        counters.faults += 1
         if !vma.flags.isDisjoint(with: [.io, .pfnmap]) {
             guard vma.flags.contains(.linear) else { return .failure(Errno(errno: EFAULT)) }
-            let pfn = PFN(vma.pgoff &+ ((vaddr - vma.start) >> PAGE_SHIFT))
-            mm.setPtes(vpn, 1, Pte(pfn: pfn, writable: vma.write))
-            return .success(pfn)
+            counters.faults += 1
+            return .success(pfnmapFault(vma, vaddr))
         }
+        counters.faults += 1
         if vma.isHugetlb { return cowFault(vma, vaddr) }
         if vma.isAnonPrivate && !write, let zero = phys.zeroPfn {
             // A read fault on anonymous memory maps the shared zero page, always read-only.
@@ -164,6 +241,45 @@ public final class Host {
         guard let pfn = phys.allocPage() else { return .failure(Errno(errno: ENOMEM)) }
         mm.setPtes(vpn, 1, Pte(pfn: pfn, writable: vma.write))
         return .success(pfn)
+    }
+
+    /// The pfn a `linear` raw pfn VMA (a vfio-pci BAR mmap) holds at `vaddr`.
+    @inlinable
+    public func linearPfn(_ vma: VMA, _ vaddr: VAddr) -> PFN {
+        PFN(vma.pgoff &+ ((vaddr - vma.start) >> PAGE_SHIFT))
+    }
+
+    /// vfio-pci's fault handler of the engine's generation (SPEC-LATER §2.5): one pte, the
+    /// whole VMA, or one leaf as large as alignment, the VMA, the pfn and THP allow.
+    private func pfnmapFault(_ vma: VMA, _ vaddr: VAddr) -> PFN {
+        let pfn = linearPfn(vma, vaddr)
+        switch profile.pfnmapFaults {
+        case .onePte:
+            mm.setPtes(vaddr.vpn, 1, Pte(pfn: pfn, writable: vma.write))
+        case .wholeVMA:
+            // Ptes already present stay.
+            var gaps: [(UInt64, UInt64)] = []
+            mm.ptes.forEachSegment(from: vma.start.vpn, count: UInt64(vma_pages(vma))) { vpn, n, pte in
+                if pte == nil { gaps.append((vpn, n)) }
+            }
+            for (vpn, n) in gaps {
+                mm.setPtes(vpn, n, Pte(pfn: linearPfn(vma, VAddr(vpn << PAGE_SHIFT)), writable: vma.write))
+            }
+        case .leaf:
+            let hugeAllowed = thp == .always || (thp == .madvise && vma.flags.contains(.hugepage))
+            for shift: UInt8 in [30, 21] where hugeAllowed {
+                let size = UInt64(1) << UInt64(shift)
+                let b = VAddr(vaddr.rawValue & ~(size - 1))
+                let npages = size >> PAGE_SHIFT
+                guard vma.start <= b, vma.end.rawValue >= b.rawValue, vma.end - b >= size,
+                    linearPfn(vma, b).rawValue & (npages - 1) == 0, !mm.anyPte(b.vpn, npages)
+                else { continue }
+                mm.setPtes(b.vpn, npages, Pte(pfn: linearPfn(vma, b), writable: vma.write, leafShift: shift))
+                return pfn
+            }
+            mm.setPtes(vaddr.vpn, 1, Pte(pfn: pfn, writable: vma.write))
+        }
+        return pfn
     }
 
     /// A fresh pool page (a fresh aligned block for the whole huge page in hugetlb) mapped
@@ -183,55 +299,160 @@ public final class Host {
         return .success(pfn)
     }
 
-    /// Makes the pte (the whole huge page in hugetlb) map `pfn` with the given writability.
+    /// Makes the pte (the whole huge page in hugetlb) map `pfn` writable, keeping what it was.
     private func setPteRange(_ vma: VMA, _ vaddr: VAddr, pfn: PFN, writable: Bool) {
+        guard let old = mm.pte(at: vaddr.vpn) else { return }
+        var new = old
+        new.writable = writable
         if vma.isHugetlb {
             let hstart = VAddr(vaddr.rawValue & ~(vma.hugetlbSize - 1))
-            let base = pfn + -Int((vaddr - hstart) >> PAGE_SHIFT)
-            mm.setPtes(hstart.vpn, vma.hugetlbSize >> PAGE_SHIFT, Pte(pfn: base, writable: writable))
+            new.pfn = pfn + -Int((vaddr - hstart) >> PAGE_SHIFT)
+            mm.setPtes(hstart.vpn, vma.hugetlbSize >> PAGE_SHIFT, new)
+        } else if old.leafShift > 12 {
+            let n = old.leafPages
+            let lstart = vaddr.vpn & ~(n - 1)
+            new.pfn = pfn + -Int(vaddr.vpn - lstart)
+            mm.setPtes(lstart, n, new)
         } else {
-            mm.setPtes(vaddr.vpn, 1, Pte(pfn: pfn, writable: writable))
+            mm.setPtes(vaddr.vpn, 1, new)
         }
     }
 
-    /// `follow_pfn()` (Linux 5.7 on): the pfn the pte of a raw pfn VMA holds, or -EINVAL.
-    /// For engines after 4.16, which stopped trusting `vm_pgoff`.
-    public func follow_pfn(_ vma: VMA, _ vaddr: VAddr, _ pfn: inout PFN) -> Int {
+    /// What `follow_pte()` (5.x) and `follow_pfnmap_start()` (6.12 on) report of a present pte:
+    /// the pfn at the address, its writability, and the mask of the leaf that holds it.
+    public struct PfnmapArgs: Sendable {
+        public var pfn: PFN
+        public var writable: Bool
+        /// `~(leaf size - 1)`.
+        public var addr_mask: UInt64
+    }
+
+    /// `follow_pfnmap_start()` (6.12 on): the present pte of an io/pfnmap VMA at `vaddr`, or nil.
+    public func follow_pfnmap_start(_ vma: VMA, _ vaddr: VAddr) -> PfnmapArgs? {
         counters.follow_pfn += 1
-        guard !vma.flags.isDisjoint(with: [.io, .pfnmap]), let pte = mm.pte(at: vaddr.vpn) else {
-            return -EINVAL
-        }
-        pfn = pte.pfn
+        guard !vma.flags.isDisjoint(with: [.io, .pfnmap]), let pte = pte(vaddr) else { return nil }
+        return PfnmapArgs(pfn: pte.pfn, writable: pte.writable, addr_mask: ~((UInt64(1) << UInt64(pte.leafShift)) - 1))
+    }
+
+    /// `follow_pte()` (5.10 to 6.11): the same walk under its older name.
+    @inlinable
+    public func follow_pte(_ vma: VMA, _ vaddr: VAddr) -> PfnmapArgs? { follow_pfnmap_start(vma, vaddr) }
+
+    /// `fixup_user_fault(mm, vaddr, FAULT_FLAG_REMOTE | write)`: the VMA must allow the access,
+    /// then the fault rules (a `linear` raw pfn VMA faults as vfio-pci does, any other has no
+    /// handler). 0, or -errno; never -EAGAIN here.
+    public func fixup_user_fault(_ mm: MM, _ vaddr: VAddr, write: Bool) -> Int {
+        guard let vma = mm.findVMAIntersection(vaddr, vaddr + 1) else { return -EFAULT }
+        if write ? !vma.write : !vma.read { return -EFAULT }
+        if case .failure(let e) = handle_fault(vma, vaddr, write: write) { return -e.errno }
         return 0
+    }
+
+    /// `vma_lookup()`: the VMA holding `vaddr`.
+    @inlinable
+    public func vma_lookup(_ mm: MM, _ vaddr: VAddr) -> VMA? {
+        counters.find_vma += 1
+        return mm.findVMAIntersection(vaddr, vaddr + 1)
+    }
+
+    /// `is_zero_pfn()`.
+    @inlinable
+    public func is_zero_pfn(_ pfn: PFN) -> Bool { phys.zeroPfn == pfn }
+
+    /// `pfn_valid()`: the frame has a struct page.
+    @inlinable
+    public func pfn_valid(_ pfn: PFN) -> Bool { phys.pfnClassCached(pfn) != .mmio }
+
+    /// `unpin_user_page()`: drops the pin reference GUP took, whatever the page's class.
+    public func unpin_user_page(_ pfn: PFN) {
+        let cls = phys.pfnClassCached(pfn)
+        if cls == .mmio { return }
+        if cls == .ram { ramRefsNet -= 1 }
+        phys.addRef(pfn, -1)
+    }
+
+    /// `unpin_user_page_range_dirty_lock()` (6.18's range unpin): one reference off each of
+    /// `npage` consecutive frames that has a struct page, reserved ones included (it never
+    /// looks at PageReserved); the zero page is skipped, as it was never pinned.
+    public func unpin_user_page_range_dirty_lock(_ pfn: PFN, _ npage: Int, _ prot: Prot) {
+        counters.unpin_range += 1
+        counters.unpin_range_pages += npage
+        var p = pfn
+        for _ in 0..<npage {
+            if !is_zero_pfn(p) { unpin_user_page(p) }
+            p += 1
+        }
+    }
+
+    /// `num_pages_contiguous()` (6.18): the length of the longest prefix of
+    /// `pages[offset..<offset + size]` whose frames follow one another (at least 1). The
+    /// memory-section break of SPARSEMEM without VMEMMAP never fires here.
+    @inlinable
+    public func num_pages_contiguous(_ pages: [PFN], _ offset: Int, _ size: Int) -> Int {
+        let first = pages[offset].rawValue
+        var i = 1
+        while i < size && pages[offset + i].rawValue == first &+ UInt64(i) { i += 1 }
+        return i
+    }
+
+    /// How many consecutive frames from `pfn`, at most `max`, are invalid or reserved: a range
+    /// form of `is_invalid_reserved_pfn()`, answered per class segment.
+    public func invalid_reserved_pfns(from pfn: PFN, max: Int) -> Int {
+        var n: UInt64 = 0
+        var stop = false
+        phys.forEachClassSegment(pfn, UInt64(max)) { _, count, cls in
+            if stop { return }
+            if cls == .ram {
+                stop = true
+                return
+            }
+            n += count
+        }
+        return Int(n)
     }
 
     // MARK: - World statements
 
-    /// `pte VADDR COUNT PFN [ro]` / `pte VADDR COUNT none`: sets or drops ptes; the range must
-    /// lie inside VMAs.
-    public func setPtes(_ vaddr: VAddr, count: UInt64, pfn: PFN?, writable: Bool) throws(WorldError) {
+    /// `pte VADDR COUNT PFN [ro] [leaf=SIZE]`: sets ptes, inside VMAs (huge leaves: inside one
+    /// io/pfnmap VMA). `pte VADDR COUNT none` drops whatever ptes the range holds; where no
+    /// VMA is, that is nothing.
+    public func setPtes(_ vaddr: VAddr, count: UInt64, pfn: PFN?, writable: Bool, leafShift: UInt8 = 12) throws(WorldError) {
+        guard let pfn else {
+            mm.setPtes(vaddr.vpn, count, nil)
+            return
+        }
         guard mm.isCovered(vaddr, npages: count) else {
             throw WorldError("pte range \(vaddr)+\(count) pages is not inside a VMA")
         }
-        mm.setPtes(vaddr.vpn, count, pfn.map { Pte(pfn: $0, writable: writable) })
+        if leafShift > 12 {
+            guard let vma = mm.findVMAIntersection(vaddr, vaddr + 1), !vma.flags.isDisjoint(with: [.io, .pfnmap]),
+                vma.end.vpn - vaddr.vpn >= count
+            else {
+                throw WorldError("pte range \(vaddr)+\(count) pages with a huge leaf is not inside one io/pfnmap VMA")
+            }
+        }
+        mm.setPtes(vaddr.vpn, count, Pte(pfn: pfn, writable: writable, leafShift: leafShift))
     }
 
     /// `touch VADDR COUNT r|w`: the process touches the pages, faulting them in as the CPU
-    /// would (no page references taken). A touch the kernel would answer with SIGSEGV or
-    /// SIGBUS is an inconsistent trace.
-    public func touch(_ vaddr: VAddr, count: UInt64, write: Bool) throws(WorldError) {
+    /// would (no page references taken). Where Linux would deliver SIGSEGV or SIGBUS, or the
+    /// fault fails, nothing happens to that page: never an input error, so that whether a
+    /// trace is accepted never depends on the engines.
+    public func touch(_ vaddr: VAddr, count: UInt64, write: Bool) {
         var at = vaddr
-        for _ in 0..<count {
-            guard let vma = mm.findVMAIntersection(at, at + 1) else {
-                throw WorldError("touch at \(at): no VMA there (SIGSEGV)")
+        let end = vaddr + count << PAGE_SHIFT
+        while at < end {
+            guard let vma = mm.findVMAIntersection(at, end) else { return }
+            if vma.start > at { at = vma.start }
+            let stop = min(end, vma.end)
+            guard write ? vma.write : vma.read else {
+                at = stop
+                continue
             }
-            if write ? !vma.write : !vma.read {
-                throw WorldError("touch at \(at): VMA does not allow \(write ? "writes" : "reads") (SIGSEGV)")
+            while at < stop {
+                _ = handle_fault(vma, at, write: write)
+                at += PAGE_SIZE
             }
-            if case .failure(let e) = handle_fault(vma, at, write: write) {
-                throw WorldError("touch at \(at): fault fails with -\(errnoName(e.errno))")
-            }
-            at += PAGE_SIZE
         }
     }
 

@@ -12,6 +12,8 @@ public struct VMAFlags: OptionSet, Hashable, Sendable {
     @inlinable public static var shared: VMAFlags { VMAFlags(rawValue: 1 << 3) }
     /// The driver maps `pgoff + (vaddr - start) / PAGE_SIZE` on fault (vfio-pci BAR mmaps).
     @inlinable public static var linear: VMAFlags { VMAFlags(rawValue: 1 << 4) }
+    /// `VM_HUGEPAGE` (MADV_HUGEPAGE): lets `thp madvise` hosts install huge pfnmap leaves.
+    @inlinable public static var hugepage: VMAFlags { VMAFlags(rawValue: 1 << 5) }
 }
 
 /// A virtual memory area, `[start, end)`, as declared by a trace (VMAs are never merged).
@@ -54,17 +56,28 @@ public struct VMA: Equatable, Sendable {
 @inlinable
 public func vma_pages(_ vma: VMA) -> Int { Int((vma.end - vma.start) >> PAGE_SHIFT) }
 
-/// A page-table entry run value: the frame and whether the pte is writable.
+/// A page-table entry run value: the frame, whether the pte is writable, the size of the leaf
+/// it belongs to, and whether its page is an exclusive anonymous copy made by an unshare.
 public struct Pte: RunValue, Sendable {
     public var pfn: PFN
     public var writable: Bool
-    @inlinable public init(pfn: PFN, writable: Bool) {
+    /// log2 of the leaf size: 12 (a pte), 21 (a PMD leaf) or 30 (a PUD leaf). Huge leaves exist
+    /// only in io/pfnmap VMAs; a leaf starts at a vaddr aligned to its size.
+    public var leafShift: UInt8
+    /// The page was made by a FAULT_FLAG_UNSHARE copy (SPEC-LATER §2.2): a write fault reuses
+    /// it in place.
+    public var exclusive: Bool
+    @inlinable public init(pfn: PFN, writable: Bool, leafShift: UInt8 = 12, exclusive: Bool = false) {
         self.pfn = pfn
         self.writable = writable
+        self.leafShift = leafShift
+        self.exclusive = exclusive
     }
     @inlinable public func advanced(by offset: UInt64) -> Pte {
-        Pte(pfn: PFN(pfn.rawValue &+ offset), writable: writable)
+        Pte(pfn: PFN(pfn.rawValue &+ offset), writable: writable, leafShift: leafShift, exclusive: exclusive)
     }
+    /// Pages in the leaf.
+    @inlinable public var leafPages: UInt64 { 1 << UInt64(leafShift - 12) }
 }
 
 /// A process address space (`struct mm_struct`): VMAs and run-length page tables keyed by
@@ -81,6 +94,8 @@ public final class MM {
     /// The VMA the last lookup found: a page-by-page walk asks about the same one again and
     /// again. Cleared whenever the VMAs change.
     @usableFromInline var lastFound: VMA?
+    /// Whether a huge leaf was ever installed: until then no edge can cut one.
+    private var hasHugeLeaves = false
 
     public init() {}
 
@@ -153,10 +168,27 @@ public final class MM {
         return r.value
     }
 
-    /// Sets (or with nil drops) `count` ptes from virtual page `vpn`.
+    /// Sets (or with nil drops) `count` ptes from virtual page `vpn`. A huge leaf that the
+    /// range cuts is removed whole first, as splitting a special huge pmd zaps it.
     public func setPtes(_ vpn: UInt64, _ count: UInt64, _ pte: Pte?) {
         lastRun = nil
+        guard count > 0 else { return }
+        if hasHugeLeaves {
+            for edge in [vpn, vpn + count - 1] {
+                if let r = ptes.run(at: edge), r.value.leafShift > 12 {
+                    let n = r.value.leafPages
+                    ptes.assign(edge & ~(n - 1), n, nil)
+                }
+            }
+        }
+        if let pte, pte.leafShift > 12 { hasHugeLeaves = true }
         ptes.assign(vpn, count, pte)
+    }
+
+    /// Whether any pte is present in `[vpn, vpn + count)`.
+    public func anyPte(_ vpn: UInt64, _ count: UInt64) -> Bool {
+        guard let k = ptes.nextCovered(from: vpn) else { return false }
+        return k < vpn + count
     }
 
     /// Whether every page of `[start, start + npages)` lies inside some VMA.

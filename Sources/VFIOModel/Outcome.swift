@@ -96,41 +96,62 @@ public struct EventViolation: Equatable, Sendable {
     }
 }
 
-/// Per-engine cost counters (SPEC.md §4), plus the unmap side.
+/// A cost counter (SPEC.md §4, SPEC-LATER §6), in report order. The cost model must give each
+/// one a weight: its switch over this enum does not compile without one.
+public enum Counter: String, CaseIterable, Sendable {
+    case vaddr_get_pfn, get_user_pages, gup_pages, follow_pfn, mmap_lock, find_vma, iommu_map, pages_walked
+    case faults, put_pfn, unpin_range, unpin_range_pages, iova_to_phys, iommu_unmap, vfio_lock_acct
+}
+
+/// Per-engine cost counters (SPEC.md §4), plus the unmap side. World primitives count their
+/// own; engines count `pages_walked` and `vaddr_get_pfn`.
 public struct CostCounters: Equatable, Sendable {
     public var vaddr_get_pfn = 0
+    /// `get_user_pages*()` and `pin_user_pages_remote()` calls, failed ones included.
     public var get_user_pages = 0
+    /// Pages returned by `pin_user_pages_remote()`.
+    public var gup_pages = 0
+    /// `follow_pte()` / `follow_pfnmap_start()` calls.
     public var follow_pfn = 0
     /// `mmap_sem` acquisitions, read or write.
     public var mmap_lock = 0
     public var find_vma = 0
     public var iommu_map = 0
-    /// Pages resolved one by one by `vfio_pin_pages_remote()`.
+    /// Steps of `vfio_pin_pages_remote()`: pages, pfnmap leaves or contiguous groups.
     public var pages_walked = 0
-    /// Page faults taken (pool allocations, zero page, COW).
+    /// Page faults taken (pool allocations, zero page, COW, unshare, pfnmap leaves).
     public var faults = 0
     public var put_pfn = 0
+    /// `unpin_user_page_range_dirty_lock()` calls and the pages they covered (6.18).
+    public var unpin_range = 0
+    public var unpin_range_pages = 0
     public var iova_to_phys = 0
     public var iommu_unmap = 0
     public var vfio_lock_acct = 0
 
     public init() {}
 
-    /// Every counter with its report name, in report order.
-    public var named: [(name: String, value: Int)] {
-        [
-            ("vaddr_get_pfn", vaddr_get_pfn),
-            ("get_user_pages", get_user_pages),
-            ("follow_pfn", follow_pfn),
-            ("mmap_lock", mmap_lock),
-            ("find_vma", find_vma),
-            ("iommu_map", iommu_map),
-            ("pages_walked", pages_walked),
-            ("faults", faults),
-            ("put_pfn", put_pfn),
-            ("iova_to_phys", iova_to_phys),
-            ("iommu_unmap", iommu_unmap),
-            ("vfio_lock_acct", vfio_lock_acct),
-        ]
+    /// One counter by name.
+    public subscript(_ c: Counter) -> Int {
+        switch c {
+        case .vaddr_get_pfn: vaddr_get_pfn
+        case .get_user_pages: get_user_pages
+        case .gup_pages: gup_pages
+        case .follow_pfn: follow_pfn
+        case .mmap_lock: mmap_lock
+        case .find_vma: find_vma
+        case .iommu_map: iommu_map
+        case .pages_walked: pages_walked
+        case .faults: faults
+        case .put_pfn: put_pfn
+        case .unpin_range: unpin_range
+        case .unpin_range_pages: unpin_range_pages
+        case .iova_to_phys: iova_to_phys
+        case .iommu_unmap: iommu_unmap
+        case .vfio_lock_acct: vfio_lock_acct
+        }
     }
+
+    /// Every counter with its report name, in report order.
+    public var named: [(name: String, value: Int)] { Counter.allCases.map { ($0.rawValue, self[$0]) } }
 }

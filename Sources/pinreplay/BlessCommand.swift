@@ -17,6 +17,8 @@ struct BlessCommand: ParsableCommand {
     @Argument(help: "Traces to bless (default: every .txt and .vptr under traces/).") var traces: [String] = []
     @Flag(help: "Accept results with fewer divergences or violations than the expected ones.") var acceptFewer = false
 
+    @Flag(help: "Only check: print every difference and exit 1 when any expected result would change.") var check = false
+
     func run() throws {
         var paths = traces
         if paths.isEmpty {
@@ -27,30 +29,43 @@ struct BlessCommand: ParsableCommand {
         var changed = 0
         for path in paths {
             let got = try Golden.render(trace: path)
-            let base = Golden.expectedBase(for: path)
-            let old = Golden.Results.suffixes.map { try? String(contentsOfFile: base + $0, encoding: .utf8) }
-            if old == got.files {
-                print("\(path): unchanged")
+            let old = Golden.stored(trace: path)
+            let diffs = Golden.differences(expected: old, got: got)
+            if diffs.isEmpty {
+                if !check { print("\(path): unchanged") }
                 continue
             }
-            if let oldJSON = old[0] {
-                let (od, ov) = Golden.counts(oldJSON)
-                let (nd, nv) = Golden.counts(got.json)
+            changed += 1
+            if check {
+                for d in diffs { print("\(path): \(d)") }
+                continue
+            }
+            if let old {
+                let (od, ov) = Golden.counts(old)
+                let (nd, nv) = Golden.counts(got)
                 if (nd < od || nv < ov) && !acceptFewer {
                     throw UsageError("\(path): divergences \(od) → \(nd), violations \(ov) → \(nv): fewer than expected; check, then bless with --accept-fewer")
                 }
-                let first = zip(old, got.files).lazy.compactMap { o, n in Golden.difference(expected: o ?? "", got: n) }.first ?? ""
-                print("\(path): changed: divergences \(od) → \(nd), violations \(ov) → \(nv); first difference at " + first)
+                print("\(path): changed: divergences \(od) → \(nd), violations \(ov) → \(nv); " + diffs.joined(separator: "; "))
             } else {
                 print("\(path): new expected results")
             }
-            for (suffix, text) in zip(Golden.Results.suffixes, got.files) {
-                let out = try AtomicOutput(path: base + suffix)
+            let dir = Golden.expectedDir(for: path)
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            for (name, text) in got.files {
+                let out = try AtomicOutput(path: dir + "/" + name)
                 try out.write(Array(text.utf8))
                 try out.commit()
             }
-            changed += 1
+            for name in old?.files.map(\.name) ?? [] where got[name] == nil {
+                try FileManager.default.removeItem(atPath: dir + "/" + name)
+            }
         }
-        print("\(changed) of \(paths.count) expected results written")
+        if check {
+            print("\(changed) of \(paths.count) traces would change")
+            if changed > 0 { throw ExitCode(1) }
+        } else {
+            print("\(changed) of \(paths.count) expected results written")
+        }
     }
 }

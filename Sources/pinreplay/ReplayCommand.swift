@@ -61,13 +61,18 @@ struct ReplayCommand: ParsableCommand {
         if outcomes.contains(where: { !$0.report.isClean }) { throw ExitCode(1) }
     }
 
-    /// Engines by name or alias; `all` is every registered engine.
+    /// Engines by name or alias; `all` is every registered engine, `later` the group of
+    /// SPEC-LATER's cases.
     static func selectEngines(_ list: String) throws -> [any PinEngine] {
         if list == "all" { return Engines.all }
         var out: [any PinEngine] = []
-        for name in list.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+        let names = list.split(separator: ",", omittingEmptySubsequences: false).flatMap { item in
+            Engines.groups[String(item)] ?? [String(item)]
+        }
+        for name in names {
             guard let e = Engines.named(name) else {
-                throw UsageError("unknown engine '\(name)'; engines: \(Engines.spellings), or all")
+                let groups = Engines.groups.keys.sorted().joined(separator: ", ")
+                throw UsageError("unknown engine '\(name)'; engines: \(Engines.spellings); groups: \(groups), all")
             }
             guard !out.contains(where: { $0.name == e.name }) else { throw UsageError("engine '\(name)' named twice") }
             out.append(e)
