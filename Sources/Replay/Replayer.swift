@@ -150,14 +150,14 @@ public struct Replayer {
                 lockedBefore[i] = host.mm.locked_vm
             }
             Self.applyAll(s, to: hosts, into: &results)
-            for (i, host) in hosts.enumerated() {
+            for i in hosts.indices {
                 switch results[i] {
                 case .success(let o):
                     if let o { outcomes.append(o) }
                 case .failure(let error):
                     throw TraceError(
                         file: reader.file, reader.lastLocation,
-                        "event \(event) (\(s.keyword)) cannot happen on engine \(host.engine.name)'s host: \(error.message)")
+                        "event \(event) (\(s.keyword)) cannot happen: \(error.message)")
                 }
                 collectViolations(i)
             }

@@ -45,7 +45,7 @@ import TraceFormat
             ("vma 0x1000 0x2000 rw- huge", "t.txt:2: unknown VMA flag 'huge'"),
             ("map 0 0 4K x", "t.txt:2: access must be r, w, rw or -, not 'x'"),
             ("pin 0 1 -", "t.txt:2: access must be r, w or rw, not '-'"),
-            ("pte 0x1000 1 0x5 rx", "t.txt:2: unknown pte flag 'rx' (only ro)"),
+            ("pte 0x1000 1 0x5 rx", "t.txt:2: unknown pte flag 'rx' (ro, then leaf=SIZE)"),
             ("pfns ram 0 0", "t.txt:2: COUNT must be at least 1"),
             ("pfns dram 0 1", "t.txt:2: pfns class must be ram, reserved or mmio, not 'dram'"),
             ("cap_ipc_lock maybe", "t.txt:2: expected yes or no, not 'maybe'"),
