@@ -31,7 +31,7 @@ import TraceFormat
         let statements = try Self.read(Paths.fixtures.appendingPathComponent("all-statements.txt").path)
         let expected = try String(contentsOf: Paths.fixtures.appendingPathComponent("all-statements.canonical.txt"), encoding: .utf8)
         #expect(Self.canonical(statements) == expected)
-        #expect(statements.count == 29)
+        #expect(statements.count == 35)
     }
 
     @Test("text → binary → text is byte-identical to the canonical print", arguments: allTextTraces)
