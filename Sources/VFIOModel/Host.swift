@@ -47,7 +47,8 @@ public final class Host {
     public var event = 0
     /// References taken on ram pages less references dropped, over the whole run: two engines
     /// that answer a request alike but move this differently diverge in page references.
-    public private(set) var ramRefsNet: Int64 = 0
+    public var ramRefsNet: Int64 { _ramRefsNet }
+    @usableFromInline var _ramRefsNet: Int64 = 0
 
     var violations: [EventViolation] = []
     /// Chunks passed to `iommu_map()` by the request being replayed.
@@ -96,7 +97,7 @@ public final class Host {
     public func put_pfn(_ pfn: PFN, _ prot: Prot) -> Int {
         counters.put_pfn += 1
         guard !is_invalid_reserved_pfn(pfn) else { return 0 }
-        ramRefsNet -= 1
+        _ramRefsNet -= 1
         phys.addRef(pfn, -1)
         return 1
     }
@@ -105,7 +106,7 @@ public final class Host {
     func get_page(_ pfn: PFN) {
         let cls = phys.pfnClassCached(pfn)
         if cls == .mmio { return }
-        if cls == .ram { ramRefsNet += 1 }
+        if cls == .ram { _ramRefsNet += 1 }
         phys.addRef(pfn, 1)
     }
 
@@ -132,6 +133,7 @@ public final class Host {
     /// resolves page after page as the one-page GUP does, crossing VMAs freely, and stops at the
     /// first page it cannot pin. Returns how many it pinned (pages[0..<n], one pin reference
     /// each), or that first page's -errno when none.
+    @inlinable
     public func pin_user_pages_remote(_ mm: MM, _ vaddr: VAddr, _ nr_pages: Int, write: Bool, _ pages: inout [PFN]) -> Int {
         counters.get_user_pages += 1
         var i = 0
@@ -152,14 +154,38 @@ public final class Host {
         return i > 0 ? i : ret
     }
 
+    /// Where the last GUP of a ram page left off: the pages after it, up to `end`, lie in the
+    /// same VMA, the same present pte run (writable, if `write`) and the same class stretch of
+    /// ram, so GUP of the next one needs no lookup and no fault. Valid while neither the
+    /// address space nor the frame classes change (their generations).
+    @usableFromInline var gupNext: (vpn: UInt64, end: UInt64, pfn: PFN, write: Bool, mmGen: UInt64, physGen: UInt64) =
+        (0, 0, 0, false, 0, 0)
+
     /// One page of GUP: the VMA checks of `check_vma_flags()`, the fault, the unshare of a
     /// read-only long-term pin (SPEC-LATER §2.2), the reference.
-    @usableFromInline
+    @inlinable
     func gupOne(_ mm: MM, _ vaddr: VAddr, write: Bool, longterm: Bool, _ page: inout PFN) -> Int {
+        let n = gupNext
+        let vpn = vaddr.vpn
+        if vpn == n.vpn && vpn < n.end && write == n.write && n.mmGen == mm.generation && n.physGen == phys.generation {
+            // The walk's common case: the next page of a run GUP just went through.
+            _ramRefsNet += 1
+            phys.addRef(n.pfn, 1)
+            page = n.pfn
+            gupNext.vpn = vpn + 1
+            gupNext.pfn = n.pfn + 1
+            return 1
+        }
         guard let vma = mm.findVMAIntersection(vaddr, vaddr + 1) else { return -EFAULT }
         // check_vma_flags(): raw pfn mappings and missing permissions refuse GUP.
         if !vma.flags.isDisjoint(with: [.io, .pfnmap]) { return -EFAULT }
         if write ? !vma.write : !vma.read { return -EFAULT }
+        return gupFollow(mm, vma, vaddr, write: write, longterm: longterm, &page)
+    }
+
+    /// GUP past the VMA checks: fault the page in as needed, unshare, take a reference.
+    @usableFromInline
+    func gupFollow(_ mm: MM, _ vma: VMA, _ vaddr: VAddr, write: Bool, longterm: Bool, _ page: inout PFN) -> Int {
         var pfn: PFN
         switch handle_fault(vma, vaddr, write: write) {
         case .success(let p): pfn = p
@@ -182,6 +208,12 @@ public final class Host {
         }
         get_page(pfn)
         page = pfn
+        if cls == .ram, let run = mm.ptes.run(at: vaddr.vpn), run.value.pfn == pfn, !write || run.value.writable {
+            // Remember how far the next pages are as this one: same VMA, pte run, class stretch.
+            var len = min(vma.end.vpn - vaddr.vpn, run.count, phys.finger.end &- pfn.rawValue)
+            if let z = phys.zeroPfn, z >= pfn, z.rawValue - pfn.rawValue < len { len = z.rawValue - pfn.rawValue }
+            gupNext = (vaddr.vpn + 1, vaddr.vpn + len, pfn + 1, write, mm.generation, phys.generation)
+        }
         return 1
     }
 
@@ -367,7 +399,7 @@ public final class Host {
     public func unpin_user_page(_ pfn: PFN) {
         let cls = phys.pfnClassCached(pfn)
         if cls == .mmio { return }
-        if cls == .ram { ramRefsNet -= 1 }
+        if cls == .ram { _ramRefsNet -= 1 }
         phys.addRef(pfn, -1)
     }
 

@@ -96,6 +96,8 @@ public final class MM {
     @usableFromInline var lastFound: VMA?
     /// Whether a huge leaf was ever installed: until then no edge can cut one.
     private var hasHugeLeaves = false
+    /// Moves whenever a VMA or a pte changes: what a cached lookup checks.
+    public private(set) var generation: UInt64 = 0
 
     public init() {}
 
@@ -128,6 +130,7 @@ public final class MM {
 
     /// `mmap(MAP_FIXED)`: whatever was mapped in the range goes, then the new VMA.
     public func mmap(_ vma: VMA) {
+        generation &+= 1
         munmap(vma.start, vma.end)
         lastFound = nil
         let i = firstVMAIndex(endingAbove: vma.start)
@@ -137,6 +140,7 @@ public final class MM {
     /// `munmap()`: VMAs are cut at the edges (the right part's pgoff shifts), ptes dropped.
     public func munmap(_ start: VAddr, _ end: VAddr) {
         guard start < end else { return }
+        generation &+= 1
         lastFound = nil
         var kept: [VMA] = []
         var i = firstVMAIndex(endingAbove: start)
@@ -172,6 +176,7 @@ public final class MM {
     /// range cuts is removed whole first, as splitting a special huge pmd zaps it.
     public func setPtes(_ vpn: UInt64, _ count: UInt64, _ pte: Pte?) {
         lastRun = nil
+        generation &+= 1
         guard count > 0 else { return }
         if hasHugeLeaves {
             for edge in [vpn, vpn + count - 1] {

@@ -26,7 +26,9 @@ public struct PhysMem {
     /// Frames still free in the pool, handed out lowest first; they never come back.
     public private(set) var poolFree = RunMap<Bool>()
     /// The shared zero page, if the trace declared one.
-    public var zeroPfn: PFN?
+    public var zeroPfn: PFN? { didSet { generation &+= 1 } }
+    /// Moves whenever a frame's class or the zero page changes: what a cached lookup checks.
+    public private(set) var generation: UInt64 = 0
     /// Reference deltas of frames with a struct page (ram and reserved); absent means 0.
     public private(set) var refs = RunMap<Int64>()
     /// The stretch of frames the last class lookup found, all of one class: a walk asks about
@@ -55,12 +57,14 @@ public struct PhysMem {
 
     /// A `pfns` statement.
     public mutating func declare(_ cls: PfnClass, start: PFN, count: UInt64) {
+        generation &+= 1
         declared.assign(start.rawValue, count, cls)
         finger = (0, 0, .mmio)
     }
 
     /// A `pool` statement: the range becomes free for faults.
     public mutating func addPool(start: PFN, count: UInt64) {
+        generation &+= 1
         poolEver.assign(start.rawValue, count, true)
         poolFree.assign(start.rawValue, count, true)
         finger = (0, 0, .mmio)
