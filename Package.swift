@@ -4,7 +4,7 @@
 // kernel's vfio_pin_pages_remote() and show where they differ.
 //
 // Dependencies point downward only:
-//   pinreplay (exe) -> Replay, TraceGen -> TraceFormat -> Zstd -> CZstd
+//   pinreplay (exe) -> Reduce -> Replay, TraceGen -> TraceFormat -> Zstd -> CZstd
 //                      Replay -> VFIOEngines -> VFIOModel
 import PackageDescription
 
@@ -48,6 +48,8 @@ let package = Package(
         .target(name: "TraceFormat", dependencies: ["Zstd"], swiftSettings: hotPath),
         // Replay of traces through engines, the differ and the reports.
         .target(name: "Replay", dependencies: ["TraceFormat", "VFIOEngines", "VFIOModel"], swiftSettings: hotPath),
+        // Shrinking traces to reproducers (ddmin) and searching for them (swarm fuzzing).
+        .target(name: "Reduce", dependencies: ["Replay", "TraceFormat", "TraceGen", "VFIOEngines", "VFIOModel"]),
         // Synthetic QEMU boots.
         .target(name: "TraceGen", dependencies: ["TraceFormat"]),
         // Traces from real processes: /proc/PID/maps and pagemap.
@@ -58,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "pinreplay",
             dependencies: [
-                "Replay", "TraceGen", "TraceFormat", "VFIOEngines", "Bench", "Record",
+                "Replay", "TraceGen", "TraceFormat", "VFIOEngines", "Bench", "Record", "Reduce",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -74,5 +76,6 @@ let package = Package(
         .testTarget(name: "TraceGenTests", dependencies: ["TraceGen", "TraceFormat", "Replay", "VFIOEngines", "TestSupport"]),
         .testTarget(name: "RecordTests", dependencies: ["Record", "TraceFormat", "Replay", "VFIOEngines", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+        .testTarget(name: "ReduceTests", dependencies: ["Reduce", "Replay", "TraceFormat", "VFIOEngines", "VFIOModel", "TestSupport"]),
     ]
 )

@@ -119,7 +119,14 @@ public struct Replayer {
         return try replay(reader, totalMapPages: totalMapPages, observer: &observer)
     }
 
-    func replay<O: ReplayObserver>(_ reader: TraceReader, totalMapPages: UInt64, observer: inout O) throws(TraceError) -> TraceReport {
+    /// Replays statements held in memory (a reducer's candidate, a generated trace); a statement
+    /// the world cannot follow is reported at its index, as line `index + 2` of its canonical
+    /// text.
+    public func replay<O: ReplayObserver>(statements: [Statement], name: String, observer: inout O) throws(TraceError) -> TraceReport {
+        try replay(StatementList(statements, name: name), totalMapPages: 0, observer: &observer)
+    }
+
+    func replay<O: ReplayObserver, R: StatementSource>(_ reader: R, totalMapPages: UInt64, observer: inout O) throws(TraceError) -> TraceReport {
         let hosts = engines.map { Host(engine: $0) }
         let names = engines.map(\.name)
         var report = TraceReport(
@@ -272,6 +279,37 @@ extension PfnClass {
         case .reserved: self = .reserved
         case .mmio: self = .mmio
         }
+    }
+}
+
+/// Where the replay loop takes its statements from.
+protocol StatementSource {
+    var file: String { get }
+    var form: TraceForm { get }
+    var lastLocation: TraceLocation { get }
+    func next() throws(TraceError) -> Statement?
+}
+
+extension TraceReader: StatementSource {}
+
+/// Statements in memory, as if read from their canonical text.
+final class StatementList: StatementSource {
+    let statements: [Statement]
+    let file: String
+    var form: TraceForm { .text }
+    private var index = 0
+    private var rules = TraceRules()
+    init(_ statements: [Statement], name: String) {
+        self.statements = statements
+        file = name
+    }
+    var lastLocation: TraceLocation { .line(index + 1) }
+    func next() throws(TraceError) -> Statement? {
+        guard index < statements.count else { return nil }
+        let s = statements[index]
+        index += 1
+        if let problem = rules.problem(s) { throw TraceError(file: file, lastLocation, problem) }
+        return s
     }
 }
 

@@ -91,3 +91,20 @@ struct StatementValidator {
         }
     }
 }
+
+/// The rules of the text form applied to statements that come from neither reader (a
+/// reducer's candidate, a generated trace): statement after statement, in order.
+public struct TraceRules: Sendable {
+    private var validator = StatementValidator()
+    public init() {}
+
+    /// What is wrong with the next statement, or nil.
+    public mutating func problem(_ s: Statement) -> String? {
+        do {
+            try validator.check(s)
+            return nil
+        } catch {
+            return error.message
+        }
+    }
+}
