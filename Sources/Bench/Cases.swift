@@ -1,3 +1,4 @@
+import Reduce
 import Replay
 import TraceFormat
 import TraceGen
@@ -16,7 +17,7 @@ public struct BenchCase: Sendable {
     /// Runs the case `runs` times and returns its figures as `key=value` pairs.
     public var run: @Sendable (_ runs: Int, _ scratch: String) throws -> [(String, String)]
 
-    public static let all: [BenchCase] = [barWalk, gpuBoot, terabyteGuest, viommuChurn, decode]
+    public static let all: [BenchCase] = [barWalk, gpuBoot, terabyteGuest, viommuChurn, decode, fuzzRate, reduceBoot]
 }
 
 /// Wall time of `body`, in nanoseconds.
@@ -142,6 +143,35 @@ let decode = BenchCase(
         ("decoded bytes", "\(bytes)"), ("pinreplay MB/s (median)", formatFixed(ourMBs, 1)),
         ("zstd -d MB/s (median)", formatFixed(theirMBs, 1)), ("ratio pinreplay/zstd", formatFixed(ourMBs / theirMBs, 2)),
     ]
+}
+
+let fuzzRate = BenchCase(
+    name: "fuzz",
+    what: "swarm traces per minute on one core through v4.16 and v4.17-rc1 (finding and reducing included)"
+) { runs, _ in
+    let count: UInt64 = 2000
+    let fuzzer = Fuzzer(engines: [V4_16(), V4_17_rc1()], seed: 1, jobs: 1)
+    let t = measure(runs) {
+        var found: [Fuzzer.Found] = []
+        for i in 0..<count { fuzzer.run(index: i, into: &found) }
+    }
+    return [("traces/minute (median)", "\(Int64(Double(count) / (Double(t.median) / 60e9)))")]
+}
+
+let reduceBoot = BenchCase(
+    name: "reduce",
+    what: "reduce gpu-16g-bar to the v4.17-rc1 zero-page underflow (v4.16 against v4.17-rc1, all cores)"
+) { runs, scratch in
+    let path = scratch + "/gpu-16g-bar.vptr"
+    try generate(try profile("gpu-16g-bar"), to: path)
+    let reader = try TraceReader(path: path)
+    var statements: [Statement] = []
+    while let s = try reader.next() { statements.append(s) }
+    let reducer = Reducer(
+        engines: [V4_16(), V4_17_rc1()], keep: .violation("refcount-underflow", engine: "v4.17-rc1"), jobs: 2)
+    var left = 0
+    let t = measure(runs) { left = reducer.reduce(statements).count }
+    return [("wall (median)", seconds(t.median)), ("statements", "\(statements.count) → \(left)")]
 }
 
 func profile(_ name: String) throws -> GenConfig {
