@@ -110,7 +110,9 @@ public enum Swarm {
             case 8 where has(.externalPins):
                 out.append(.unpin(iova: (iovas.isEmpty ? 0 : pick(iovas)) &+ r.below(4) << 12, count: 1 + r.below(4)))
             case 8 where has(.churn), 9 where has(.churn):
-                if r.chance(50) {
+                if r.chance(20) {
+                    out.append(.munmap(start: base + at << 12, end: base + (at + n) << 12))
+                } else if r.chance(50) {
                     out.append(.pte(vaddr: base + at << 12, count: n, pfn: nil, readOnly: false))
                 } else {
                     out.append(.touch(vaddr: base + at << 12, count: n, write: r.chance(50)))
