@@ -48,11 +48,11 @@ extension BootGenerator {
         for s in host.statements() { try e.put(s) }
 
         try e.mark("realize: QEMU allocates guest RAM (\(humanBytes(c.ram)), \(c.backing.rawValue)) and ROMs")
-        try e.put(.vma(ramVMA(start: Self.ramVA, size: c.ram, name: "pc.ram")))
-        try e.put(.vma(VMASpec(start: Self.romVA, end: Self.romVA + Self.romSize, name: "pc.rom")))
-        try e.put(.vma(VMASpec(start: Self.biosVA, end: Self.biosVA + Self.biosSize, name: "pc.bios")))
-        try e.put(.touch(vaddr: Self.romVA, count: Self.romWrittenPages, write: true))
-        try e.put(.touch(vaddr: Self.biosVA + Self.biosSize - Self.biosWrittenPages << 12, count: Self.biosWrittenPages, write: true))
+        try e.put(.vma(ramVMA(start: va.ram, size: c.ram, name: "pc.ram")))
+        try e.put(.vma(VMASpec(start: va.rom, end: va.rom + Self.romSize, name: "pc.rom")))
+        try e.put(.vma(VMASpec(start: va.bios, end: va.bios + Self.biosSize, name: "pc.bios")))
+        try e.put(.touch(vaddr: va.rom, count: Self.romWrittenPages, write: true))
+        try e.put(.touch(vaddr: va.bios + Self.biosSize - Self.biosWrittenPages << 12, count: Self.biosWrittenPages, write: true))
         try e.mark("realize: vfio-pci mmaps the BARs of \(c.devices.map(\.name).joined(separator: ", "))")
         for b in bars {
             try e.put(
@@ -87,8 +87,8 @@ extension BootGenerator {
             try osProbe(bars, &e)
             if boot == 0 && c.hotplug > 0 {
                 try e.mark("DIMM hotplug: \(humanBytes(c.hotplug)) plugged")
-                try e.put(.vma(ramVMA(start: Self.dimmVA, size: c.hotplug, name: "dimm0")))
-                _ = try e.map(Section(gpa: dimmGPA, size: c.hotplug, vaddr: Self.dimmVA, access: [.read, .write]), charged: 0)
+                try e.put(.vma(ramVMA(start: va.dimm, size: c.hotplug, name: "dimm0")))
+                _ = try e.map(Section(gpa: dimmGPA, size: c.hotplug, vaddr: va.dimm, access: [.read, .write]), charged: 0)
             }
             if c.viommu { try dmarChurn(&e) }
         }
@@ -96,7 +96,7 @@ extension BootGenerator {
         if c.hotplug > 0 {
             try e.mark("DIMM unplug")
             try e.unmap(dimmGPA)
-            try e.put(.munmap(start: Self.dimmVA, end: Self.dimmVA + c.hotplug))
+            try e.put(.munmap(start: va.dimm, end: va.dimm + c.hotplug))
         }
         try e.mark("shutdown: QEMU exits; the listener unmaps every section")
         if c.viommu { try unmapWholeIOVASpace(&e) }
@@ -148,12 +148,12 @@ extension BootGenerator {
         try e.unmap(0xC0000)
         try e.unmap(0xE0000)
         for seg in pamSegments {
-            _ = try e.map(Section(gpa: seg.gpa, size: seg.size, vaddr: Self.ramVA + seg.gpa, access: [.read, .write]), charged: 0)
+            _ = try e.map(Section(gpa: seg.gpa, size: seg.size, vaddr: va.ram + seg.gpa, access: [.read, .write]), charged: 0)
         }
         try e.mark("firmware: PAM read-only")
         for seg in pamSegments {
             try e.unmap(seg.gpa)
-            _ = try e.map(Section(gpa: seg.gpa, size: seg.size, vaddr: Self.ramVA + seg.gpa, access: .read), charged: 0)
+            _ = try e.map(Section(gpa: seg.gpa, size: seg.size, vaddr: va.ram + seg.gpa, access: .read), charged: 0)
         }
     }
 
@@ -196,7 +196,7 @@ extension BootGenerator {
             let pages = size >> 12
             let page = rng.below(ramPages / pages) * pages
             let access: Access = rng.chance(10) ? .read : [.read, .write]
-            _ = try e.map(Section(gpa: iova, size: size, vaddr: Self.ramVA + page << 12, access: access), charged: 0)
+            _ = try e.map(Section(gpa: iova, size: size, vaddr: va.ram + page << 12, access: access), charged: 0)
             window.append(iova)
             if window.count > 32 { try e.unmap(window.removeFirst()) }
         }

@@ -11,11 +11,8 @@ public struct BootGenerator {
     let host: HostLayout
 
     // Virtual layout of the QEMU process.
-    static let ramVA: UInt64 = 0x7E00_0000_0000
-    static let romVA: UInt64 = 0x7E80_0000_0000
-    static let biosVA: UInt64 = 0x7E80_0010_0000
-    static let dimmVA: UInt64 = 0x7E40_0000_0000
-    static let barVA: UInt64 = 0x7F00_0000_0000
+    /// Where QEMU's mappings lie in its address space.
+    let va: VirtualLayout
     static let romSize: UInt64 = 0x20000
     static let biosSize: UInt64 = 0x40000
     /// Pages of pc.rom QEMU wrote (option ROMs) and of pc.bios (the firmware image, at its
@@ -44,6 +41,7 @@ public struct BootGenerator {
         self.config = c
         var rng = SplitMix64(seed: c.seed)
         host = try HostLayout(c, rng: &rng)
+        va = try VirtualLayout(c)
         self.rng = rng
         _ = try barAssignments()
     }
@@ -76,15 +74,15 @@ public struct BootGenerator {
 
     private var allSections: [Section] {
         var s: [Section] = [
-            Section(gpa: 0, size: 0xA0000, vaddr: Self.ramVA, access: [.read, .write]),
-            Section(gpa: 0xC0000, size: Self.romSize, vaddr: Self.romVA, access: .read),
+            Section(gpa: 0, size: 0xA0000, vaddr: va.ram, access: [.read, .write]),
+            Section(gpa: 0xC0000, size: Self.romSize, vaddr: va.rom, access: .read),
             // isa-bios aliases the last 128 KiB of pc.bios.
-            Section(gpa: 0xE0000, size: 0x20000, vaddr: Self.biosVA + Self.biosSize - 0x20000, access: .read),
-            Section(gpa: 0x10_0000, size: lowmem - 0x10_0000, vaddr: Self.ramVA + 0x10_0000, access: [.read, .write]),
-            Section(gpa: (1 << 32) - Self.biosSize, size: Self.biosSize, vaddr: Self.biosVA, access: .read),
+            Section(gpa: 0xE0000, size: 0x20000, vaddr: va.bios + Self.biosSize - 0x20000, access: .read),
+            Section(gpa: 0x10_0000, size: lowmem - 0x10_0000, vaddr: va.ram + 0x10_0000, access: [.read, .write]),
+            Section(gpa: (1 << 32) - Self.biosSize, size: Self.biosSize, vaddr: va.bios, access: .read),
         ]
         if highRAM > 0 {
-            s.append(Section(gpa: 1 << 32, size: highRAM, vaddr: Self.ramVA + lowmem, access: [.read, .write]))
+            s.append(Section(gpa: 1 << 32, size: highRAM, vaddr: va.ram + lowmem, access: [.read, .write]))
         }
         return s
     }
@@ -120,7 +118,7 @@ public struct BootGenerator {
     /// 64-bit ones above RAM and hotplug space) and QEMU's BAR mmaps.
     func barAssignments() throws(GenError) -> [BAR] {
         var bars: [BAR] = []
-        var va = Self.barVA
+        var va = self.va.bar
         for d in config.devices {
             for b in d.bars {
                 let align = config.alignBARs ? min(b.size, Self.gib) : 0x1000
@@ -146,5 +144,44 @@ public struct BootGenerator {
             }
         }
         return bars
+    }
+}
+
+/// QEMU's mappings in its 47-bit address space: pc.ram, the hotplugged DIMM, pc.rom and pc.bios,
+/// the BAR mmaps. Up to 512 GiB of RAM (and the DIMM within its 256 GiB slot) they lie at the
+/// fixed addresses every generated trace so far has used (RAM below pc.rom, or below the DIMM's
+/// slot when there is one); past that they are laid out top-down
+/// from the sizes, as mmap() would, each on a 1 GiB boundary.
+struct VirtualLayout: Equatable {
+    var ram: UInt64 = 0x7E00_0000_0000
+    var dimm: UInt64 = 0x7E40_0000_0000
+    var rom: UInt64 = 0x7E80_0000_0000
+    var bios: UInt64 = 0x7E80_0010_0000
+    var bar: UInt64 = 0x7F00_0000_0000
+
+    static let gib: UInt64 = 1 << 30
+    /// The end of the user address space with 4-level paging, less room for the stack.
+    static let userTop: UInt64 = 0x7FFF_0000_0000
+    /// Below this lie the executable, the heap and the libraries.
+    static let userBottom: UInt64 = 0x10_0000_0000
+
+    init(_ c: GenConfig) throws(GenError) {
+        let g = Self.gib
+        func up(_ v: UInt64) -> UInt64 { (v + g - 1) & ~(g - 1) }
+        // BAR mmaps, each aligned as QEMU aligns it (at most 1 GiB), one after the other.
+        var barSpan: UInt64 = 0
+        for d in c.devices { for b in d.bars { barSpan = (barSpan + min(b.size, g) - 1) / min(b.size, g) * min(b.size, g) + b.size } }
+        let ramFits = c.hotplug == 0 ? c.ram <= rom - ram : c.ram <= dimm - ram && c.hotplug <= rom - dimm
+        let fixedFits = ramFits && bar + up(barSpan) <= Self.userTop
+        if fixedFits { return }
+        let need = up(barSpan) + g + up(c.hotplug) + up(c.ram) + 3 * g
+        guard need <= Self.userTop - Self.userBottom else {
+            throw GenError("--ram \(humanBytes(c.ram)) with --hotplug \(humanBytes(c.hotplug)) and the BARs do not fit a 47-bit user address space (at most about \(humanBytes((Self.userTop - Self.userBottom - up(barSpan) - 4 * g) & ~(g - 1))) in all)")
+        }
+        bar = (Self.userTop - up(barSpan)) & ~(g - 1)
+        rom = bar - 2 * g
+        bios = rom + 0x10_0000
+        dimm = rom - g - up(c.hotplug)
+        ram = dimm - g - up(c.ram)
     }
 }

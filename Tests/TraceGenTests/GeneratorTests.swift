@@ -211,4 +211,51 @@ import VFIOModel
             #expect(error.message == message)
         }
     }
+
+    @Test(
+        "The host address space is laid out from the sizes: every profile at 4 GiB, 512 GiB, 513 GiB and 1 TiB maps only inside its VMAs, which never overlap",
+        arguments: profiles)
+    func layoutScales(name: String) throws {
+        for ram: UInt64 in [4 << 30, 512 << 30, 513 << 30, 1 << 40] {
+            var c = try Self.profile(name)
+            c.ram = ram
+            if c.requests > 0 { c.requests = 200 }
+            let mm = MM()
+            var problems: [String] = []
+            var g = try BootGenerator(c)
+            try g.run { s throws(TraceError) in
+                switch s {
+                case .vma(let v):
+                    if mm.findVMAIntersection(VAddr(v.start), VAddr(v.end)) != nil {
+                        problems.append("vma \(hex(v.start))-\(hex(v.end)) lands on a live VMA")
+                    }
+                    mm.mmap(VMA(start: VAddr(v.start), end: VAddr(v.end)))
+                case let .munmap(start, end):
+                    mm.munmap(VAddr(start), VAddr(end))
+                case let .map(_, vaddr, size, _):
+                    if !mm.isCovered(VAddr(vaddr), npages: size >> 12) { problems.append("map of \(hex(vaddr))+\(hex(size)) outside the VMAs") }
+                default: break
+                }
+            }
+            #expect(problems.prefix(3) == [], "\(name) at \(ram >> 30) GiB")
+        }
+    }
+
+    @Test("A 513 GiB hugetlb guest replays clean on v4.16 (its ROMs no longer land inside guest RAM)")
+    func hugeGuestClean() throws {
+        var c = try Self.profile("hugetlb-1g-64g")
+        c.ram = 513 << 30
+        let path = Paths.scratch().appendingPathComponent("h513.vptr").path
+        try Self.generate(c, to: path)
+        var none = NoObserver()
+        let report = try Replayer(engines: [V4_16()]).replay(path: path, observer: &none)
+        #expect(report.violations.map { "\($0.event) \($0.violation.kind)" } == [])
+    }
+
+    @Test("Guest RAM that cannot fit a 47-bit address space is refused with one line")
+    func tooLarge() throws {
+        var c = try Self.profile("gpu-16g-bar")
+        c.ram = 200 << 40
+        #expect(throws: GenError.self) { try BootGenerator(c) }
+    }
 }
