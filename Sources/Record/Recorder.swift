@@ -1,3 +1,4 @@
+import Foundation
 import TraceFormat
 import TraceGen
 
@@ -93,7 +94,7 @@ public struct Recorder {
 
     /// The statements of a snapshot: VMAs, and with a pagemap the ptes of present pages, the
     /// pfn classes they need and a pool for later faults.
-    public mutating func snapshot(maps: [MapsEntry], pagemapFD: Int32?, memlock: UInt64??) -> [Statement] {
+    public mutating func snapshot(maps: [MapsEntry], pagemapFD: Int32?, memlock: UInt64??, capIpcLock: Bool? = nil) -> [Statement] {
         var vmas: [VMASpec] = []
         for e in maps { if let v = vma(e) { vmas.append(v) } }
         var ptes: [Statement] = []
@@ -124,8 +125,12 @@ public struct Recorder {
         // The kernel image and its zero page are not in any process's pagemap; without them a
         // read-only pin of untouched memory could not find the zero page, as it does on a host.
         note("a kernel image of reserved frames at pfn \(hex(KernelImage.start))-\(hex(KernelImage.start + KernelImage.pages)) holding the zero page at \(hex(KernelImage.zeroPfn))")
+        if capIpcLock == nil {
+            note("the process does not hold CAP_IPC_LOCK (its capabilities could not be read)")
+        }
         var out: [Statement] = [.pageShift(12)]
         if let memlock { out.append(.memlock(memlock)) }
+        if let capIpcLock { out.append(.capIpcLock(capIpcLock)) }
         for a in assumptions { out.append(.mark("assumed: " + a)) }
         out.append(.pfns(.reserved, start: KernelImage.start, count: KernelImage.pages))
         out.append(.zeroPage(KernelImage.zeroPfn))
@@ -165,6 +170,21 @@ public func memlockLimit(_ limits: String) -> UInt64?? {
 /// RLIMIT_MEMLOCK of a live process, as `memlockLimit`; nil as well when its limits cannot be read.
 public func memlockLimit(pid: Int32) -> UInt64?? {
     (try? readProcText("/proc/\(pid)/limits")).flatMap(memlockLimit)
+}
+
+/// Whether `/proc/PID/status` text shows CAP_IPC_LOCK (bit 14) in the effective set, nil when
+/// it has no readable `CapEff` line.
+public func capIpcLock(status: String) -> Bool? {
+    for line in status.split(whereSeparator: \.isNewline) where line.hasPrefix("CapEff:") {
+        let hexDigits = line.dropFirst("CapEff:".count).trimmingCharacters(in: .whitespaces)
+        return UInt64(hexDigits, radix: 16).map { $0 & (1 << 14) != 0 }
+    }
+    return nil
+}
+
+/// CAP_IPC_LOCK of a live process, as `capIpcLock(status:)`.
+public func capIpcLock(pid: Int32) -> Bool? {
+    (try? readProcText("/proc/\(pid)/status")).flatMap { capIpcLock(status: $0) }
 }
 
 extension UInt64 {

@@ -12,6 +12,8 @@ public struct RecordSources {
     public var mapsName: String
     public var pagemapFD: Int32?
     public var memlock: UInt64??
+    /// Whether the process holds CAP_IPC_LOCK; nil when unknown.
+    public var capIpcLock: Bool?
     /// `info mtree -f` text and how to find a section's host address.
     public var flatView: (text: String, source: String, hva: (UInt64) throws -> UInt64?)?
     /// A QEMU trace log of the VFIO listener's events.
@@ -28,7 +30,7 @@ public struct RecordSources {
 /// Builds the trace statements of a recording.
 public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [Statement] {
     let entries = try parseMaps(src.mapsText, file: src.mapsName)
-    var out = recorder.snapshot(maps: entries, pagemapFD: src.pagemapFD, memlock: src.memlock ?? nil)
+    var out = recorder.snapshot(maps: entries, pagemapFD: src.pagemapFD, memlock: src.memlock ?? nil, capIpcLock: src.capIpcLock)
     // With a trace log the requests come from the log; a flat view then only says which
     // sections are read-only.
     if let fv = src.flatView, src.qemuTrace == nil {
@@ -93,6 +95,7 @@ public func recordQEMU(socket: String, pid: Int32, recorder: inout Recorder) thr
     src.pagemapFD = fd >= 0 ? fd : nil
     defer { if fd >= 0 { close(fd) } }
     src.memlock = memlockLimit(pid: pid)
+    src.capIpcLock = capIpcLock(pid: pid)
     src.flatView = (mtree, "\(socket) (info mtree -f)", qmp.gpa2hva)
     return try record(src, recorder: &recorder)
 }
@@ -150,7 +153,7 @@ public func watchQEMU(
     let fd = open("/proc/\(pid)/pagemap", O_RDONLY | O_CLOEXEC)
     defer { if fd >= 0 { close(fd) } }
     let memlock = memlockLimit(pid: pid)
-    var out = recorder.snapshot(maps: maps, pagemapFD: fd >= 0 ? fd : nil, memlock: memlock ?? nil)
+    var out = recorder.snapshot(maps: maps, pagemapFD: fd >= 0 ? fd : nil, memlock: memlock ?? nil, capIpcLock: capIpcLock(pid: pid))
     var mapped = try sections()
     out.append(.mark("realize: the vfio listener maps QEMU's flat view"))
     out += mapped.sorted { $0.iova < $1.iova }.map(\.request)

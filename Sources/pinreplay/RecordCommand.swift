@@ -81,6 +81,7 @@ struct RecordCommand: ParsableCommand {
             src.pagemapFD = fd  // closed at exit
         }
         src.memlock = pid.flatMap { memlockLimit(pid: $0) }
+        src.capIpcLock = pid.flatMap { capIpcLock(pid: $0) }
         if let mtree {
             let table = try hva.map { parseGpa2hvaLines(try readProcText($0)) } ?? [:]
             src.flatView = (try readProcText(mtree), mtree, { table[$0] })

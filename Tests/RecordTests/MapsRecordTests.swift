@@ -83,4 +83,22 @@ import VFIOEngines
         #expect(memlockLimit("Max locked memory         unlimited            unlimited            bytes") == .some(nil))
         #expect(memlockLimit("Max open files 1024 1024 files") == nil)
     }
+
+    @Test("CAP_IPC_LOCK from /proc/PID/status (CapEff bit 14); a live process's recording says it")
+    func capability() throws {
+        #expect(capIpcLock(status: "Name:\tqemu\nCapEff:\t0000000000004000\n") == true)
+        #expect(capIpcLock(status: "CapEff:\t000001ffffffbfff\n") == false)
+        #expect(capIpcLock(status: "CapEff:\t0000000000000000\n") == false)
+        #expect(capIpcLock(status: "Name:\tx\n") == nil)
+        // This process: whatever it holds, the recording says the same.
+        let status = try readProcText("/proc/self/status")
+        let held = try #require(capIpcLock(status: status))
+        var recorder = Recorder()
+        let out = recorder.snapshot(maps: [], pagemapFD: nil, memlock: nil, capIpcLock: capIpcLock(pid: getpid()))
+        #expect(out.contains(.capIpcLock(held)))
+        var unknown = Recorder()
+        let none = unknown.snapshot(maps: [], pagemapFD: nil, memlock: nil, capIpcLock: nil)
+        #expect(!none.contains { if case .capIpcLock = $0 { true } else { false } })
+        #expect(unknown.assumptions.contains("the process does not hold CAP_IPC_LOCK (its capabilities could not be read)"))
+    }
 }
