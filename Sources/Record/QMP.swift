@@ -70,8 +70,10 @@ public final class QMPClient {
                 let line = buffer[buffer.startIndex..<nl]
                 buffer.removeSubrange(buffer.startIndex...nl)
                 if line.allSatisfy({ $0 == 13 || $0 == 32 }) { continue }
-                guard let obj = try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
-                    throw RecordError("\(path): not a QMP message")
+                // A human monitor greets with "QEMU 7.2.0 monitor - type 'help' ...", not JSON.
+                guard let obj = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] else {
+                    let text = String(decoding: line.prefix(60), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                    throw RecordError("\(path): not a QMP socket (it said '\(text)'); start QEMU with -qmp unix:PATH,server=on,wait=off")
                 }
                 return obj
             }

@@ -55,6 +55,9 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
             out.append(.mark("assumed: " + a))
         }
         let parsed = try QEMUTraceLog(log.text, file: log.source) { gpa in rom.contains { $0.start <= gpa && gpa <= $0.last } }
+        guard !parsed.statements.isEmpty || parsed.unplaceable > 0 else {
+            throw TraceError(file: log.source, .file, "no vfio_listener_region_add/del or vfio_dma_map/unmap event: not a trace log of QEMU's VFIO listener, or tracing was off")
+        }
         if parsed.unplaceable > 0 {
             let a = "\(parsed.unplaceable) vIOMMU maps left out: QEMU's trace does not carry their host addresses"
             recorder.assume(a)
@@ -68,7 +71,11 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
     }
     if let bt = src.bpftrace {
         out.append(.mark("the requests \(bt.source) saw on the host"))
-        for (s, line) in try parseBPFTrace(bt.text, file: bt.source) {
+        let requests = try parseBPFTrace(bt.text, file: bt.source)
+        guard !requests.isEmpty else {
+            throw TraceError(file: bt.source, .file, "no MAP_DMA or UNMAP_DMA line: not output of tools/capture/vfio-dma.bt, or the process made no request")
+        }
+        for (s, line) in requests {
             try checkInsideMaps(s, entries, file: bt.source, line: line)
             out.append(s)
         }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+    import Glibc
+#endif
 import Testing
 import TestSupport
 
@@ -27,5 +30,44 @@ import TestSupport
         let r = try CLI.run(["record", "--maps", maps, "-o", dir.appendingPathComponent("x.vptr").path])
         #expect(r.status == 2)
         #expect(r.stderr == "pinreplay: \(maps):2: not a maps line (fewer than five fields): 'bogus'\n")
+    }
+
+    @Test("A QEMU trace log or a bpftrace capture without a single VFIO event exits 2 saying so")
+    func emptyLogs() throws {
+        let dir = Paths.scratch()
+        let log = dir.appendingPathComponent("empty.log").path
+        try "qemu-system-x86_64: some other event\n".write(toFile: log, atomically: true, encoding: .utf8)
+        let out = dir.appendingPathComponent("x.vptr").path
+        let q = try CLI.run(["record", "--maps", "Tests/Fixtures/qemu/maps-q35-256m.txt", "--qemu-trace", log, "-o", out])
+        #expect(q.status == 2)
+        #expect(q.stderr == "pinreplay: \(log): no vfio_listener_region_add/del or vfio_dma_map/unmap event: not a trace log of QEMU's VFIO listener, or tracing was off\n")
+        let b = try CLI.run(["record", "--maps", "Tests/Fixtures/qemu/maps-q35-256m.txt", "--bpftrace", log, "-o", out])
+        #expect(b.status == 2)
+        #expect(b.stderr == "pinreplay: \(log): no MAP_DMA or UNMAP_DMA line: not output of tools/capture/vfio-dma.bt, or the process made no request\n")
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
+
+    @Test("A human-monitor socket given as --qemu-monitor is named as not QMP")
+    func humanMonitor() throws {
+        let dir = Paths.scratch()
+        let path = dir.appendingPathComponent("hmp.sock").path
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        _ = withUnsafeMutableBytes(of: &addr.sun_path) { buf in path.utf8CString.withUnsafeBytes { buf.copyMemory(from: $0) } }
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        #expect(bound == 0 && listen(fd, 1) == 0)
+        let server = Thread {
+            let c = accept(fd, nil, nil)
+            let greeting = "QEMU 7.2.0 monitor - type 'help' for more information\r\n(qemu) "
+            _ = greeting.withCString { write(c, $0, strlen($0)) }
+            usleep(500_000)
+            close(c)
+        }
+        server.start()
+        let r = try CLI.run(["record", "--qemu-monitor", path, "--pid", "\(getpid())", "-o", dir.appendingPathComponent("x.vptr").path])
+        #expect(r.status == 2)
+        #expect(r.stderr == "pinreplay: \(path): not a QMP socket (it said 'QEMU 7.2.0 monitor - type 'help' for more information\r'); start QEMU with -qmp unix:PATH,server=on,wait=off\n")
     }
 }
