@@ -68,6 +68,6 @@ import TestSupport
         server.start()
         let r = try CLI.run(["record", "--qemu-monitor", path, "--pid", "\(getpid())", "-o", dir.appendingPathComponent("x.vptr").path])
         #expect(r.status == 2)
-        #expect(r.stderr == "pinreplay: \(path): not a QMP socket (it said 'QEMU 7.2.0 monitor - type 'help' for more information\r'); start QEMU with -qmp unix:PATH,server=on,wait=off\n")
+        #expect(r.stderr == "pinreplay: \(path): not a QMP socket (it said 'QEMU 7.2.0 monitor - type 'help' for more information'); start QEMU with -qmp unix:PATH,server=on,wait=off\n")
     }
 }
