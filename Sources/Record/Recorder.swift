@@ -92,13 +92,47 @@ public struct Recorder {
         return runs
     }
 
+    /// The bits of `/proc/kpageflags` that decide a frame's class (include/uapi/linux/kernel-page-flags.h).
+    public enum KPF {
+        /// No struct page (`pfn_valid()` false): mmio.
+        public static let nopage: UInt64 = 1 << 20
+        /// The shared zero page.
+        public static let zeroPage: UInt64 = 1 << 24
+        /// PageReserved.
+        public static let reserved: UInt64 = 1 << 32
+    }
+
+    /// The class of each of `count` frames from `pfn`, from a kpageflags file: nil where it
+    /// cannot be read.
+    static func classes(kpageflagsFD fd: Int32, pfn: UInt64, count: UInt64) -> [PfnKind?] {
+        var out: [PfnKind?] = []
+        var buf = [UInt64](repeating: 0, count: Int(min(count, 4096)))
+        var at = pfn
+        while at < pfn + count {
+            let n = min(UInt64(buf.count), pfn + count - at)
+            let got = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, Int(n) * 8, off_t(at * 8)) }
+            guard got > 0 else { break }
+            for f in buf[0..<(got / 8)] {
+                out.append(f & (KPF.zeroPage | KPF.reserved) != 0 ? .reserved : f & KPF.nopage != 0 ? .mmio : .ram)
+            }
+            at += UInt64(got / 8)
+        }
+        out += [PfnKind?](repeating: nil, count: Int(count) - out.count)
+        return out
+    }
+
     /// The statements of a snapshot: VMAs, and with a pagemap the ptes of present pages, the
-    /// pfn classes they need and a pool for later faults.
-    public mutating func snapshot(maps: [MapsEntry], pagemapFD: Int32?, memlock: UInt64??, capIpcLock: Bool? = nil) -> [Statement] {
+    /// pfn classes they need (from kpageflags where it can be read: the zero page, reserved
+    /// frames, frames without a struct page) and a pool for later faults.
+    public mutating func snapshot(
+        maps: [MapsEntry], pagemapFD: Int32?, memlock: UInt64??, capIpcLock: Bool? = nil, kpageflagsFD: Int32? = nil
+    ) -> [Statement] {
         var vmas: [VMASpec] = []
         for e in maps { if let v = vma(e) { vmas.append(v) } }
         var ptes: [Statement] = []
-        var ram: [(start: UInt64, count: UInt64)] = []
+        var classed: [(start: UInt64, count: UInt64, kind: PfnKind)] = []
+        var zeroPfn: UInt64?
+        var unreadFlags = false
         var hidden = false
         var rng = SplitMix64(seed: seed)
         var cursor: UInt64 = 0x10_0000 + (rng.below(1 << 16) << 9)
@@ -111,20 +145,50 @@ public struct Recorder {
                         pfn = cursor
                         cursor += r.count + rng.below(64)
                     }
-                    ptes.append(.pte(vaddr: r.vpn << 12, count: r.count, pfn: pfn, readOnly: !v.write))
-                    ram.append((pfn, r.count))
+                    guard !hidden, let kfd = kpageflagsFD else {
+                        classed.append((pfn, r.count, .ram))
+                        ptes.append(.pte(vaddr: r.vpn << 12, count: r.count, pfn: pfn, readOnly: !v.write))
+                        continue
+                    }
+                    // Class segments of the run; the zero page gets a read-only pte of its own.
+                    var pieceStart: UInt64 = 0
+                    for (k, c) in Self.classes(kpageflagsFD: kfd, pfn: pfn, count: r.count).enumerated() {
+                        let kind = c ?? .ram
+                        if c == nil { unreadFlags = true }
+                        let at = pfn + UInt64(k)
+                        if let last = classed.last, last.kind == kind, last.start + last.count == at {
+                            classed[classed.count - 1].count += 1
+                        } else {
+                            classed.append((at, 1, kind))
+                        }
+                        guard kind == .reserved, Self.isZeroPage(kpageflagsFD: kfd, pfn: at) else { continue }
+                        zeroPfn = at
+                        let k = UInt64(k)
+                        if k > pieceStart {
+                            ptes.append(.pte(vaddr: (r.vpn + pieceStart) << 12, count: k - pieceStart, pfn: pfn + pieceStart, readOnly: !v.write))
+                        }
+                        ptes.append(.pte(vaddr: (r.vpn + k) << 12, count: 1, pfn: at, readOnly: true))
+                        pieceStart = k + 1
+                    }
+                    if pieceStart < r.count {
+                        ptes.append(.pte(vaddr: (r.vpn + pieceStart) << 12, count: r.count - pieceStart, pfn: pfn + pieceStart, readOnly: !v.write))
+                    }
                 }
             }
         }
         if hidden {
             note("the kernel hid pagemap pfns (not root): pfns laid out from seed \(seed)")
         }
-        if !ram.isEmpty {
-            note("every frame the pagemap shows is ordinary ram (the zero page and other reserved frames are not told apart)")
+        if !classed.isEmpty && (kpageflagsFD == nil || hidden) {
+            note("every frame the pagemap shows is ordinary ram (/proc/kpageflags could not be read: the zero page and other reserved frames are not told apart)")
+        } else if unreadFlags {
+            note("frames past the end of the kpageflags file are ordinary ram")
         }
-        // The kernel image and its zero page are not in any process's pagemap; without them a
-        // read-only pin of untouched memory could not find the zero page, as it does on a host.
-        note("a kernel image of reserved frames at pfn \(hex(KernelImage.start))-\(hex(KernelImage.start + KernelImage.pages)) holding the zero page at \(hex(KernelImage.zeroPfn))")
+        if zeroPfn == nil {
+            // The kernel image and its zero page are not in any process's pagemap; without them
+            // a read-only pin of untouched memory could not find the zero page, as on a host.
+            note("a kernel image of reserved frames at pfn \(hex(KernelImage.start))-\(hex(KernelImage.start + KernelImage.pages)) holding the zero page at \(hex(KernelImage.zeroPfn))")
+        }
         if capIpcLock == nil {
             note("the process does not hold CAP_IPC_LOCK (its capabilities could not be read)")
         }
@@ -132,20 +196,24 @@ public struct Recorder {
         if let memlock { out.append(.memlock(memlock)) }
         if let capIpcLock { out.append(.capIpcLock(capIpcLock)) }
         for a in assumptions { out.append(.mark("assumed: " + a)) }
-        out.append(.pfns(.reserved, start: KernelImage.start, count: KernelImage.pages))
-        out.append(.zeroPage(KernelImage.zeroPfn))
-        // Every frame seen is ram (merged, in order); faults later take pages above them.
-        ram.sort { $0.start < $1.start }
-        var merged: [(start: UInt64, count: UInt64)] = []
-        for r in ram {
-            if let l = merged.last, r.start <= l.start + l.count {
+        if let zeroPfn {
+            out.append(.pfns(.reserved, start: zeroPfn, count: 1))
+            out.append(.zeroPage(zeroPfn))
+        } else {
+            out.append(.pfns(.reserved, start: KernelImage.start, count: KernelImage.pages))
+            out.append(.zeroPage(KernelImage.zeroPfn))
+        }
+        // Every frame seen, by class (merged, in order); faults later take pages above them.
+        var merged: [(start: UInt64, count: UInt64, kind: PfnKind)] = []
+        for r in classed.sorted(by: { $0.start < $1.start }) {
+            if let l = merged.last, l.kind == r.kind, r.start <= l.start + l.count {
                 merged[merged.count - 1].count = max(l.start + l.count, r.start + r.count) - l.start
             } else {
                 merged.append(r)
             }
         }
-        out += merged.map { .pfns(.ram, start: $0.start, count: $0.count) }
-        let top = merged.last.map { $0.start + $0.count } ?? 0x10_0000
+        out += merged.filter { $0.start != zeroPfn || $0.count != 1 }.map { .pfns($0.kind, start: $0.start, count: $0.count) }
+        let top = merged.map { $0.start + $0.count }.max() ?? 0x10_0000
         let poolStart = (top + 0x3FFFF) & ~0x3FFFF
         out.append(.mark("assumed: a pool of 1 GiB at pfn \(hex(poolStart)) for faults"))
         out.append(.pool(start: poolStart, count: 1 << 18))
@@ -170,6 +238,21 @@ public func memlockLimit(_ limits: String) -> UInt64?? {
 /// RLIMIT_MEMLOCK of a live process, as `memlockLimit`; nil as well when its limits cannot be read.
 public func memlockLimit(pid: Int32) -> UInt64?? {
     (try? readProcText("/proc/\(pid)/limits")).flatMap(memlockLimit)
+}
+
+extension Recorder {
+    /// Whether kpageflags marks `pfn` as the zero page.
+    static func isZeroPage(kpageflagsFD fd: Int32, pfn: UInt64) -> Bool {
+        var f: UInt64 = 0
+        return pread(fd, &f, 8, off_t(pfn * 8)) == 8 && f & KPF.zeroPage != 0
+    }
+}
+
+/// `/proc/kpageflags` (or a saved copy) opened for reading, or nil with the reason when it
+/// cannot be (it needs root).
+public func openKpageflags(_ path: String = "/proc/kpageflags") -> Int32? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    return fd >= 0 ? fd : nil
 }
 
 /// Whether `/proc/PID/status` text shows CAP_IPC_LOCK (bit 14) in the effective set, nil when

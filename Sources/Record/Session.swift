@@ -14,6 +14,8 @@ public struct RecordSources {
     public var memlock: UInt64??
     /// Whether the process holds CAP_IPC_LOCK; nil when unknown.
     public var capIpcLock: Bool?
+    /// `/proc/kpageflags` or a saved copy, to tell the zero page and reserved frames from ram.
+    public var kpageflagsFD: Int32?
     /// `info mtree -f` text and how to find a section's host address.
     public var flatView: (text: String, source: String, hva: (UInt64) throws -> UInt64?)?
     /// A QEMU trace log of the VFIO listener's events.
@@ -30,7 +32,9 @@ public struct RecordSources {
 /// Builds the trace statements of a recording.
 public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [Statement] {
     let entries = try parseMaps(src.mapsText, file: src.mapsName)
-    var out = recorder.snapshot(maps: entries, pagemapFD: src.pagemapFD, memlock: src.memlock ?? nil, capIpcLock: src.capIpcLock)
+    var out = recorder.snapshot(
+        maps: entries, pagemapFD: src.pagemapFD, memlock: src.memlock ?? nil, capIpcLock: src.capIpcLock,
+        kpageflagsFD: src.kpageflagsFD)
     // With a trace log the requests come from the log; a flat view then only says which
     // sections are read-only.
     if let fv = src.flatView, src.qemuTrace == nil {
@@ -103,6 +107,7 @@ public func recordQEMU(socket: String, pid: Int32, recorder: inout Recorder) thr
     defer { if fd >= 0 { close(fd) } }
     src.memlock = memlockLimit(pid: pid)
     src.capIpcLock = capIpcLock(pid: pid)
+    src.kpageflagsFD = openKpageflags()
     src.flatView = (mtree, "\(socket) (info mtree -f)", qmp.gpa2hva)
     return try record(src, recorder: &recorder)
 }
@@ -160,7 +165,10 @@ public func watchQEMU(
     let fd = open("/proc/\(pid)/pagemap", O_RDONLY | O_CLOEXEC)
     defer { if fd >= 0 { close(fd) } }
     let memlock = memlockLimit(pid: pid)
-    var out = recorder.snapshot(maps: maps, pagemapFD: fd >= 0 ? fd : nil, memlock: memlock ?? nil, capIpcLock: capIpcLock(pid: pid))
+    let kfd = openKpageflags()
+    defer { if let kfd { close(kfd) } }
+    var out = recorder.snapshot(
+        maps: maps, pagemapFD: fd >= 0 ? fd : nil, memlock: memlock ?? nil, capIpcLock: capIpcLock(pid: pid), kpageflagsFD: kfd)
     var mapped = try sections()
     out.append(.mark("realize: the vfio listener maps QEMU's flat view"))
     out += mapped.sorted { $0.iova < $1.iova }.map(\.request)

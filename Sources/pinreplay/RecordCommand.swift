@@ -25,6 +25,8 @@ struct RecordCommand: ParsableCommand {
     @Option(help: "A live process to record.") var pid: Int32?
     @Option(help: "A saved /proc/PID/maps.") var maps: String?
     @Option(help: "A saved /proc/PID/pagemap (or the live one).") var pagemap: String?
+    @Option(help: "A saved /proc/kpageflags (with --pid: the live one, when readable) to tell the zero page, reserved frames and frames without struct page from ram.")
+    var kpageflags: String?
     @Option(help: "QMP socket of the QEMU process given by --pid.") var qemuMonitor: String?
     @Option(help: "With --qemu-monitor: keep watching this many seconds; each change of QEMU's memory map or flat view becomes vma/munmap statements and the listener's unmaps and maps.") var watch: Double?
     @Option(help: "Seconds between two looks while watching.") var interval: Double = 0.1
@@ -82,6 +84,14 @@ struct RecordCommand: ParsableCommand {
         }
         src.memlock = pid.flatMap { memlockLimit(pid: $0) }
         src.capIpcLock = pid.flatMap { capIpcLock(pid: $0) }
+        if let kpageflags {
+            guard let fd = openKpageflags(kpageflags) else {
+                throw TraceError(file: kpageflags, .file, "cannot open: \(String(cString: strerror(errno)))")
+            }
+            src.kpageflagsFD = fd  // closed at exit
+        } else if pid != nil {
+            src.kpageflagsFD = openKpageflags()
+        }
         if let mtree {
             let table = try hva.map { parseGpa2hvaLines(try readProcText($0)) } ?? [:]
             src.flatView = (try readProcText(mtree), mtree, { table[$0] })

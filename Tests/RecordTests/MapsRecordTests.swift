@@ -101,4 +101,82 @@ import VFIOEngines
         #expect(!none.contains { if case .capIpcLock = $0 { true } else { false } })
         #expect(unknown.assumptions.contains("the process does not hold CAP_IPC_LOCK (its capabilities could not be read)"))
     }
+
+    /// A sparse file holding `entries` as 8-byte little-endian words at `index * 8`, as
+    /// /proc/PID/pagemap and /proc/kpageflags are laid out.
+    static func sparse(_ path: String, _ entries: [(index: UInt64, word: UInt64)]) -> Int32 {
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o644)
+        for (index, word) in entries {
+            var w = word.littleEndian
+            _ = pwrite(fd, &w, 8, off_t(index * 8))
+        }
+        return fd
+    }
+
+    @Test("kpageflags tells the zero page and reserved frames from ram: read-faulted anonymous memory records on the zero page, read-only, and v4.17-rc1 maps its run")
+    func kpageflagsSample() throws {
+        let dir = Paths.scratch()
+        let maps = try parseMaps("00400000-00408000 rw-p 00000000 00:00 0 \n", file: "maps")
+        let present: UInt64 = 1 << 63
+        // Pages 0-1 written (ram 0x5000, 0x5001), 2-3 read-faulted (the zero page 0x3000), 4 a
+        // reserved firmware frame; the rest never touched.
+        let pagemap = Self.sparse(
+            dir.appendingPathComponent("pagemap").path,
+            [(0x400, present | 0x5000), (0x401, present | 0x5001), (0x402, present | 0x3000), (0x403, present | 0x3000), (0x404, present | 0x3001)])
+        let kpageflags = Self.sparse(
+            dir.appendingPathComponent("kpageflags").path,
+            [(0x3000, Recorder.KPF.zeroPage | Recorder.KPF.reserved), (0x3001, Recorder.KPF.reserved), (0x5000, 1 << 12), (0x5001, 1 << 12)])
+        defer {
+            close(pagemap)
+            close(kpageflags)
+        }
+        var recorder = Recorder()
+        let out = recorder.snapshot(maps: maps, pagemapFD: pagemap, memlock: nil, capIpcLock: false, kpageflagsFD: kpageflags)
+        #expect(
+            out.filter { if case .mark = $0 { false } else { true } }.map(\.canonicalText) == [
+                "page_shift 12", "cap_ipc_lock no", "pfns reserved 0x3000 1", "zero_page 0x3000", "pfns reserved 0x3000 2", "pfns ram 0x5000 2",
+                "pool 0x40000 262144", "vma 0x400000 0x408000 rw-", "pte 0x400000 2 0x5000", "pte 0x402000 1 0x3000 ro",
+                "pte 0x403000 1 0x3000 ro", "pte 0x404000 1 0x3001",
+            ])
+        #expect(!recorder.assumptions.contains { $0.contains("kpageflags could not be read") })
+        // The ROM-like read-only map: v4.16 maps the zero page page by page, v4.17-rc1 its run.
+        var none = NoObserver()
+        let report = try Replayer(engines: [V4_16(), V4_17_rc1()])
+            .replay(statements: out + [.map(iova: 0, vaddr: 0x402000, size: 0x2000, access: .read)], name: "sample", observer: &none)
+        let d = try #require(report.divergences.first)
+        #expect(d.kind == .mapping)
+        #expect(d.outcomes[0] == .map(ret: 0, chunks: [chunk(0, 0x3000, 1), chunk(0x1000, 0x3000, 1)], lockedVM: 0))
+        #expect(d.outcomes[1] == .map(ret: 0, chunks: [chunk(0, 0x3000, 2)], lockedVM: 0))
+    }
+
+    @Test(
+        "Live: this process's read-faulted anonymous memory records on the zero page, read-only",
+        .enabled(if: access("/proc/kpageflags", R_OK) == 0, "/proc/kpageflags is not readable here (it needs root)"))
+    func kpageflagsLive() throws {
+        let pages = 16
+        guard let p = mmap(nil, pages * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
+            Issue.record("mmap failed")
+            return
+        }
+        defer { munmap(p, pages * 4096) }
+        var sum = 0
+        for i in 0..<pages { sum += Int(p.load(fromByteOffset: i * 4096, as: UInt8.self)) }
+        #expect(sum == 0)
+        let start = UInt64(UInt(bitPattern: p))
+        let maps = try parseMaps(try readProcText("/proc/self/maps"), file: "/proc/self/maps")
+        let pagemap = open("/proc/self/pagemap", O_RDONLY)
+        let kpageflags = try #require(openKpageflags())
+        defer {
+            close(pagemap)
+            close(kpageflags)
+        }
+        var recorder = Recorder()
+        let out = recorder.snapshot(maps: maps, pagemapFD: pagemap, memlock: nil, capIpcLock: nil, kpageflagsFD: kpageflags)
+        let zero = out.compactMap { if case .zeroPage(let z) = $0 { z } else { nil } }.first
+        let ours = out.compactMap { s -> (UInt64, UInt64?, Bool)? in
+            if case let .pte(v, _, pfn, ro, _) = s, v >= start, v < start + UInt64(pages * 4096) { (v, pfn, ro) } else { nil }
+        }
+        #expect(ours.count == pages)
+        #expect(ours.allSatisfy { $0.1 == zero && $0.2 }, "every page on the zero page \(zero.map(hex) ?? "?"), read-only")
+    }
 }
