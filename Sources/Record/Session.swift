@@ -16,6 +16,9 @@ public struct RecordSources {
     public var capIpcLock: Bool?
     /// `/proc/kpageflags` or a saved copy, to tell the zero page and reserved frames from ram.
     public var kpageflagsFD: Int32?
+    /// Later snapshots of the same process (maps text, name, pagemap): each becomes the
+    /// vma/munmap/pte changes since the one before.
+    public var laterSnapshots: [(text: String, name: String, pagemapFD: Int32?)] = []
     /// `info mtree -f` text and how to find a section's host address.
     public var flatView: (text: String, source: String, hva: (UInt64) throws -> UInt64?)?
     /// A QEMU trace log of the VFIO listener's events.
@@ -35,6 +38,15 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
     var out = recorder.snapshot(
         maps: entries, pagemapFD: src.pagemapFD, memlock: src.memlock ?? nil, capIpcLock: src.capIpcLock,
         kpageflagsFD: src.kpageflagsFD)
+    var previous = out
+    for later in src.laterSnapshots {
+        let next = recorder.snapshot(
+            maps: try parseMaps(later.text, file: later.name), pagemapFD: later.pagemapFD, memlock: nil,
+            capIpcLock: src.capIpcLock, kpageflagsFD: src.kpageflagsFD)
+        out.append(.mark("snapshot \(later.name): what changed since the one before"))
+        out += snapshotChanges(from: previous, to: next)
+        previous = next
+    }
     // With a trace log the requests come from the log; a flat view then only says which
     // sections are read-only.
     if let fv = src.flatView, src.qemuTrace == nil {
@@ -201,4 +213,38 @@ public func watchQEMU(
 private func formatSeconds(_ s: Double) -> String {
     let ms = Int((s * 1000).rounded())
     return "\(ms / 1000).\(String(repeating: "0", count: 3 - String(ms % 1000).count))\(ms % 1000) s"
+}
+
+/// The statements that turn one snapshot's state into the next: munmaps of VMAs that went,
+/// the VMAs that came or changed, `pte ... none` where pages went, the classes of new frames,
+/// then the ptes that came (all of them inside a VMA declared anew, which dropped its ptes).
+func snapshotChanges(from old: [Statement], to new: [Statement]) -> [Statement] {
+    func vmas(_ s: [Statement]) -> [VMASpec] { s.compactMap { if case .vma(let v) = $0 { v } else { nil } } }
+    let oldVMAs = vmas(old)
+    let newVMAs = vmas(new)
+    let oldSet = Set(old.map(\.canonicalText))
+    let newSet = Set(new.map(\.canonicalText))
+    var out: [Statement] = []
+    for v in oldVMAs where !newSet.contains(Statement.vma(v).canonicalText) {
+        out.append(.munmap(start: v.start, end: v.end))
+    }
+    let fresh = newVMAs.filter { !oldSet.contains(Statement.vma($0).canonicalText) }
+    out += fresh.map { .vma($0) }
+    for s in old {
+        if case let .pte(vaddr, count, _?, _, _) = s, !newSet.contains(s.canonicalText) {
+            out.append(.pte(vaddr: vaddr, count: count, pfn: nil, readOnly: false))
+        }
+    }
+    for s in new {
+        switch s {
+        case .pfns, .zeroPage:
+            if !oldSet.contains(s.canonicalText) { out.append(s) }
+        default: break
+        }
+    }
+    for s in new {
+        guard case let .pte(vaddr, _, _, _, _) = s else { continue }
+        if !oldSet.contains(s.canonicalText) || fresh.contains(where: { $0.start <= vaddr && vaddr < $0.end }) { out.append(s) }
+    }
+    return out
 }

@@ -23,8 +23,8 @@ struct RecordCommand: ParsableCommand {
             """)
 
     @Option(help: "A live process to record.") var pid: Int32?
-    @Option(help: "A saved /proc/PID/maps.") var maps: String?
-    @Option(help: "A saved /proc/PID/pagemap (or the live one).") var pagemap: String?
+    @Option(help: "A saved /proc/PID/maps; several, in time order, record how the process changed between them.") var maps: [String] = []
+    @Option(help: "A saved /proc/PID/pagemap (or the live one); several pair with --maps by position.") var pagemap: [String] = []
     @Option(help: "A saved /proc/kpageflags (with --pid: the live one, when readable) to tell the zero page, reserved frames and frames without struct page from ram.")
     var kpageflags: String?
     @Option(help: "QMP socket of the QEMU process given by --pid.") var qemuMonitor: String?
@@ -41,7 +41,8 @@ struct RecordCommand: ParsableCommand {
     @Flag(help: "Write the text form.") var text = false
 
     func run() throws {
-        guard (pid == nil) != (maps == nil) else { throw UsageError("give either --pid PID or --maps FILE") }
+        guard (pid == nil) != maps.isEmpty else { throw UsageError("give either --pid PID or --maps FILE") }
+        guard pagemap.count <= max(1, maps.count) else { throw UsageError("more --pagemap files than --maps files") }
         guard qemuMonitor == nil || pid != nil else { throw UsageError("--qemu-monitor needs --pid of the same QEMU") }
         guard watch == nil || qemuMonitor != nil else { throw UsageError("--watch needs --qemu-monitor") }
         guard hva == nil || mtree != nil else { throw UsageError("--hva needs --mtree") }
@@ -75,12 +76,16 @@ struct RecordCommand: ParsableCommand {
     }
 
     private func sources() throws -> RecordSources {
-        let mapsPath = maps ?? "/proc/\(pid ?? 0)/maps"
-        var src = RecordSources(mapsText: try readProcText(mapsPath), mapsName: mapsPath)
-        if let path = pagemap ?? pid.map({ "/proc/\($0)/pagemap" }) {
+        func openPagemap(_ path: String) throws -> Int32 {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw TraceError(file: path, .file, "cannot open: \(String(cString: strerror(errno)))") }
-            src.pagemapFD = fd  // closed at exit
+            return fd  // closed at exit
+        }
+        let mapsPath = maps.first ?? "/proc/\(pid ?? 0)/maps"
+        var src = RecordSources(mapsText: try readProcText(mapsPath), mapsName: mapsPath)
+        if let path = pagemap.first ?? pid.map({ "/proc/\($0)/pagemap" }) { src.pagemapFD = try openPagemap(path) }
+        for (i, path) in maps.enumerated().dropFirst() {
+            src.laterSnapshots.append((try readProcText(path), path, i < pagemap.count ? try openPagemap(pagemap[i]) : nil))
         }
         src.memlock = pid.flatMap { memlockLimit(pid: $0) }
         src.capIpcLock = pid.flatMap { capIpcLock(pid: $0) }

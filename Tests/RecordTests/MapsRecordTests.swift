@@ -179,4 +179,34 @@ import VFIOEngines
         #expect(ours.count == pages)
         #expect(ours.allSatisfy { $0.1 == zero && $0.2 }, "every page on the zero page \(zero.map(hex) ?? "?"), read-only")
     }
+
+    @Test("Several saved maps over time: each later snapshot becomes the munmaps, VMAs and pte changes since the one before")
+    func snapshotSequence() throws {
+        let dir = Paths.scratch()
+        let present: UInt64 = 1 << 63
+        let pm1 = Self.sparse(dir.appendingPathComponent("pm1").path, [(0x400, present | 0x5000), (0x401, present | 0x5001)])
+        let pm2 = Self.sparse(dir.appendingPathComponent("pm2").path, [(0x400, present | 0x5000), (0x600, present | 0x6000)])
+        defer {
+            close(pm1)
+            close(pm2)
+        }
+        var src = RecordSources(
+            mapsText: "00400000-00408000 rw-p 00000000 00:00 0\n00500000-00501000 rw-p 00000000 00:00 0\n", mapsName: "maps.1")
+        src.pagemapFD = pm1
+        src.capIpcLock = false
+        src.laterSnapshots = [("00400000-00408000 rw-p 00000000 00:00 0\n00600000-00602000 rw-p 00000000 00:00 0\n", "maps.2", pm2)]
+        var recorder = Recorder()
+        let out = try record(src, recorder: &recorder)
+        let tail = out.drop { $0 != .mark("snapshot maps.2: what changed since the one before") }.map(\.canonicalText)
+        #expect(
+            tail == [
+                "mark snapshot maps.2: what changed since the one before", "munmap 0x500000 0x501000", "vma 0x600000 0x602000 rw-",
+                "pte 0x400000 2 none", "pfns ram 0x5000 1", "pfns ram 0x6000 1", "pte 0x400000 1 0x5000", "pte 0x600000 1 0x6000",
+            ])
+        // The sequence replays: the ballooned page is gone, the new buffer maps.
+        var none = NoObserver()
+        let report = try Replayer(engines: [V4_16()])
+            .replay(statements: out + [.map(iova: 0, vaddr: 0x600000, size: 0x1000, access: [.read, .write])], name: "seq", observer: &none)
+        #expect(report.violations.isEmpty && report.requests == 1)
+    }
 }
