@@ -7,13 +7,12 @@
 import VFIOModel
 
 /// The first RFC: `try_io_pfnmap()` first, on any `VM_IO|VM_PFNMAP` VMA, pfn from `vm_pgoff`.
-public struct RFCv1: PinEngine {
+public struct RFCv1: SinglePageEngine {
     public init() {}
     public var name: String { "rfc-v1" }
     public var aliases: [String] { [] }
     public var summary: String { "first RFC: try_io_pfnmap() before GUP on any VM_IO|VM_PFNMAP VMA" }
     public var kernels: String { "RFC posted 2018-02-24 on 4.16, never merged" }
-    public var profile: EngineProfile { .v4_16 }
 
     private let base = V4_16()
 
@@ -39,20 +38,7 @@ public struct RFCv1: PinEngine {
         return pinned
     }
 
-    /// No batch before 5.12: the per-request one goes unused.
-    public func vfio_pin_pages_remote(
-        _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ npage: Int, _ pfn_base: inout PFN, _ limit: UInt64,
-        _ batch: inout VFIOBatch
-    ) -> Int {
-        vfio_pin_pages_remote(k, dma, vaddr, npage, &pfn_base, dma.lock_cap, limit)
-    }
 
-    /// Unchanged from 4.16.
-    public func vfio_pin_page_external(
-        _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ pfn_base: inout PFN, _ do_accounting: Bool
-    ) -> Int {
-        V4_16().vfio_pin_page_external(k, dma, vaddr, &pfn_base, do_accounting)
-    }
 
     func vfio_pin_pages_remote(
         _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ npage: Int, _ pfn_base: inout PFN,

@@ -11,13 +11,12 @@ import VFIOModel
 
 /// Mainline before the patch: page-by-page walk, `rsvd` decided by the first pfn, a break on a
 /// non-contiguous pfn or an `rsvd` mismatch, unwind on error.
-public struct V4_16: PinEngine {
+public struct V4_16: SinglePageEngine {
     public init() {}
     public var name: String { "v4.16" }
     public var aliases: [String] { ["old"] }
     public var summary: String { "mainline before the patch: page-by-page walk, rsvd from the first pfn" }
     public var kernels: String { "4.16 and before (4.x up to 5.11 pin the same way)" }
-    public var profile: EngineProfile { .v4_16 }
 
     public func vaddr_get_pfn(_ k: Host, _ mm: MM, _ vaddr: VAddr, _ prot: Prot, _ pfn: inout PFN) -> Int {
         k.counters.vaddr_get_pfn += 1
@@ -41,26 +40,6 @@ public struct V4_16: PinEngine {
 
     /// Where the kernel function leaves through its labels.
     enum Exit { case out, unpinOut }
-
-    /// 4.16 has no batch: the per-request one goes unused.
-    public func vfio_pin_pages_remote(
-        _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ npage: Int, _ pfn_base: inout PFN, _ limit: UInt64,
-        _ batch: inout VFIOBatch
-    ) -> Int {
-        vfio_pin_pages_remote(k, dma, vaddr, npage, &pfn_base, dma.lock_cap, limit)
-    }
-
-    public func vfio_pin_page_external(
-        _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ pfn_base: inout PFN, _ do_accounting: Bool
-    ) -> Int {
-        guard let mm = k.current_mm else { return -ENODEV }  // get_task_mm()
-        var ret = vaddr_get_pfn(k, mm, vaddr, dma.prot, &pfn_base)
-        if ret == 0 && do_accounting && !k.is_invalid_reserved_pfn(pfn_base) {
-            ret = k.vfio_lock_acct(1, true)
-            if ret != 0 { _ = k.put_pfn(pfn_base, dma.prot) }  // pr_warn("RLIMIT_MEMLOCK exceeded")
-        }
-        return ret
-    }
 
     public func vfio_pin_pages_remote(
         _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ npage: Int, _ pfn_base: inout PFN,

@@ -11,13 +11,12 @@ import VFIOModel
 
 /// The final patch: a reserved first pfn returns `min(npage, vma_pages(vma))`; no `rsvd` in
 /// the walk.
-public struct V4_17_rc1: PinEngine {
+public struct V4_17_rc1: SinglePageEngine {
     public init() {}
     public var name: String { "v4.17-rc1" }
     public var aliases: [String] { ["patched"] }
     public var summary: String { "356e88ebe447: reserved first pfn returns min(npage, vma_pages); reverted" }
     public var kernels: String { "4.17-rc1 to -rc7 only (reverted before 4.17)" }
-    public var profile: EngineProfile { .v4_16 }
 
     /// Unchanged from 4.16.
     public func vaddr_get_pfn(_ k: Host, _ mm: MM, _ vaddr: VAddr, _ prot: Prot, _ pfn: inout PFN) -> Int {
@@ -26,20 +25,7 @@ public struct V4_17_rc1: PinEngine {
 
     enum Exit { case out, unpinOut }
 
-    /// No batch before 5.12: the per-request one goes unused.
-    public func vfio_pin_pages_remote(
-        _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ npage: Int, _ pfn_base: inout PFN, _ limit: UInt64,
-        _ batch: inout VFIOBatch
-    ) -> Int {
-        vfio_pin_pages_remote(k, dma, vaddr, npage, &pfn_base, dma.lock_cap, limit)
-    }
 
-    /// Unchanged from 4.16.
-    public func vfio_pin_page_external(
-        _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ pfn_base: inout PFN, _ do_accounting: Bool
-    ) -> Int {
-        V4_16().vfio_pin_page_external(k, dma, vaddr, &pfn_base, do_accounting)
-    }
 
     func vfio_pin_pages_remote(
         _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ npage: Int, _ pfn_base: inout PFN,
