@@ -193,11 +193,15 @@ public struct Replayer {
         }
         report.events = event
 
-        // What is still mapped is torn down as the process exits; findings are event N+1.
+        // What is still mapped is torn down as the process exits; findings are event N+1. The
+        // hosts share nothing, so they tear down at once.
         for (i, host) in hosts.enumerated() {
             report.summaries[i].lockedVMFinal = host.mm.locked_vm
             host.event = event + 1
-            host.teardown()
+        }
+        let box = ResultsBox(hosts)
+        DispatchQueue.concurrentPerform(iterations: hosts.count) { box.hosts[$0].teardown() }
+        for (i, host) in hosts.enumerated() {
             collectViolations(i)
             report.summaries[i].counters = host.counters
         }

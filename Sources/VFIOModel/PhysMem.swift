@@ -24,7 +24,7 @@ public struct PhysMem {
     /// Every frame that ever lay in a `pool` range (ram unless declared otherwise).
     public private(set) var poolEver = RunMap<Bool>()
     /// Frames still free in the pool, handed out lowest first; they never come back.
-    public private(set) var poolFree = RunMap<Bool>()
+    var poolFree = PoolRuns()
     /// The shared zero page, if the trace declared one.
     public var zeroPfn: PFN? { didSet { generation &+= 1 } }
     /// Moves whenever a frame's class or the zero page changes: what a cached lookup checks.
@@ -66,28 +66,17 @@ public struct PhysMem {
     public mutating func addPool(start: PFN, count: UInt64) {
         generation &+= 1
         poolEver.assign(start.rawValue, count, true)
-        poolFree.assign(start.rawValue, count, true)
+        poolFree.add(start.rawValue, count)
         finger = (0, 0, .mmio)
     }
 
     /// Takes the lowest free pool frame.
-    public mutating func allocPage() -> PFN? {
-        guard let first = poolFree.runs.first else { return nil }
-        poolFree.assign(first.start, 1, nil)
-        return PFN(first.start)
-    }
+    public mutating func allocPage() -> PFN? { poolFree.takeLowest().map { PFN($0) } }
 
     /// Takes the lowest free, naturally aligned block of `npages` frames (a huge page).
     public mutating func allocAligned(npages: UInt64) -> PFN? {
         precondition(npages > 0 && npages & (npages - 1) == 0, "huge page of \(npages) pages")
-        for r in poolFree.runs {
-            let aligned = (r.start + npages - 1) & ~(npages - 1)
-            if aligned + npages <= r.end {
-                poolFree.assign(aligned, npages, nil)
-                return PFN(aligned)
-            }
-        }
-        return nil
+        return poolFree.takeAligned(npages).map { PFN($0) }
     }
 
     /// Calls `body` for every piece of `[start, start + count)` over which the class stays the same.
@@ -104,7 +93,7 @@ public struct PhysMem {
     }
 
     /// Frames left in the pool.
-    public var poolFreePages: UInt64 { poolFree.runs.reduce(0) { $0 + $1.count } }
+    public var poolFreePages: UInt64 { poolFree.pages }
 
     /// References not yet written to `refs`: consecutive frames that each got `delta` once.
     /// GUP and `put_pfn()` walk frame after frame, so a run of them costs one update.
@@ -157,5 +146,78 @@ public struct PhysMem {
         let p = pending
         let extra = p.count > 0 && p.start <= pfn.rawValue && pfn.rawValue < p.start + p.count ? p.delta : 0
         return (refs.value(at: pfn.rawValue) ?? 0) + extra
+    }
+}
+
+/// The free pool: disjoint ranges in ascending order, consumed from the front. Faults take the
+/// lowest frame again and again, so the ranges used up are skipped by an index rather than
+/// removed one by one (which made a pool of a million fragments quadratic); they are dropped in
+/// bulk once they are half the array.
+struct PoolRuns {
+    private var runs: [(start: UInt64, end: UInt64)] = []
+    private var head = 0
+
+    /// Frames left.
+    var pages: UInt64 { runs[head...].reduce(0) { $0 + ($1.end - $1.start) } }
+
+    /// Makes `[start, start + count)` free (again, if it was used).
+    mutating func add(_ start: UInt64, _ count: UInt64) {
+        let end = start + count
+        if head == runs.count || start >= runs[runs.count - 1].end {
+            // The common case: pools come in ascending order.
+            if head < runs.count, runs[runs.count - 1].end == start {
+                runs[runs.count - 1].end = end
+            } else {
+                runs.append((start, end))
+            }
+            return
+        }
+        var live = Array(runs[head...]) + [(start, end)]
+        live.sort { $0.start < $1.start }
+        var merged: [(start: UInt64, end: UInt64)] = []
+        for r in live {
+            if let l = merged.last, r.start <= l.end {
+                merged[merged.count - 1].end = max(l.end, r.end)
+            } else {
+                merged.append(r)
+            }
+        }
+        runs = merged
+        head = 0
+    }
+
+    /// The lowest free frame, taken.
+    mutating func takeLowest() -> UInt64? {
+        while head < runs.count && runs[head].start == runs[head].end { head += 1 }
+        guard head < runs.count else { return nil }
+        let pfn = runs[head].start
+        runs[head].start += 1
+        compact()
+        return pfn
+    }
+
+    /// The lowest free block of `n` frames aligned to `n`, taken.
+    mutating func takeAligned(_ n: UInt64) -> UInt64? {
+        for i in head..<runs.count {
+            let aligned = (runs[i].start + n - 1) & ~(n - 1)
+            guard aligned + n <= runs[i].end else { continue }
+            if aligned == runs[i].start {
+                runs[i].start += n
+            } else {
+                let right = (aligned + n, runs[i].end)
+                runs[i].end = aligned
+                if right.0 < right.1 { runs.insert(right, at: i + 1) }
+            }
+            compact()
+            return aligned
+        }
+        return nil
+    }
+
+    private mutating func compact() {
+        if head > 1024 && head * 2 > runs.count {
+            runs.removeFirst(head)
+            head = 0
+        }
     }
 }
