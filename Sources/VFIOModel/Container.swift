@@ -273,12 +273,17 @@ extension Host {
         let end = dma.iova + dma.size
         var unlocked = 0
         if dma.size == 0 { return 0 }
+        // The domain's entries are cleared once at the end rather than extent by extent (each
+        // a removal from the middle of the run map): the walk never looks behind itself. The
+        // pages it skips stay mapped.
+        var holes: [IOVA] = []
 
         while iova < end {
             // iommu_iova_to_phys(): physical address 0 means nothing mapped (a WARN in the
             // kernel) and the walk skips a page.
             guard let run = iommu.domain.run(at: iova.rawValue >> PAGE_SHIFT), run.value != 0 else {
                 counters.iova_to_phys += 1
+                if iommu.domain.value(at: iova.rawValue >> PAGE_SHIFT) != nil { holes.append(iova) }
                 iova += PAGE_SIZE
                 continue
             }
@@ -294,6 +299,8 @@ extension Host {
             unlocked += engine.vfio_unpin_pages_remote(self, dma, iova, phys, Int(unmapped), false)
             iova += unmapped << PAGE_SHIFT
         }
+        iommu.domain.assign(dma.iova.rawValue >> PAGE_SHIFT, (iova - dma.iova) >> PAGE_SHIFT, nil)
+        for h in holes { iommu.domain.assign(h.rawValue >> PAGE_SHIFT, 1, 0) }
         dma.iommu_mapped = false
         if do_accounting {
             _ = vfio_lock_acct(-unlocked, nil)
@@ -302,10 +309,10 @@ extension Host {
         return unlocked
     }
 
-    /// `iommu_unmap()` of `npage` pages at `iova`; returns the pages unmapped.
+    /// `iommu_unmap()` of `npage` pages at `iova`; returns the pages unmapped. The caller
+    /// clears the domain's entries.
     func iommu_unmap(_ iova: IOVA, _ npage: UInt64) -> UInt64 {
         counters.iommu_unmap += 1
-        iommu.domain.assign(iova.rawValue >> PAGE_SHIFT, npage, nil)
         return npage
     }
 
