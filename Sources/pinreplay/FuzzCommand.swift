@@ -10,9 +10,9 @@ struct FuzzCommand: ParsableCommand {
         abstract: "Replay random traces through engines; reduce and keep what they find.",
         discussion: """
             Trace i depends only on the seed and i (swarm testing: each draws a random subset of \
-            features). Every finding is reduced (as reduce --keep its first kind) and written once \
-            per kind to --out as a text reproducer whose header names the seed, the index and the \
-            kind. Exit 0 when nothing was found, 1 when something was, 2 bad usage.
+            features). Each kind of difference a trace shows (a divergence kind, a violation on some \
+            engines only) is reduced the first time it is seen (as reduce --keep KIND) and written \
+            to --out as a text reproducer whose header names the seed, the index and the kind. Exit 0 when nothing was found, 1 when something was, 2 bad usage.
             """)
 
     @Option(help: "Engines to compare, comma separated (names, aliases, 'later' or 'all').")

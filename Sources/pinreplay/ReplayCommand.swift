@@ -22,7 +22,7 @@ struct ReplayCommand: ParsableCommand {
     @Argument(help: "Trace files, text or binary; - reads standard input.")
     var traces: [String]
 
-    @Option(help: "Engines to compare, comma separated (names or aliases), or 'all'.")
+    @Option(help: "Engines to compare, comma separated (names, aliases or the group 'later'), or 'all'.")
     var engines: String = Engines.defaultNames.joined(separator: ",")
 
     @Option(help: "Report form: text, json or jsonl.")
