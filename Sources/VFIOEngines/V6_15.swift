@@ -190,7 +190,7 @@ public struct V6_15: PinEngine, LeafRefill {
         _ refill: R, _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ pfn_base: inout PFN, _ do_accounting: Bool
     ) -> Int {
         guard let mm = k.current_mm else { return -ENODEV }  // get_task_mm()
-        var batch = VFIOBatch(single: ())  // vfio_batch_init_single()
+        var batch = VFIOBatch(disable_hugepages: true)  // vfio_batch_init_single(): one page
         var ret = refill.vaddr_get_pfns(k, mm, vaddr, 1, dma.prot, &pfn_base, &batch)
         if ret != 1 { return ret }
         ret = 0

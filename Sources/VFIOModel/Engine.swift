@@ -2,10 +2,9 @@
 
 /// What the world and the container do differently for the kernel an engine stands for
 /// (SPEC-LATER §1): the engine's host is built with it, so faults, `touch` and the container's
-/// rules follow the engine's kernel, not only its pinning function.
+/// rules follow the engine's kernel, not only its pinning function. (SPEC-LATER's `gup` field
+/// is not here: which GUP an engine calls is in its own code, and nothing else reads it.)
 public struct EngineProfile: Equatable, Sendable {
-    /// How the engine's GUP is shaped.
-    public enum GUP: Sendable { case singlePage, batch }
     /// What one fault of a `linear` io/pfnmap VMA (a vfio-pci BAR mmap) installs (§2.5).
     public enum PfnmapFaults: Sendable {
         /// One 4 KiB pte at the fault address (4.x).
@@ -16,7 +15,6 @@ public struct EngineProfile: Equatable, Sendable {
         case leaf
     }
 
-    public var gup: GUP
     /// R/O long-term pins break COW of reserved pages in private VMAs (mm 84209e87c696, 6.2).
     public var unshareRO: Bool
     public var pfnmapFaults: PfnmapFaults
@@ -28,10 +26,9 @@ public struct EngineProfile: Equatable, Sendable {
     public var pinNeedsStructPage: Bool
 
     public init(
-        gup: GUP, unshareRO: Bool, pfnmapFaults: PfnmapFaults, unmapTopFix: Bool, dmaEntryLimit: Bool,
+        unshareRO: Bool, pfnmapFaults: PfnmapFaults, unmapTopFix: Bool, dmaEntryLimit: Bool,
         pinNeedsStructPage: Bool
     ) {
-        self.gup = gup
         self.unshareRO = unshareRO
         self.pfnmapFaults = pfnmapFaults
         self.unmapTopFix = unmapTopFix
@@ -41,19 +38,19 @@ public struct EngineProfile: Equatable, Sendable {
 
     /// Linux 4.16 and everything built on it here (rfc-v1, v4.17-rc1, fixed).
     public static let v4_16 = EngineProfile(
-        gup: .singlePage, unshareRO: false, pfnmapFaults: .onePte, unmapTopFix: false, dmaEntryLimit: false,
+        unshareRO: false, pfnmapFaults: .onePte, unmapTopFix: false, dmaEntryLimit: false,
         pinNeedsStructPage: false)
     /// 5.12 to 5.19.
     public static let v5_15 = EngineProfile(
-        gup: .batch, unshareRO: false, pfnmapFaults: .wholeVMA, unmapTopFix: true, dmaEntryLimit: true,
+        unshareRO: false, pfnmapFaults: .wholeVMA, unmapTopFix: true, dmaEntryLimit: true,
         pinNeedsStructPage: false)
     /// 6.0 and 6.1.y.
     public static let v6_1 = EngineProfile(
-        gup: .batch, unshareRO: false, pfnmapFaults: .wholeVMA, unmapTopFix: true, dmaEntryLimit: true,
+        unshareRO: false, pfnmapFaults: .wholeVMA, unmapTopFix: true, dmaEntryLimit: true,
         pinNeedsStructPage: true)
     /// 6.2 on: R/O pins unshare, vfio-pci installs huge pfnmap leaves.
     public static let v6_12 = EngineProfile(
-        gup: .batch, unshareRO: true, pfnmapFaults: .leaf, unmapTopFix: true, dmaEntryLimit: true,
+        unshareRO: true, pfnmapFaults: .leaf, unmapTopFix: true, dmaEntryLimit: true,
         pinNeedsStructPage: true)
 }
 
@@ -76,12 +73,6 @@ public struct VFIOBatch {
     public init(disable_hugepages: Bool) {
         capacity = disable_hugepages ? 1 : Self.maxCapacity
         pages = [PFN](repeating: 0, count: capacity)
-    }
-
-    /// A batch of one page (`vfio_pin_page_external()`'s `pages[1]`).
-    public init(single: ()) {
-        capacity = 1
-        pages = [0]
     }
 }
 
