@@ -32,44 +32,13 @@ public final class VFIODma {
     public var lock_cap = false
     /// A reserved run was mapped into this dma (6.18: picks the unpin path); never cleared.
     public var has_rsvd = false
-    /// External pins, ordered by iova (the kernel's rb-tree).
-    public private(set) var pfn_list: [VFIOPfn] = []
+    /// External pins, keyed by iova.
+    public var pfn_list: [UInt64: VFIOPfn] = [:]
 
     public init(iova: IOVA, vaddr: VAddr, prot: Prot) {
         self.iova = iova
         self.vaddr = vaddr
         self.prot = prot
-    }
-}
-
-extension VFIODma {
-    /// Index of the first external pin at or above `iova`.
-    @usableFromInline func vpfnIndex(_ iova: IOVA) -> Int {
-        var lo = 0
-        var hi = pfn_list.count
-        while lo < hi {
-            let mid = (lo + hi) >> 1
-            if pfn_list[mid].iova < iova { lo = mid + 1 } else { hi = mid }
-        }
-        return lo
-    }
-
-    /// The external pin at exactly `iova`.
-    @usableFromInline func vpfn(_ iova: IOVA) -> VFIOPfn? {
-        let i = vpfnIndex(iova)
-        return i < pfn_list.count && pfn_list[i].iova == iova ? pfn_list[i] : nil
-    }
-
-    /// Inserts, replaces or (nil) removes the external pin at `iova`.
-    func setVpfn(_ iova: IOVA, _ vpfn: VFIOPfn?) {
-        let i = vpfnIndex(iova)
-        let present = i < pfn_list.count && pfn_list[i].iova == iova
-        switch (present, vpfn) {
-        case (true, let v?): pfn_list[i] = v
-        case (true, nil): pfn_list.remove(at: i)
-        case (false, let v?): pfn_list.insert(v, at: i)
-        case (false, nil): break
-        }
     }
 }
 
@@ -137,14 +106,19 @@ extension Host {
     /// `vfio_find_vpfn()`: the external pin of `dma` at exactly `iova`.
     @inlinable
     public func vfio_find_vpfn(_ dma: VFIODma, _ iova: IOVA) -> VFIOPfn? {
-        dma.pfn_list.isEmpty ? nil : dma.vpfn(iova)
+        dma.pfn_list.isEmpty ? nil : dma.pfn_list[iova.rawValue]
     }
 
-    /// `vpfn_pages()` (6.18): how many external pins lie in `npage` pages from `iova`.
+    /// `vpfn_pages()` (6.18): how many external pins lie in `npage` pages from `iova`; by the
+    /// pages or by the pins, whichever are fewer.
     public func vpfn_pages(_ dma: VFIODma, _ iova: IOVA, _ npage: Int) -> Int {
         if dma.pfn_list.isEmpty { return 0 }
-        let end = IOVA(iova.rawValue &+ UInt64(npage) << PAGE_SHIFT)
-        return dma.vpfnIndex(end) - dma.vpfnIndex(iova)
+        let start = iova.rawValue
+        let end = start &+ UInt64(npage) << PAGE_SHIFT
+        if npage <= dma.pfn_list.count {
+            return (0..<UInt64(npage)).count { dma.pfn_list[start &+ $0 << PAGE_SHIFT] != nil }
+        }
+        return dma.pfn_list.keys.count { start <= $0 && $0 < end }
     }
 
     // MARK: - Accounting
@@ -391,9 +365,9 @@ extension Host {
                     ret = -EPERM
                     break pin
                 }
-                if var vpfn = vfio_find_vpfn(dma, iova_i) {
+                if var vpfn = dma.pfn_list[iova_i.rawValue] {
                     vpfn.ref_count += 1
-                    dma.setVpfn(iova_i, vpfn)
+                    dma.pfn_list[iova_i.rawValue] = vpfn
                     phys_pfn.append(vpfn.pfn)
                     i += 1
                     continue
@@ -407,7 +381,7 @@ extension Host {
                     ret = -EINVAL
                     break pin
                 }
-                dma.setVpfn(iova_i, VFIOPfn(iova: iova_i, pfn: pfn, ref_count: 1))
+                dma.pfn_list[iova_i.rawValue] = VFIOPfn(iova: iova_i, pfn: pfn, ref_count: 1)
                 phys_pfn.append(pfn)
                 i += 1
             }
@@ -431,9 +405,9 @@ extension Host {
         vpfn.ref_count -= 1
         if vpfn.ref_count == 0 {
             unlocked = put_pfn(vpfn.pfn, dma.prot)
-            dma.setVpfn(iova, nil)
+            dma.pfn_list[iova.rawValue] = nil
         } else {
-            dma.setVpfn(iova, vpfn)
+            dma.pfn_list[iova.rawValue] = vpfn
         }
         if do_accounting { _ = vfio_lock_acct(-unlocked, true) }
         return unlocked
@@ -460,8 +434,10 @@ extension Host {
 
     /// The vendor driver's answer to an unmap notification: every pin on `dma` released.
     func releaseExternalPins(_ dma: VFIODma) {
-        while let vpfn = dma.pfn_list.first {
-            _ = vfio_unpin_page_external(dma, vpfn.iova, false)
+        for key in dma.pfn_list.keys.sorted() {
+            while dma.pfn_list[key] != nil {
+                _ = vfio_unpin_page_external(dma, IOVA(key), false)
+            }
         }
     }
 
