@@ -221,16 +221,7 @@ public final class Host {
     /// page) mapped read-only in place of the old pte, an exclusive anonymous page.
     private func unshare(_ vma: VMA, _ vaddr: VAddr) -> Result<PFN, Errno> {
         counters.faults += 1
-        if vma.isHugetlb {
-            let npages = vma.hugetlbSize >> PAGE_SHIFT
-            guard let block = phys.allocAligned(npages: npages) else { return .failure(Errno(errno: EFAULT)) }
-            let hstart = VAddr(vaddr.rawValue & ~(vma.hugetlbSize - 1))
-            mm.setPtes(hstart.vpn, npages, Pte(pfn: block, writable: false, exclusive: true))
-            return .success(block + Int((vaddr - hstart) >> PAGE_SHIFT))
-        }
-        guard let pfn = phys.allocPage() else { return .failure(Errno(errno: ENOMEM)) }
-        mm.setPtes(vaddr.vpn, 1, Pte(pfn: pfn, writable: false, exclusive: true))
-        return .success(pfn)
+        return freshPage(vma, vaddr) { Pte(pfn: $0, writable: false, exclusive: true) }
     }
 
     /// A positive errno carried through `Result`.
@@ -317,17 +308,23 @@ public final class Host {
     /// A fresh pool page (a fresh aligned block for the whole huge page in hugetlb) mapped
     /// writable at `vaddr`: a missing hugetlb page, or a private copy-on-write.
     private func cowFault(_ vma: VMA, _ vaddr: VAddr) -> Result<PFN, Errno> {
+        // A 4 KiB copy is writable whatever the VMA says; a hugetlb block as the VMA allows.
+        freshPage(vma, vaddr) { Pte(pfn: $0, writable: vma.isHugetlb ? vma.write : true) }
+    }
+
+    /// Takes a fresh pool page, or in hugetlb a fresh aligned block for the whole huge page
+    /// (pool exhausted: -ENOMEM, hugetlb -EFAULT), maps it at `vaddr` with the pte `make` gives
+    /// for its first frame, and returns the frame at `vaddr`.
+    private func freshPage(_ vma: VMA, _ vaddr: VAddr, _ make: (PFN) -> Pte) -> Result<PFN, Errno> {
         if vma.isHugetlb {
             let npages = vma.hugetlbSize >> PAGE_SHIFT
-            guard let block = phys.allocAligned(npages: npages) else {
-                return .failure(Errno(errno: EFAULT))
-            }
+            guard let block = phys.allocAligned(npages: npages) else { return .failure(Errno(errno: EFAULT)) }
             let hstart = VAddr(vaddr.rawValue & ~(vma.hugetlbSize - 1))
-            mm.setPtes(hstart.vpn, npages, Pte(pfn: block, writable: vma.write))
+            mm.setPtes(hstart.vpn, npages, make(block))
             return .success(block + Int((vaddr - hstart) >> PAGE_SHIFT))
         }
         guard let pfn = phys.allocPage() else { return .failure(Errno(errno: ENOMEM)) }
-        mm.setPtes(vaddr.vpn, 1, Pte(pfn: pfn, writable: true))
+        mm.setPtes(vaddr.vpn, 1, make(pfn))
         return .success(pfn)
     }
 

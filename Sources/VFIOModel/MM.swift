@@ -179,15 +179,19 @@ public final class MM {
         generation &+= 1
         guard count > 0 else { return }
         if hasHugeLeaves {
-            for edge in [vpn, vpn + count - 1] {
-                if let r = ptes.run(at: edge), r.value.leafShift > 12 {
-                    let n = r.value.leafPages
-                    ptes.assign(edge & ~(n - 1), n, nil)
-                }
-            }
+            dropLeaf(at: vpn)
+            dropLeaf(at: vpn + count - 1)
         }
         if let pte, pte.leafShift > 12 { hasHugeLeaves = true }
         ptes.assign(vpn, count, pte)
+    }
+
+    /// Drops the huge leaf that holds `vpn`, if it is one.
+    private func dropLeaf(at vpn: UInt64) {
+        if let r = ptes.run(at: vpn), r.value.leafShift > 12 {
+            let n = r.value.leafPages
+            ptes.assign(vpn & ~(n - 1), n, nil)
+        }
     }
 
     /// Whether any pte is present in `[vpn, vpn + count)`.
