@@ -102,10 +102,10 @@ public struct Recorder {
         public static let reserved: UInt64 = 1 << 32
     }
 
-    /// The class of each of `count` frames from `pfn`, from a kpageflags file: nil where it
-    /// cannot be read.
-    static func classes(kpageflagsFD fd: Int32, pfn: UInt64, count: UInt64) -> [PfnKind?] {
-        var out: [PfnKind?] = []
+    /// The class of each of `count` frames from `pfn` from a kpageflags file, and whether it is
+    /// the zero page: nil where the file has no entry.
+    static func classes(kpageflagsFD fd: Int32, pfn: UInt64, count: UInt64) -> [(kind: PfnKind, zero: Bool)?] {
+        var out: [(kind: PfnKind, zero: Bool)?] = []
         var buf = [UInt64](repeating: 0, count: Int(min(count, 4096)))
         var at = pfn
         while at < pfn + count {
@@ -113,11 +113,12 @@ public struct Recorder {
             let got = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, Int(n) * 8, off_t(at * 8)) }
             guard got > 0 else { break }
             for f in buf[0..<(got / 8)] {
-                out.append(f & (KPF.zeroPage | KPF.reserved) != 0 ? .reserved : f & KPF.nopage != 0 ? .mmio : .ram)
+                let kind: PfnKind = f & (KPF.zeroPage | KPF.reserved) != 0 ? .reserved : f & KPF.nopage != 0 ? .mmio : .ram
+                out.append((kind, f & KPF.zeroPage != 0))
             }
             at += UInt64(got / 8)
         }
-        out += [PfnKind?](repeating: nil, count: Int(count) - out.count)
+        out += [(kind: PfnKind, zero: Bool)?](repeating: nil, count: Int(count) - out.count)
         return out
     }
 
@@ -153,7 +154,7 @@ public struct Recorder {
                     // Class segments of the run; the zero page gets a read-only pte of its own.
                     var pieceStart: UInt64 = 0
                     for (k, c) in Self.classes(kpageflagsFD: kfd, pfn: pfn, count: r.count).enumerated() {
-                        let kind = c ?? .ram
+                        let kind = c?.kind ?? .ram
                         if c == nil { unreadFlags = true }
                         let at = pfn + UInt64(k)
                         if let last = classed.last, last.kind == kind, last.start + last.count == at {
@@ -161,7 +162,7 @@ public struct Recorder {
                         } else {
                             classed.append((at, 1, kind))
                         }
-                        guard kind == .reserved, Self.isZeroPage(kpageflagsFD: kfd, pfn: at) else { continue }
+                        guard c?.zero == true else { continue }
                         zeroPfn = at
                         let k = UInt64(k)
                         if k > pieceStart {
@@ -238,14 +239,6 @@ public func memlockLimit(_ limits: String) -> UInt64?? {
 /// RLIMIT_MEMLOCK of a live process, as `memlockLimit`; nil as well when its limits cannot be read.
 public func memlockLimit(pid: Int32) -> UInt64?? {
     (try? readProcText("/proc/\(pid)/limits")).flatMap(memlockLimit)
-}
-
-extension Recorder {
-    /// Whether kpageflags marks `pfn` as the zero page.
-    static func isZeroPage(kpageflagsFD fd: Int32, pfn: UInt64) -> Bool {
-        var f: UInt64 = 0
-        return pread(fd, &f, 8, off_t(pfn * 8)) == 8 && f & KPF.zeroPage != 0
-    }
 }
 
 /// `/proc/kpageflags` (or a saved copy) opened for reading, or nil with the reason when it

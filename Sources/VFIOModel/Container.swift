@@ -255,9 +255,10 @@ extension Host {
         while iova < end {
             // iommu_iova_to_phys(): physical address 0 means nothing mapped (a WARN in the
             // kernel) and the walk skips a page.
-            guard let run = iommu.domain.run(at: iova.rawValue >> PAGE_SHIFT), run.value != 0 else {
+            let found = iommu.domain.run(at: iova.rawValue >> PAGE_SHIFT)
+            guard let run = found, run.value != 0 else {
                 counters.iova_to_phys += 1
-                if iommu.domain.value(at: iova.rawValue >> PAGE_SHIFT) != nil { holes.append(iova) }
+                if found != nil { holes.append(iova) }
                 iova += PAGE_SIZE
                 continue
             }
