@@ -428,14 +428,10 @@ public final class Host {
     /// form of `is_invalid_reserved_pfn()`, answered per class segment.
     public func invalid_reserved_pfns(from pfn: PFN, max: Int) -> Int {
         var n: UInt64 = 0
-        var stop = false
-        phys.forEachClassSegment(pfn, UInt64(max)) { _, count, cls in
-            if stop { return }
-            if cls == .ram {
-                stop = true
-                return
-            }
-            n += count
+        while n < UInt64(max) {
+            let stretch = phys.classStretch(pfn.rawValue &+ n)
+            if stretch.cls == .ram { break }
+            n += Swift.min(stretch.end &- (pfn.rawValue &+ n), UInt64(max) - n)
         }
         return Int(n)
     }
