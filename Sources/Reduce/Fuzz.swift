@@ -57,10 +57,11 @@ public struct Fuzzer: Sendable {
 
     /// The reproducer with a header naming the seed, the index, the features and the kind.
     public func render(_ f: Found) -> String {
-        var out = "# pinreplay fuzz --seed \(seed): trace \(f.index) shows \(f.finding) on \(engines.map(\.name).joined(separator: ","))\n"
-        out += "# features: \(f.features.map(\.rawValue).joined(separator: " "))\n"
-        out += textHeader + "\n"
-        for s in f.reproducer { out += s.canonicalText + "\n" }
-        return out
+        Reducer.reproducer(
+            f.reproducer,
+            comments: [
+                "pinreplay fuzz --seed \(seed): trace \(f.index) shows \(f.finding) on \(engines.map(\.name).joined(separator: ","))",
+                "features: \(f.features.map(\.rawValue).joined(separator: " "))",
+            ])
     }
 }

@@ -128,10 +128,16 @@ public struct Reducer: Sendable {
 
     /// The reproducer as canonical text with a header saying where it came from.
     public static func render(_ statements: [Statement], source: String, sourceCount: Int, engines: [String], keep: Finding) -> String {
-        var out = "# pinreplay reduce: \(keep) on \(engines.joined(separator: ","))\n"
-        out += "# from \(source): \(sourceCount) statements, reduced to \(statements.count)\n"
-        out += textHeader + "\n"
-        for s in statements { out += s.canonicalText + "\n" }
-        return out
+        reproducer(
+            statements,
+            comments: [
+                "pinreplay reduce: \(keep) on \(engines.joined(separator: ","))",
+                "from \(source): \(sourceCount) statements, reduced to \(statements.count)",
+            ])
+    }
+
+    /// Canonical text under header comments.
+    static func reproducer(_ statements: [Statement], comments: [String]) -> String {
+        (comments.map { "# " + $0 } + [textHeader] + statements.map(\.canonicalText)).joined(separator: "\n") + "\n"
     }
 }
