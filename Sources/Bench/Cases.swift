@@ -17,7 +17,7 @@ public struct BenchCase: Sendable {
     /// Runs the case `runs` times and returns its figures as `key=value` pairs.
     public var run: @Sendable (_ runs: Int, _ scratch: String) throws -> [(String, String)]
 
-    public static let all: [BenchCase] = [barWalk, gpuBoot, terabyteGuest, viommuChurn, decode, fuzzRate, reduceBoot]
+    public static let all: [BenchCase] = [barWalk, gpuBoot, terabyteGuest, viommuChurn, decode, fuzzRate, reduceBoot] + fragmentationCases
 }
 
 /// Wall time of `body`, in nanoseconds.

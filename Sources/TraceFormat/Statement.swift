@@ -195,7 +195,7 @@ public enum Statement: Equatable, Sendable {
             for (word, flag) in VMAFlagSet.keywords where v.flags.contains(flag) { s += " " + word }
             if v.hugetlb != 0 { s += " hugetlb=" + hex(v.hugetlb) }
             if v.pgoff != 0 { s += " pgoff=" + hex(v.pgoff) }
-            if !v.name.isEmpty { s += " name=" + v.name }
+            if !v.name.isEmpty { s += " name=" + escapeTraceText(v.name) }
             return s
         case let .munmap(start, end): return "munmap \(hex(start)) \(hex(end))"
         case let .pte(vaddr, count, pfn, ro, leaf):
@@ -207,7 +207,7 @@ public enum Statement: Equatable, Sendable {
         case let .unmap(iova, size): return "unmap \(hex(iova)) \(hex(size))"
         case let .pin(iova, count, access): return "pin \(hex(iova)) \(count) \(access.keyword)"
         case let .unpin(iova, count): return "unpin \(hex(iova)) \(count)"
-        case .mark(let text): return "mark " + text
+        case .mark(let text): return "mark " + escapeTraceText(text)
         }
     }
 }

@@ -119,7 +119,6 @@ final class TextSource {
     private(set) var parser: TextParser
     private var done = false
     private(set) var bytesRead: UInt64 = 0
-    static let maxLine = 1 << 20
 
     init(_ input: ByteInput) {
         self.input = input
@@ -128,46 +127,39 @@ final class TextSource {
 
     func next() throws(TraceError) -> Statement? {
         while !done {
-            guard let line = try readLine() else {
+            guard let length = try lineLength() else {
                 done = true
                 try parser.finish()
                 return nil
             }
-            if let s = try parser.parse(line: line[...]) { return s }
+            let s = try input.withAvailable { (raw) throws(TraceError) in
+                try parser.parse(bytes: raw[..<length].bindMemory(to: UInt8.self))
+            }
+            let skip = length < input.available ? 1 : 0
+            input.consume(length + skip)
+            bytesRead += UInt64(length + skip)
+            if let s { return s }
         }
         return nil
     }
 
-    private func readLine() throws(TraceError) -> String? {
+    /// The length of the next line in the buffer (its newline excluded, filling as needed),
+    /// or nil at the end of the input. A line with no newline ends the input.
+    private func lineLength() throws(TraceError) -> Int? {
         var scanned = 0
         while true {
             let newline: Int? = input.withAvailable { raw in
-                var i = scanned
-                while i < raw.count {
-                    if raw[i] == UInt8(ascii: "\n") { return i }
-                    i += 1
-                }
-                return nil
+                raw[scanned...].firstIndex(of: UInt8(ascii: "\n"))
             }
-            if let newline { return try takeLine(newline, skip: 1) }
+            if let newline { return newline }
             scanned = input.available
-            if scanned > Self.maxLine {
-                throw TraceError(file: input.name, .line(parser.lineNumber + 1), "line longer than \(Self.maxLine) bytes")
+            if scanned > TextParser.maxLine {
+                throw TraceError(file: input.name, .line(parser.lineNumber + 1), "line longer than \(TextParser.maxLine) bytes")
             }
             if try !input.fill() {
-                return input.available == 0 ? nil : try takeLine(input.available, skip: 0)
+                return input.available == 0 ? nil : input.available
             }
         }
-    }
-
-    private func takeLine(_ length: Int, skip: Int) throws(TraceError) -> String {
-        let line = input.withAvailable { raw in String(validating: UnsafeRawBufferPointer(rebasing: raw[0..<length]), as: UTF8.self) }
-        input.consume(length + skip)
-        bytesRead += UInt64(length + skip)
-        guard let line else {
-            throw TraceError(file: input.name, .line(parser.lineNumber + 1), "line is not valid UTF-8")
-        }
-        return line
     }
 }
 

@@ -44,8 +44,10 @@ public final class VFIODma {
 
 /// The container (`struct vfio_iommu`): its dmas and its IOMMU domain.
 public struct VFIOIommu {
-    /// Sorted by iova, non-overlapping.
-    public fileprivate(set) var dma_list: [VFIODma] = []
+    /// Sorted by iova, non-overlapping (the kernel's rb-tree).
+    fileprivate var dmas = Chunked<VFIODma>()
+    /// The dmas in iova order (a copy: O(n)).
+    public var dma_list: [VFIODma] { dmas.elements }
     /// `iommu->dma_avail`: dmas that may still be created (engines with `dmaEntryLimit`).
     public var dma_avail = 65535
     /// The domain's page table: iova page -> pfn.
@@ -62,45 +64,33 @@ extension Host {
     /// `vfio_find_dma()`: a dma overlapping `[start, start + size)`, tested with the kernel's
     /// wrapping arithmetic (a range ending at 2^64 matches nothing); the lowest one if several.
     public func vfio_find_dma(_ start: IOVA, _ size: UInt64) -> VFIODma? {
-        let list = iommu.dma_list
+        let list = iommu.dmas
         // First dma that ends above start (true arithmetic; the list is sorted and disjoint).
-        var lo = 0
-        var hi = list.count
-        while lo < hi {
-            let mid = (lo + hi) >> 1
-            let d = list[mid]
-            let endsAbove = d.iova > start || (d.size > 0 && d.iova.rawValue + (d.size - 1) >= start.rawValue)
-            if endsAbove { hi = mid } else { lo = mid + 1 }
+        var i = list.partitioningIndex { d in
+            d.iova > start || (d.size > 0 && d.iova.rawValue + (d.size - 1) >= start.rawValue)
         }
-        var i = lo
-        while i < list.count {
+        while i != list.endIndex {
             let dma = list[i]
             if start.rawValue &+ size <= dma.iova.rawValue { return nil }
             if !(start.rawValue >= dma.iova.rawValue &+ dma.size) { return dma }
-            i += 1
+            i = list.index(after: i)
         }
         return nil
     }
 
     func vfio_link_dma(_ dma: VFIODma) {
-        iommu.dma_list.insert(dma, at: dmaIndex(dma.iova))
+        iommu.dmas.insert(dma, at: dmaIndex(dma.iova))
     }
 
     func vfio_unlink_dma(_ dma: VFIODma) {
         let i = dmaIndex(dma.iova)
-        precondition(i < iommu.dma_list.count && iommu.dma_list[i] === dma, "unlinking a dma not in the list")
-        iommu.dma_list.remove(at: i)
+        precondition(i != iommu.dmas.endIndex && iommu.dmas[i] === dma, "unlinking a dma not in the list")
+        iommu.dmas.remove(at: i)
     }
 
-    /// Index of the first dma at or above `iova`.
-    private func dmaIndex(_ iova: IOVA) -> Int {
-        var lo = 0
-        var hi = iommu.dma_list.count
-        while lo < hi {
-            let mid = (lo + hi) >> 1
-            if iommu.dma_list[mid].iova < iova { lo = mid + 1 } else { hi = mid }
-        }
-        return lo
+    /// Position of the first dma at or above `iova`.
+    private func dmaIndex(_ iova: IOVA) -> Chunked<VFIODma>.Index {
+        iommu.dmas.partitioningIndex { $0.iova >= iova }
     }
 
     /// `vfio_find_vpfn()`: the external pin of `dma` at exactly `iova`.
@@ -447,7 +437,7 @@ extension Host {
     /// Closes the container as the process exits: pins released, every remaining dma removed
     /// in ascending iova; then the leak check of SPEC.md §4.
     public func teardown() {
-        while let dma = iommu.dma_list.first {
+        while let dma = iommu.dmas.first {
             releaseExternalPins(dma)
             vfio_remove_dma(dma)
         }

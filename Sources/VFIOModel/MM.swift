@@ -83,8 +83,10 @@ public struct Pte: RunValue, Sendable {
 /// A process address space (`struct mm_struct`): VMAs and run-length page tables keyed by
 /// virtual page number. A class, as engines hold `mm` while the host faults pages into it.
 public final class MM {
-    /// Sorted by start, non-overlapping.
-    public internal(set) var vmas: [VMA] = []
+    /// Sorted by start, non-overlapping (the kernel's maple tree).
+    private var vmaTree = Chunked<VMA>()
+    /// The VMAs in address order (a copy: O(n)).
+    public var vmas: [VMA] { vmaTree.elements }
     public private(set) var ptes = RunMap<Pte>()
     /// The pte run the last lookup found (cut to start at the key looked up); cleared whenever
     /// the page tables change.
@@ -101,17 +103,6 @@ public final class MM {
 
     public init() {}
 
-    /// Index of the first VMA that ends above `vaddr`.
-    func firstVMAIndex(endingAbove vaddr: VAddr) -> Int {
-        var lo = 0
-        var hi = vmas.count
-        while lo < hi {
-            let mid = (lo + hi) >> 1
-            if vmas[mid].end <= vaddr { lo = mid + 1 } else { hi = mid }
-        }
-        return lo
-    }
-
     /// The first VMA intersecting `[start, end)`, as the kernel's `find_vma_intersection()`.
     @inlinable
     public func findVMAIntersection(_ start: VAddr, _ end: VAddr) -> VMA? {
@@ -122,10 +113,10 @@ public final class MM {
 
     @usableFromInline
     func findVMASlow(_ start: VAddr, _ end: VAddr) -> VMA? {
-        let i = firstVMAIndex(endingAbove: start)
-        guard i < vmas.count, vmas[i].start < end else { return nil }
-        lastFound = vmas[i]
-        return vmas[i]
+        let i = vmaTree.partitioningIndex { $0.end > start }
+        guard i != vmaTree.endIndex, vmaTree[i].start < end else { return nil }
+        lastFound = vmaTree[i]
+        return vmaTree[i]
     }
 
     /// `mmap(MAP_FIXED)`: whatever was mapped in the range goes, then the new VMA.
@@ -133,8 +124,7 @@ public final class MM {
         generation &+= 1
         munmap(vma.start, vma.end)
         lastFound = nil
-        let i = firstVMAIndex(endingAbove: vma.start)
-        vmas.insert(vma, at: i)
+        vmaTree.insert(vma, at: vmaTree.partitioningIndex { $0.end > vma.start })
     }
 
     /// `munmap()`: VMAs are cut at the edges (the right part's pgoff shifts), ptes dropped.
@@ -143,10 +133,10 @@ public final class MM {
         generation &+= 1
         lastFound = nil
         var kept: [VMA] = []
-        var i = firstVMAIndex(endingAbove: start)
-        let first = i
-        while i < vmas.count, vmas[i].start < end {
-            let v = vmas[i]
+        let first = vmaTree.partitioningIndex { $0.end > start }
+        var i = first
+        while i != vmaTree.endIndex, vmaTree[i].start < end {
+            let v = vmaTree[i]
             if v.start < start {
                 var left = v
                 left.end = start
@@ -158,9 +148,14 @@ public final class MM {
                 right.pgoff = v.pgoff &+ ((end - v.start) >> PAGE_SHIFT)
                 kept.append(right)
             }
-            i += 1
+            i = vmaTree.index(after: i)
         }
-        vmas.replaceSubrange(first..<i, with: kept)
+        var at = vmaTree.removeSubrange(first, i)
+        for v in kept {
+            // Two steps: in one expression, index(after:) would read the tree as it was before.
+            let placed = vmaTree.insert(v, at: at)
+            at = vmaTree.index(after: placed)
+        }
         setPtes(start.vpn, (end - start) >> PAGE_SHIFT, nil)
     }
 

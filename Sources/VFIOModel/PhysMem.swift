@@ -149,75 +149,38 @@ public struct PhysMem {
     }
 }
 
-/// The free pool: disjoint ranges in ascending order, consumed from the front. Faults take the
-/// lowest frame again and again, so the ranges used up are skipped by an index rather than
-/// removed one by one (which made a pool of a million fragments quadratic); they are dropped in
-/// bulk once they are half the array.
+/// The free pool: the frames free to fault in, as runs. Faults take the lowest frame (or the
+/// lowest aligned block) again and again; a run map keeps that and out-of-order additions
+/// O(log n) in the number of fragments.
 struct PoolRuns {
-    private var runs: [(start: UInt64, end: UInt64)] = []
-    private var head = 0
+    private var free = RunMap<Bool>()
 
     /// Frames left.
-    var pages: UInt64 { runs[head...].reduce(0) { $0 + ($1.end - $1.start) } }
+    var pages: UInt64 { free.runs.reduce(0) { $0 + $1.count } }
 
     /// Makes `[start, start + count)` free (again, if it was used).
     mutating func add(_ start: UInt64, _ count: UInt64) {
-        let end = start + count
-        if head == runs.count || start >= runs[runs.count - 1].end {
-            // The common case: pools come in ascending order.
-            if head < runs.count, runs[runs.count - 1].end == start {
-                runs[runs.count - 1].end = end
-            } else {
-                runs.append((start, end))
-            }
-            return
-        }
-        var live = Array(runs[head...]) + [(start, end)]
-        live.sort { $0.start < $1.start }
-        var merged: [(start: UInt64, end: UInt64)] = []
-        for r in live {
-            if let l = merged.last, r.start <= l.end {
-                merged[merged.count - 1].end = max(l.end, r.end)
-            } else {
-                merged.append(r)
-            }
-        }
-        runs = merged
-        head = 0
+        free.assign(start, count, true)
     }
 
     /// The lowest free frame, taken.
     mutating func takeLowest() -> UInt64? {
-        while head < runs.count && runs[head].start == runs[head].end { head += 1 }
-        guard head < runs.count else { return nil }
-        let pfn = runs[head].start
-        runs[head].start += 1
-        compact()
+        guard let pfn = free.first?.start else { return nil }
+        free.assign(pfn, 1, nil)
         return pfn
     }
 
     /// The lowest free block of `n` frames aligned to `n`, taken.
     mutating func takeAligned(_ n: UInt64) -> UInt64? {
-        for i in head..<runs.count {
-            let aligned = (runs[i].start + n - 1) & ~(n - 1)
-            guard aligned + n <= runs[i].end else { continue }
-            if aligned == runs[i].start {
-                runs[i].start += n
-            } else {
-                let right = (aligned + n, runs[i].end)
-                runs[i].end = aligned
-                if right.0 < right.1 { runs.insert(right, at: i + 1) }
+        var key: UInt64 = 0
+        while let at = free.nextCovered(from: key), let r = free.run(at: at) {
+            let aligned = (r.start + n - 1) & ~(n - 1)
+            if aligned + n <= r.end {
+                free.assign(aligned, n, nil)
+                return aligned
             }
-            compact()
-            return aligned
+            key = r.end
         }
         return nil
-    }
-
-    private mutating func compact() {
-        if head > 1024 && head * 2 > runs.count {
-            runs.removeFirst(head)
-            head = 0
-        }
     }
 }

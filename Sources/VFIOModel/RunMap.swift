@@ -25,59 +25,61 @@ public struct Run<Value: RunValue>: Equatable {
 /// with the number of keys they cover (a 1 TiB mapping of 2^28 pages can be one run).
 ///
 /// Runs are kept sorted, non-overlapping, non-empty and maximally merged. Keys must stay below
-/// 2^63 so that `end` never wraps; page and frame numbers are at most 2^52.
+/// 2^63 so that `end` never wraps; page and frame numbers are at most 2^52. The runs live in a
+/// `Chunked` list, so a lookup or an update costs O(log n) in the number of runs whatever the
+/// order they come in.
 public struct RunMap<Value: RunValue> {
     // Inlinable throughout, so that every caller (in other files and modules too) gets a
     // specialized copy: an unspecialized generic costs a metadata lookup per page.
-    @usableFromInline var storage: [Run<Value>] = []
+    @usableFromInline typealias Storage = Chunked<Run<Value>>
+    @usableFromInline typealias Index = Storage.Index
+    @usableFromInline var storage = Storage()
     /// Where the last lookup landed. Only a hint, checked before use, so copies of the map may
     /// share it harmlessly: walks touch key after key, and the answer is mostly this run or
     /// the next, which saves the binary search.
     @usableFromInline let hint = Hint()
 
     @usableFromInline final class Hint {
-        @usableFromInline var index = 0
+        @usableFromInline var index = Index(0, 0)
         @usableFromInline init() {}
     }
 
-    /// The runs, sorted, disjoint, maximally merged.
-    @inlinable public var runs: [Run<Value>] { storage }
+    /// The runs, sorted, disjoint, maximally merged (a copy: O(n)).
+    @inlinable public var runs: [Run<Value>] { storage.elements }
 
     @inlinable public init() {}
 
-    /// Number of stored storage (extents).
+    /// Number of stored runs (extents).
     @inlinable public var runCount: Int { storage.count }
     @inlinable public var isEmpty: Bool { storage.isEmpty }
 
-    /// Index of the first run whose end lies above `key` (the run holding `key`, or the first
-    /// run after it).
-    @inlinable func firstIndex(endingAbove key: UInt64) -> Int {
-        let n = storage.count
+    /// The first run, if any.
+    @inlinable public var first: Run<Value>? { storage.first }
+
+    /// Position of the first run whose end lies above `key` (the run holding `key`, or the
+    /// first run after it).
+    @inlinable func firstIndex(endingAbove key: UInt64) -> Index {
         // i answers when the run before it ends at or below key and run i (if any) above it:
         // try the hinted run, then the next one.
         var i = hint.index
-        if i <= n && (i == 0 || storage[i - 1].end <= key) {
-            if i == n || storage[i].end > key { return i }
-            i += 1
-            if i == n || storage[i].end > key {
+        let end = storage.endIndex
+        if storage.isValid(i) && (i == storage.startIndex || storage[storage.index(before: i)].end <= key) {
+            if i == end || storage[i].end > key { return i }
+            i = storage.index(after: i)
+            if i == end || storage[i].end > key {
                 hint.index = i
                 return i
             }
         }
-        var lo = 0
-        var hi = n
-        while lo < hi {
-            let mid = (lo + hi) >> 1
-            if storage[mid].end <= key { lo = mid + 1 } else { hi = mid }
-        }
-        hint.index = lo
-        return lo
+        let found = storage.partitioningIndex { $0.end > key }
+        hint.index = found
+        return found
     }
 
     /// The value at `key`, or nil when no run covers it.
     @inlinable public func value(at key: UInt64) -> Value? {
         let i = firstIndex(endingAbove: key)
-        guard i < storage.count, storage[i].start <= key else { return nil }
+        guard i != storage.endIndex, storage[i].start <= key else { return nil }
         return storage[i].value.advanced(by: key - storage[i].start)
     }
 
@@ -85,7 +87,7 @@ public struct RunMap<Value: RunValue> {
     /// extends. Nil when no run covers `key`.
     @inlinable public func run(at key: UInt64) -> Run<Value>? {
         let i = firstIndex(endingAbove: key)
-        guard i < storage.count, storage[i].start <= key else { return nil }
+        guard i != storage.endIndex, storage[i].start <= key else { return nil }
         let r = storage[i]
         return Run(start: key, count: r.end - key, value: r.value.advanced(by: key - r.start))
     }
@@ -93,11 +95,11 @@ public struct RunMap<Value: RunValue> {
     /// The first key at or above `key` covered by a run, if any.
     @inlinable public func nextCovered(from key: UInt64) -> UInt64? {
         let i = firstIndex(endingAbove: key)
-        guard i < storage.count else { return nil }
+        guard i != storage.endIndex else { return nil }
         return max(storage[i].start, key)
     }
 
-    /// Calls `body` for every piece of `[start, start + count)` in ascending order: storage cut to
+    /// Calls `body` for every piece of `[start, start + count)` in ascending order: runs cut to
     /// the range, and the gaps between them with a nil value.
     @inlinable public func forEachSegment(
         from start: UInt64, count: UInt64, _ body: (_ start: UInt64, _ count: UInt64, _ value: Value?) -> Void
@@ -106,7 +108,7 @@ public struct RunMap<Value: RunValue> {
         var key = start
         var i = firstIndex(endingAbove: start)
         while key < end {
-            if i < storage.count, storage[i].start < end {
+            if i != storage.endIndex, storage[i].start < end {
                 let r = storage[i]
                 if r.start > key {
                     body(key, r.start - key, nil)
@@ -115,7 +117,7 @@ public struct RunMap<Value: RunValue> {
                 let segEnd = min(r.end, end)
                 body(key, segEnd - key, r.value.advanced(by: key - r.start))
                 key = segEnd
-                i += 1
+                i = storage.index(after: i)
             } else {
                 body(key, end - key, nil)
                 key = end
@@ -125,63 +127,60 @@ public struct RunMap<Value: RunValue> {
 
     /// Replaces whatever `[start, start + count)` held with `value` (nil clears the range).
     ///
-    /// Works in place: cutting the storage at the range's edges, dropping those inside, and
+    /// Works in place: cutting the runs at the range's edges, dropping those inside, and
     /// merging the new run with its neighbours. No temporary storage, so the page-at-a-time
-    /// updates of a walk cost a binary search and at most one insertion.
+    /// updates of a walk cost a lookup and at most one insertion.
     @inlinable public mutating func assign(_ start: UInt64, _ count: UInt64, _ value: Value?) {
         guard count > 0 else { return }
         let end = start + count
         var lo = firstIndex(endingAbove: start)
-        if lo < storage.count, storage[lo].start < start {
+        if lo != storage.endIndex, storage[lo].start < start {
             let r = storage[lo]
             if r.end > end {
                 // Strictly inside one run: unchanged, or split it in three (two without a value).
                 let here = r.value.advanced(by: start - r.start)
                 if here == value { return }
                 storage[lo].count = start - r.start
-                storage.insert(Run(start: end, count: r.end - end, value: r.value.advanced(by: end - r.start)), at: lo + 1)
-                if let value { storage.insert(Run(start: start, count: count, value: value), at: lo + 1) }
+                let right = Run(start: end, count: r.end - end, value: r.value.advanced(by: end - r.start))
+                var at = storage.insert(right, at: storage.index(after: lo))
+                if let value { at = storage.insert(Run(start: start, count: count, value: value), at: at) }
+                hint.index = at
                 return
             }
             storage[lo].count = start - r.start
-            lo += 1
+            lo = storage.index(after: lo)
         }
+        // Drop the runs wholly inside, cut the one reaching past the end.
         var hi = lo
-        while hi < storage.count, storage[hi].end <= end { hi += 1 }
-        if hi < storage.count, storage[hi].start < end {
+        while hi != storage.endIndex, storage[hi].end <= end { hi = storage.index(after: hi) }
+        if hi != storage.endIndex, storage[hi].start < end {
             let r = storage[hi]
             storage[hi] = Run(start: end, count: r.end - end, value: r.value.advanced(by: end - r.start))
         }
-        guard let value else {
-            if hi > lo { storage.removeSubrange(lo..<hi) }
-            return
-        }
+        lo = storage.removeSubrange(lo, hi)
+        hint.index = lo
+        guard let value else { return }
         let new = Run(start: start, count: count, value: value)
-        if hi > lo {
-            storage[lo] = new
-            storage.removeSubrange(lo + 1..<hi)
-            mergeAround(lo)
-        } else if lo > 0, Self.continues(storage[lo - 1], new) {
+        if lo != storage.startIndex, case let before = storage.index(before: lo), Self.continues(storage[before], new) {
             // Growing the run to the left, as a sequential walk does: no insertion.
-            storage[lo - 1].count += count
-            mergeAround(lo - 1)
-        } else if lo < storage.count, Self.continues(new, storage[lo]) {
+            storage[before].count += count
+            hint.index = mergeRight(before)
+        } else if lo != storage.endIndex, Self.continues(new, storage[lo]) {
             storage[lo] = Run(start: start, count: count + storage[lo].count, value: value)
         } else {
-            storage.insert(new, at: lo)
+            hint.index = storage.insert(new, at: lo)
         }
     }
 
-    /// Merges run `i` with its right and left neighbours where one continues the other.
-    @inlinable mutating func mergeAround(_ i: Int) {
-        if i + 1 < storage.count, Self.continues(storage[i], storage[i + 1]) {
-            storage[i].count += storage[i + 1].count
-            storage.remove(at: i + 1)
-        }
-        if i > 0, Self.continues(storage[i - 1], storage[i]) {
-            storage[i - 1].count += storage[i].count
-            storage.remove(at: i)
-        }
+    /// Merges the run at `i` with the run after it when that one continues it; returns `i`.
+    @inlinable mutating func mergeRight(_ i: Index) -> Index {
+        let next = storage.index(after: i)
+        guard next != storage.endIndex, Self.continues(storage[i], storage[next]) else { return i }
+        storage[i].count += storage[next].count
+        let start = storage[i].start
+        storage.remove(at: next)
+        // Removing may have merged chunks and moved the run: look it up again.
+        return storage.partitioningIndex { $0.end > start }
     }
 
     @inline(__always)
@@ -193,25 +192,21 @@ public struct RunMap<Value: RunValue> {
     /// at either end, is changed in place after a single lookup; anything else goes through
     /// `assign`.
     @inlinable mutating func updateOne(_ key: UInt64, _ transform: (Value?) -> Value?) {
-        let n = storage.count
         let i = firstIndex(endingAbove: key)
-        let inRun = i < n && storage[i].start <= key
+        let inRun = i != storage.endIndex && storage[i].start <= key
         let old = inRun ? storage[i].value.advanced(by: key - storage[i].start) : nil
         let new = transform(old)
         if new == old { return }
-        if !inRun, let new, i > 0, storage[i - 1].end == key,
-            storage[i - 1].value.advanced(by: storage[i - 1].count) == new
+        if !inRun, let new, i != storage.startIndex, case let before = storage.index(before: i),
+            storage[before].end == key, storage[before].value.advanced(by: storage[before].count) == new
         {
-            storage[i - 1].count += 1
-            if i < n, Self.continues(storage[i - 1], storage[i]) {
-                storage[i - 1].count += storage[i].count
-                storage.remove(at: i)
-            }
+            storage[before].count += 1
+            hint.index = mergeRight(before)
             return
         }
         if inRun, new == nil {
             if storage[i].count == 1 {
-                storage.remove(at: i)
+                hint.index = storage.remove(at: i)
                 return
             }
             if key == storage[i].start {
@@ -224,6 +219,22 @@ public struct RunMap<Value: RunValue> {
             }
         }
         assign(key, 1, new)
+    }
+
+    /// Checks what the map promises (runs sorted, disjoint, non-empty, maximally merged) and
+    /// the chunk structure under it; traps when one does not hold. For tests: O(n).
+    public func _checkInvariants() {
+        storage.checkInvariants()
+        var previous: Run<Value>?
+        for r in storage.elements {
+            precondition(r.count > 0, "empty run at \(r.start)")
+            precondition(r.start <= UInt64(Int64.max) - r.count, "run at \(r.start) reaches 2^63")
+            if let p = previous {
+                precondition(p.end <= r.start, "runs at \(p.start) and \(r.start) overlap or are out of order")
+                precondition(!Self.continues(p, r), "runs at \(p.start) and \(r.start) should be one")
+            }
+            previous = r
+        }
     }
 
     /// Rewrites every piece of `[start, start + count)`, runs and gaps alike, through `transform`
