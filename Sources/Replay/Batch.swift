@@ -18,10 +18,12 @@ public struct TraceOutcome: Sendable {
 /// number of jobs, so output never depends on it.
 public func replayAll(
     paths: [String], engines: [any PinEngine], format: ReplayFormat, jobs: Int,
+    maxPages: UInt64 = Replayer.defaultMaxPages,
     progress: (@Sendable (_ trace: String, _ walked: Int, _ total: UInt64) -> Void)? = nil
 ) -> [Result<TraceOutcome, TraceError>] {
     parallelMap(paths.count, jobs: jobs) { i in
         var replayer = Replayer(engines: engines)
+        replayer.maxPages = maxPages
         if let progress { replayer.progress = { progress(paths[i], $0, $1) } }
         do throws(TraceError) {
             if format == .jsonl {

@@ -93,6 +93,11 @@ public struct Replayer {
     /// Called now and then with the pages walked so far (by the first engine) and the pages
     /// the trace maps in all.
     public var progress: ((_ walked: Int, _ total: UInt64) -> Void)?
+    /// The most pages one request may ask for (a map's size, a pin's count): past it the trace
+    /// is refused before the request runs, as v4.16 would take days to walk it.
+    public var maxPages: UInt64 = Replayer.defaultMaxPages
+    /// 2^32 pages, 16 TiB: more than any boot maps in one request.
+    public static let defaultMaxPages: UInt64 = 1 << 32
 
     public init(engines: [any PinEngine]) {
         precondition(!engines.isEmpty, "a replay needs at least one engine")
@@ -150,6 +155,12 @@ public struct Replayer {
             event += 1
             if let progress { progress(hosts[0].counters.pages_walked, totalMapPages) }
             if case .mark(let text) = s { mark = text }
+            if let pages = s.pagesAsked, pages > maxPages {
+                throw TraceError(
+                    file: reader.file, reader.lastLocation,
+                    "event \(event) (\(s.keyword)) asks for \(pages) pages, over the budget of \(maxPages) "
+                        + "(\(humanBytes((maxPages &<< PAGE_SHIFT) >> PAGE_SHIFT == maxPages ? maxPages << PAGE_SHIFT : .max))) per request: --max-pages raises it")
+            }
             outcomes.removeAll(keepingCapacity: true)
             for (i, host) in hosts.enumerated() {
                 host.event = event

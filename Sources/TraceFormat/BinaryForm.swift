@@ -144,6 +144,8 @@ final class BinarySource {
     private var finished = false
     /// Records parsed so far, known or not.
     private(set) var recordIndex: UInt64 = 0
+    /// Records of a type this reader does not know, skipped (forward compatibility).
+    private(set) var skippedRecords: UInt64 = 0
     /// Offset in the decompressed stream of the next record.
     private(set) var contentOffset: UInt64 = 0
     /// Where the last record returned started.
@@ -243,6 +245,7 @@ final class BinarySource {
                 contentOffset += UInt64(size)
                 recordIndex += 1
                 if let statement { return statement }
+                if !framingOnly { skippedRecords += 1 }
             }
         }
     }

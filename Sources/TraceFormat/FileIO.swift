@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-    import Glibc
+    @preconcurrency import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
@@ -77,10 +77,11 @@ final class ByteInput {
         return true
     }
 
-    /// Opens `path` for reading; `-` is standard input, spooled to an unlinked temporary file so
-    /// that it can be read more than once.
+    /// Opens `path` for reading; `-` is standard input. What cannot be read twice (standard
+    /// input, a pipe, `<(cat trace)`) is spooled to an unlinked temporary file first, as a
+    /// replay reads a trace twice.
     static func open(_ path: String) throws(TraceError) -> ByteInput {
-        if path == "-" { return try spoolStandardInput() }
+        if path == "-" { return try spool(STDIN_FILENO, name: "<stdin>") }
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             throw TraceError(file: path, .file, "cannot open: \(String(cString: strerror(errno)))")
@@ -90,24 +91,31 @@ final class ByteInput {
             close(fd)
             throw TraceError(file: path, .file, "is a directory")
         }
+        if (st.st_mode & S_IFMT) != S_IFREG && lseek(fd, 0, SEEK_CUR) < 0 {
+            defer { close(fd) }
+            return try spool(fd, name: path)
+        }
         return ByteInput(fd: fd, name: path, ownsFD: true)
     }
 
-    private static func spoolStandardInput() throws(TraceError) -> ByteInput {
-        var template = Array("/tmp/pinreplay-stdin.XXXXXX".utf8CString)
+    private static func spool(_ source: Int32, name: String) throws(TraceError) -> ByteInput {
+        var template = Array("/tmp/pinreplay-input.XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else { throw TraceError(file: "<stdin>", .file, "cannot create a temporary file") }
+        guard fd >= 0 else { throw TraceError(file: name, .file, "cannot create a temporary file") }
         template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
-            let n = chunk.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress!, $0.count) }
+            let n = chunk.withUnsafeMutableBytes { read(source, $0.baseAddress!, $0.count) }
             if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { close(fd); throw TraceError(file: "<stdin>", .file, "read failed") }
+            guard n >= 0 else {
+                close(fd)
+                throw TraceError(file: name, .file, "read failed: \(String(cString: strerror(errno)))")
+            }
             if n == 0 { break }
-            try writeAll(fd, chunk[0..<n], name: "<stdin>")
+            try writeAll(fd, chunk[0..<n], name: name)
         }
         lseek(fd, 0, SEEK_SET)
-        return ByteInput(fd: fd, name: "<stdin>", ownsFD: true)
+        return ByteInput(fd: fd, name: name, ownsFD: true)
     }
 
     /// Rewinds to the start of the file (for a second pass).
@@ -141,7 +149,9 @@ func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>, name: String) throws(Trac
 }
 
 /// An output file written atomically: bytes go to a temporary file beside it, renamed into
-/// place by `commit()`; `-` is standard output. Dropped without `commit()`, nothing is left.
+/// place by `commit()`; `-` is standard output. Dropped without `commit()`, or when the process
+/// gets SIGINT, SIGTERM or SIGHUP, nothing is left. Only a regular file (or a new name) is
+/// replaced so: a device, a FIFO or a symlink (`/dev/null`, `/dev/stdout`) is written in place.
 public final class AtomicOutput {
     public let name: String
     private let fd: Int32
@@ -155,8 +165,21 @@ public final class AtomicOutput {
             tempPath = nil
             return
         }
+        var st = stat()
+        if lstat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
+            guard (st.st_mode & S_IFMT) != S_IFDIR else { throw TraceError(file: path, .file, "is a directory") }
+            let fd = Glibc.open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+            guard fd >= 0 else { throw TraceError(file: path, .file, "cannot open: \(String(cString: strerror(errno)))") }
+            self.fd = fd
+            tempPath = nil
+            return
+        }
         var template = Array((path + ".tmp.XXXXXX").utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        let fd = TemporaryFiles.guarded {
+            let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+            if fd >= 0 { TemporaryFiles.register(template) }
+            return fd
+        }
         guard fd >= 0 else {
             throw TraceError(file: path, .file, "cannot create: \(String(cString: strerror(errno)))")
         }
@@ -169,6 +192,9 @@ public final class AtomicOutput {
         if let tempPath, !committed {
             close(fd)
             unlink(tempPath)
+            TemporaryFiles.unregister(tempPath)
+        } else if tempPath == nil && fd != STDOUT_FILENO && !committed {
+            close(fd)
         }
     }
 
@@ -180,9 +206,18 @@ public final class AtomicOutput {
         try writeAll(fd, bytes, name: name)
     }
 
-    /// Flushes and renames the temporary file into place.
+    /// Flushes and renames the temporary file into place (or closes the file written in place).
     public func commit() throws(TraceError) {
-        guard let tempPath else { return }
+        guard let tempPath else {
+            if fd != STDOUT_FILENO {
+                committed = true
+                guard close(fd) == 0 else {
+                    throw TraceError(file: name, .file, "cannot write: \(String(cString: strerror(errno)))")
+                }
+            }
+            return
+        }
+        defer { TemporaryFiles.unregister(tempPath) }
         guard fsync(fd) == 0, close(fd) == 0 else {
             unlink(tempPath)
             committed = true
@@ -194,4 +229,150 @@ public final class AtomicOutput {
             throw TraceError(file: name, .file, "cannot rename into place: \(String(cString: strerror(errno)))")
         }
     }
+}
+
+/// Temporary files and directories to remove if the process is interrupted: a SIGINT, SIGTERM
+/// or SIGHUP handler unlinks them (newest first, so a directory's files go before it) and then
+/// dies of the same signal. The table is fixed-size C memory, so the handler only reads
+/// pointers and calls async-signal-safe `unlink`/`rmdir`; registration blocks those signals.
+public enum TemporaryFiles {
+    private static let slots = 256
+    nonisolated(unsafe) private static let table: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
+        let t = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: slots)
+        t.initialize(repeating: nil, count: slots)
+        return t
+    }()
+    nonisolated(unsafe) private static var installed = false
+
+    /// Runs `body` with the cleanup signals blocked, so the table never changes under the handler.
+    public static func guarded<R>(_ body: () -> R) -> R {
+        var block = sigset_t()
+        var old = sigset_t()
+        sigemptyset(&block)
+        for s in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&block, s) }
+        pthread_sigmask(SIG_BLOCK, &block, &old)
+        defer { pthread_sigmask(SIG_SETMASK, &old, nil) }
+        return body()
+    }
+
+    /// Adds a path (a NUL-terminated C string) to remove on a signal.
+    public static func register(_ path: [CChar]) {
+        guarded {
+            if !installed {
+                installed = true
+                // A signal the caller ignores (nohup's SIGHUP) stays ignored.
+                for s in [SIGINT, SIGTERM, SIGHUP] {
+                    let previous = signal(s, cleanupHandler)
+                    if unsafeBitCast(previous, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) { signal(s, SIG_IGN) }
+                }
+            }
+            for i in 0..<slots where table[i] == nil {
+                table[i] = path.withUnsafeBufferPointer { strdup($0.baseAddress!) }
+                return
+            }
+        }
+    }
+
+    public static func register(_ path: String) { register(Array(path.utf8CString)) }
+
+    /// Forgets a path (it was renamed into place or removed).
+    public static func unregister(_ path: String) {
+        guarded {
+            for i in 0..<slots {
+                if let p = table[i], String(cString: p) == path {
+                    table[i] = nil
+                    free(p)
+                    return
+                }
+            }
+        }
+    }
+
+    private static let cleanupHandler: @convention(c) (Int32) -> Void = { sig in
+        var i = TemporaryFiles.slots - 1
+        while i >= 0 {
+            if let p = TemporaryFiles.table[i], unlink(p) != 0 { rmdir(p) }
+            i -= 1
+        }
+        signal(sig, SIG_DFL)
+        raise(sig)
+    }
+}
+
+/// Flushes standard output (what `print` wrote) and says whether every write to it worked.
+public func standardOutputFailure() -> String? {
+    errno = 0
+    if fflush(stdout) != 0 || ferror(stdout) != 0 {
+        let e = errno
+        return "cannot write standard output: " + (e != 0 ? String(cString: strerror(e)) : "write error")
+    }
+    return nil
+}
+
+/// Replaces directory `dir` with one holding exactly `files`, all at once: the new files are
+/// written into a temporary directory beside it, which then trades places with the old one in
+/// a single `renameat2(RENAME_EXCHANGE)`, so a reader (or a kill) sees the old set or the new
+/// one, never a mix. Where the kernel lacks the exchange, two renames, and a kill between them
+/// leaves `dir` missing, which a check reports, rather than mixed.
+public func replaceDirectory(_ dir: String, files: [(name: String, bytes: [UInt8])]) throws(TraceError) {
+    var template = Array((dir + ".tmp.XXXXXX").utf8CString)
+    let made = TemporaryFiles.guarded { () -> Bool in
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else { return false }
+        TemporaryFiles.register(template)
+        return true
+    }
+    guard made else { throw TraceError(file: dir, .file, "cannot create a directory beside it: \(String(cString: strerror(errno)))") }
+    let tmp = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    func removeTemporary() {
+        if let d = opendir(tmp) {
+            while let e = readdir(d) {
+                let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                if name != "." && name != ".." { unlink(tmp + "/" + name) }
+            }
+            closedir(d)
+        }
+        rmdir(tmp)
+        for f in files { TemporaryFiles.unregister(tmp + "/" + f.name) }
+        TemporaryFiles.unregister(tmp)
+    }
+    do throws(TraceError) {
+        for f in files {
+            let path = tmp + "/" + f.name
+            TemporaryFiles.register(path)
+            let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw TraceError(file: path, .file, "cannot create: \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            try writeAll(fd, f.bytes[...], name: path)
+            guard fsync(fd) == 0 else { throw TraceError(file: path, .file, "cannot write: \(String(cString: strerror(errno)))") }
+        }
+        var st = stat()
+        if stat(dir, &st) != 0 {
+            guard rename(tmp, dir) == 0 else { throw TraceError(file: dir, .file, "cannot rename into place: \(String(cString: strerror(errno)))") }
+            for f in files { TemporaryFiles.unregister(tmp + "/" + f.name) }
+            TemporaryFiles.unregister(tmp)
+            return
+        }
+        if !exchange(tmp, dir) {
+            // No atomic exchange: move the old one aside, the new one in.
+            let old = tmp + ".old"
+            guard rename(dir, old) == 0 else { throw TraceError(file: dir, .file, "cannot move aside: \(String(cString: strerror(errno)))") }
+            guard rename(tmp, dir) == 0 else { throw TraceError(file: dir, .file, "cannot rename into place: \(String(cString: strerror(errno)))") }
+            guard rename(old, tmp) == 0 else { throw TraceError(file: old, .file, "cannot remove: \(String(cString: strerror(errno)))") }
+        }
+        // tmp now holds the old set.
+        removeTemporary()
+    } catch {
+        removeTemporary()
+        throw error
+    }
+}
+
+/// `renameat2(from, to, RENAME_EXCHANGE)`, looked up at run time (Swift's Glibc module does
+/// not declare it); false when the C library or the file system lacks it.
+private func exchange(_ a: String, _ b: String) -> Bool {
+    typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
+    guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "renameat2") else { return false }
+    let renameat2 = unsafeBitCast(sym, to: RenameAt2.self)
+    let RENAME_EXCHANGE: UInt32 = 1 << 1
+    return renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) == 0
 }

@@ -212,6 +212,18 @@ public enum Statement: Equatable, Sendable {
     }
 }
 
+extension Statement {
+    /// The pages a request asks the kernel to walk: a map's size in pages (rounded up), a
+    /// pin's count; nil for everything else.
+    public var pagesAsked: UInt64? {
+        switch self {
+        case let .map(_, _, size, _): size >> 12 + (size & 0xfff == 0 ? 0 : 1)
+        case let .pin(_, count, _): count
+        default: nil
+        }
+    }
+}
+
 /// `0x` + lower-case hex.
 @inlinable
 public func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }

@@ -41,12 +41,22 @@ public final class TraceReader {
 
     /// Binary when the header frame's magic or the trace magic is where it belongs, so that a
     /// damaged header is reported as such rather than as text that does not parse.
+    /// A file shorter than the magic but matching its first bytes is a binary trace cut short.
     private static func looksBinary(_ input: ByteInput) throws(TraceError) -> Bool {
         _ = try input.ensure(16)
+        if input.available == 0 { throw TraceError(file: input.name, .byte(0), "empty file: not a trace") }
         return input.withAvailable { h in
+            let magic = withUnsafeBytes(of: BinaryLayout.headerFrameMagic.littleEndian) { Array($0) }
+            if h.count < 4 && Array(h) == Array(magic[..<h.count]) { return true }
             if h.count >= 4 && BinaryLayout.get(h, 0, as: UInt32.self) == BinaryLayout.headerFrameMagic { return true }
             return h.count >= 16 && Array(h[8..<16]) == BinaryLayout.magic
         }
+    }
+
+    /// Records of types this reader does not know, skipped so far (binary form only).
+    public var skippedRecords: UInt64 {
+        if case .binary(let b) = source { return b.skippedRecords }
+        return 0
     }
 
     /// The next event, or nil at the (verified) end of the trace.

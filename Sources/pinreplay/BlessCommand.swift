@@ -50,16 +50,11 @@ struct BlessCommand: ParsableCommand {
             } else {
                 print("\(path): new expected results")
             }
+            // The per-engine results and the report change together, or not at all.
             let dir = Golden.expectedDir(for: path)
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            for (name, text) in got.files {
-                let out = try AtomicOutput(path: dir + "/" + name)
-                try out.write(Array(text.utf8))
-                try out.commit()
-            }
-            for name in old?.files.map(\.name) ?? [] where got[name] == nil {
-                try FileManager.default.removeItem(atPath: dir + "/" + name)
-            }
+            try FileManager.default.createDirectory(
+                atPath: (dir as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try replaceDirectory(dir, files: got.files.map { ($0.name, Array($0.text.utf8)) })
         }
         if check {
             print("\(changed) of \(paths.count) traces would change")

@@ -35,7 +35,13 @@ enum Main {
     static func main() {
         do {
             var command = try PinReplay.parseAsRoot()
-            try command.run()
+            do {
+                try command.run()
+            } catch let code as ExitCode {
+                checkStandardOutput()
+                exit(code.rawValue)
+            }
+            checkStandardOutput()
         } catch let error as TraceError {
             printError("pinreplay: \(error)")
             exit(2)
@@ -55,6 +61,15 @@ enum Main {
             printError("pinreplay: \(message) (see 'pinreplay help')")
             exit(2)
         }
+    }
+}
+
+/// A command that wrote its result to standard output has not succeeded if the write failed
+/// (a full disk, `> /dev/full`, a closed pipe): exit 2 with one line.
+func checkStandardOutput() {
+    if let failure = standardOutputFailure() {
+        printError("pinreplay: \(failure)")
+        exit(2)
     }
 }
 

@@ -37,6 +37,9 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: "Examples shown per group of divergences or violations (text form).")
     var maxExamples: Int = 5
 
+    @Option(help: "Most pages one request may ask for before the trace is refused (default 2^32: 16 TiB).")
+    var maxPages: UInt64 = Replayer.defaultMaxPages
+
     func run() throws {
         guard let format = ReplayFormat(rawValue: format) else {
             throw UsageError("--format must be text, json or jsonl, not '\(format)'")
@@ -44,11 +47,12 @@ struct ReplayCommand: ParsableCommand {
         let selected = try Self.selectEngines(engines)
         let jobs = jobs ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         guard jobs >= 1 else { throw UsageError("--jobs must be at least 1") }
+        guard maxPages >= 1 else { throw UsageError("--max-pages must be at least 1") }
         guard maxExamples >= 0 else { throw UsageError("--max-examples must not be negative") }
         guard !traces.isEmpty else { throw UsageError("no trace given") }
 
         let results = replayAll(
-            paths: traces, engines: selected, format: format, jobs: jobs, progress: ProgressLine.make())
+            paths: traces, engines: selected, format: format, jobs: jobs, maxPages: maxPages, progress: ProgressLine.make())
         ProgressLine.clear()
         var outcomes: [TraceOutcome] = []
         for r in results {

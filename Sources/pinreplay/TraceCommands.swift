@@ -46,6 +46,9 @@ struct ConvertCommand: ParsableCommand {
         let writer = try TraceWriter(path: output, form: form)
         while let s = try reader.next() { try writer.write(s) }
         try writer.finish()
+        if reader.skippedRecords > 0 {
+            printError("pinreplay: \(reader.file): \(reader.skippedRecords) records of types this version does not know were left out of \(writer.file)")
+        }
     }
 }
 

@@ -138,3 +138,29 @@ import TestSupport
         #expect(r.stdout.contains("    foreign-pfn: 2, first 1:\n      event 6: iova 0xc1000"))
     }
 }
+
+/// A request asking for more pages than the budget is refused before it runs.
+@Suite struct PageBudgetTests {
+    @Test("A 2^63-byte pfnmap map is refused with one line; --max-pages decides")
+    func budget() throws {
+        let path = Paths.scratch().appendingPathComponent("big.txt").path
+        try """
+        vptr-text 1
+        vma 0x7f0000000000 0x7f0040000000 rw- io pfnmap linear pgoff=0x100
+        map 0x0 0x7f0000000000 0x8000000000000000 rw
+        map 0x0 0x7f0000000000 0x20000 rw
+
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try CLI.run(["replay", "--engines", "old", path])
+        #expect(r.status == 2)
+        #expect(r.stdout == "")
+        #expect(r.stderr == "pinreplay: \(path):3: event 2 (map) asks for 2251799813685248 pages, over the budget of 4294967296 (16 TiB) per request: --max-pages raises it\n")
+        let small = path.replacingOccurrences(of: "big", with: "small")
+        try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "map 0x0 0x7f0000000000 0x8000000000000000 rw\n", with: "")
+            .write(toFile: small, atomically: true, encoding: .utf8)
+        let tight = try CLI.run(["replay", "--engines", "old", "--max-pages", "16", small])
+        #expect(tight.status == 2)
+        #expect(tight.stderr.hasSuffix("event 2 (map) asks for 32 pages, over the budget of 16 (64 KiB) per request: --max-pages raises it\n"))
+        #expect(try CLI.run(["replay", "--engines", "old", "--max-pages", "32", small]).status == 0)
+    }
+}

@@ -16,15 +16,21 @@ public enum CLI {
         public var stderr: String
     }
 
-    /// Runs `pinreplay args...` in the repository root, feeding `stdin` if given.
-    public static func run(_ args: [String], stdin: Data? = nil) throws -> Result {
+    /// Runs `pinreplay args...` in the repository root, feeding `stdin` if given; standard
+    /// output goes to `stdoutFile` instead of a pipe when given (`/dev/full`).
+    public static func run(_ args: [String], stdin: Data? = nil, stdoutFile: String? = nil) throws -> Result {
         let p = Process()
         p.executableURL = executable
         p.arguments = args
         p.currentDirectoryURL = Paths.root
         let out = Pipe()
         let err = Pipe()
-        p.standardOutput = out
+        if let stdoutFile, let handle = FileHandle(forWritingAtPath: stdoutFile) {
+            p.standardOutput = handle
+            try out.fileHandleForWriting.close()
+        } else {
+            p.standardOutput = out
+        }
         p.standardError = err
         let input = Pipe()
         p.standardInput = input

@@ -95,3 +95,63 @@ import TraceFormat
         #expect(frames >= 3)
     }
 }
+
+/// Marks and VMA names carry any text through both forms: the text form escapes what it
+/// cannot write plainly (SPEC: docs/FORMAT.md, "Text in marks and names").
+@Suite struct TextEscapeTests {
+    static let awkward = [
+        "ends in a blank ", " starts with one", "CR LF\r\ninside", "a # hash", "back\\slash", "tab\there",
+        "\u{7f}del", "é precomposed and e\u{301} combining", "#\u{301} hash then accent", "\\x41 looks like an escape",
+        "  ", "nul\u{0}byte",
+    ]
+
+    @Test("Awkward marks and names survive binary → text → binary and text → binary → text", arguments: awkward)
+    func roundTrip(text: String) throws {
+        let dir = Paths.scratch("escape-\(abs(text.hashValue))")
+        let statements: [Statement] = [
+            .mark(text), .vma(VMASpec(start: 0x10000, end: 0x20000, name: text)), .map(iova: 0, vaddr: 0x10000, size: 4096, access: .read),
+        ]
+        let bin = dir.appendingPathComponent("t.vptr").path
+        let txt = dir.appendingPathComponent("t.txt").path
+        let bin2 = dir.appendingPathComponent("t2.vptr").path
+        try RoundTripTests.write(statements, to: bin, form: .binary)
+        try RoundTripTests.write(try RoundTripTests.read(bin), to: txt, form: .text)
+        let fromText = try RoundTripTests.read(txt)
+        #expect(fromText == statements)
+        // Byte for byte: Swift's String == would call canonically equivalent texts equal.
+        guard case .mark(let m) = fromText[0], case .vma(let v) = fromText[1] else {
+            Issue.record("statements changed kind")
+            return
+        }
+        #expect(Array(m.utf8) == Array(text.utf8))
+        #expect(Array(v.name.utf8) == Array(text.utf8))
+        // One statement per line: the text has exactly header + 3 lines.
+        let lines = try String(contentsOfFile: txt, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.count == 5 && lines[4].isEmpty)
+        try RoundTripTests.write(fromText, to: bin2, form: .binary)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: bin)) == Data(contentsOf: URL(fileURLWithPath: bin2)))
+    }
+
+    @Test("The escapes as written")
+    func written() {
+        #expect(escapeTraceText("plain text") == "plain text")
+        #expect(escapeTraceText("a b ") == "a b\\x20")
+        #expect(escapeTraceText(" a") == "\\x20a")
+        #expect(escapeTraceText("x\r\ny") == "x\\x0d\\x0ay")
+        #expect(escapeTraceText("1#2\\3") == "1\\x232\\\\3")
+    }
+
+    @Test("A bad escape or escaped invalid UTF-8 is an error naming the line")
+    func badEscapes() {
+        #expect(TextParseTests.error("mark a\\qb") == "t.txt:2: bad escape at column 2: write \\\\ for a backslash, \\xHH for a byte")
+        #expect(TextParseTests.error("mark \\xff") == "t.txt:2: escaped text is not valid UTF-8")
+        #expect(TextParseTests.error("mark a\\x4") == "t.txt:2: bad escape at column 2: write \\\\ for a backslash, \\xHH for a byte")
+    }
+
+    @Test("'#' is a comment whatever follows it; a line past 1 MiB is refused")
+    func bytesNotCharacters() throws {
+        #expect(try TextParseTests.parse("vptr-text 1\nmark a #\u{301} comment") == [.mark("a")])
+        let long = "mark " + String(repeating: "x", count: 1 << 20)
+        #expect(TextParseTests.error(long) == "t.txt:2: line longer than 1048576 bytes")
+    }
+}
