@@ -64,6 +64,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // libFuzzer targets (tools/fuzz.sh builds them with -sanitize=fuzzer -DFUZZING); a plain
+        // build runs saved inputs through them.
+        .executableTarget(
+            name: "pinreplay-fuzz", dependencies: ["Replay", "TraceFormat", "VFIOEngines", "VFIOModel"], path: "Sources/Fuzz"),
         .target(
             name: "TestSupport",
             dependencies: ["TraceFormat", "Replay", "VFIOModel", "VFIOEngines"],

@@ -1,5 +1,8 @@
 import Dispatch
 import Synchronization
+#if canImport(Glibc)
+    import Glibc
+#endif
 import TraceFormat
 import VFIOModel
 
@@ -8,44 +11,125 @@ public enum ReplayFormat: String, Sendable, CaseIterable {
     case text, json, jsonl
 }
 
-/// What replaying one trace gave: its report and, for jsonl, its lines.
+/// What replaying one trace gave.
 public struct TraceOutcome: Sendable {
     public var report: TraceReport
-    public var jsonl: String
 }
 
 /// Replays several traces, `jobs` at a time; results come back in trace order whatever the
-/// number of jobs, so output never depends on it.
+/// number of jobs, so output never depends on it. A trace that fails (bad input) is reported
+/// in its slot and the others go on.
+///
+/// For jsonl the lines are written as the replay produces them, never held: to `output` for a
+/// single trace, through an unlinked temporary file per trace for several (copied to `output`
+/// in trace order once all are done), each line then opening with `"trace":PATH`.
 public func replayAll(
     paths: [String], engines: [any PinEngine], format: ReplayFormat, jobs: Int,
-    maxPages: UInt64 = Replayer.defaultMaxPages,
+    maxPages: UInt64 = Replayer.defaultMaxPages, output: Int32 = 1,
     progress: (@Sendable (_ trace: String, _ walked: Int, _ total: UInt64) -> Void)? = nil
 ) -> [Result<TraceOutcome, TraceError>] {
-    parallelMap(paths.count, jobs: jobs) { i in
+    let several = paths.count > 1
+    let results = parallelMap(paths.count, jobs: jobs) { i -> (Result<TraceOutcome, TraceError>, Int32?) in
         var replayer = Replayer(engines: engines)
         replayer.maxPages = maxPages
         if let progress { replayer.progress = { progress(paths[i], $0, $1) } }
+        var spool: Int32?
         do throws(TraceError) {
-            if format == .jsonl {
-                var observer = JSONLObserver()
-                let report = try replayer.replay(path: paths[i], observer: &observer)
-                return .success(TraceOutcome(report: report, jsonl: observer.text))
+            guard format == .jsonl else {
+                var observer = NoObserver()
+                return (.success(TraceOutcome(report: try replayer.replay(path: paths[i], observer: &observer))), nil)
             }
-            var observer = NoObserver()
-            return .success(TraceOutcome(report: try replayer.replay(path: paths[i], observer: &observer), jsonl: ""))
+            let fd = several ? try temporaryFile() : output
+            spool = several ? fd : nil
+            var observer = JSONLStream(sink: FDSink(fd: fd, name: several ? "<temporary file>" : "<stdout>"), trace: several ? paths[i] : nil)
+            let report = try replayer.replay(path: paths[i], observer: &observer)
+            try observer.sink.flush()
+            return (.success(TraceOutcome(report: report)), spool)
         } catch {
-            return .failure(error)
+            if let spool { close(spool) }
+            return (.failure(error), nil)
         }
     }
+    var out: [Result<TraceOutcome, TraceError>] = []
+    var copyFailed: TraceError?
+    for (result, spool) in results {
+        if let spool {
+            defer { close(spool) }
+            if copyFailed == nil {
+                do throws(TraceError) { try copyAll(from: spool, to: output) } catch { copyFailed = error }
+            }
+        }
+        out.append(copyFailed.map { .failure($0) } ?? result)
+    }
+    return out
 }
 
-/// Renders replay results in trace order.
+/// Renders the reports of replayed traces in trace order (jsonl was written as it came).
 public func renderReplay(_ outcomes: [TraceOutcome], format: ReplayFormat, maxExamples: Int, cost: Bool) -> String {
     switch format {
-    case .jsonl: return outcomes.map(\.jsonl).joined()
+    case .jsonl: return ""
     case .json: return JSONReport.render(outcomes.map(\.report))
     case .text:
         return outcomes.map { TextReport.render($0.report, maxExamples: maxExamples, cost: cost) }.joined(separator: "\n")
+    }
+}
+
+/// Buffered writes to a file descriptor; the first failure is kept and thrown on `flush()`.
+final class FDSink {
+    let fd: Int32
+    let name: String
+    private var buffer: [UInt8] = []
+    private var failure: TraceError?
+
+    init(fd: Int32, name: String) {
+        self.fd = fd
+        self.name = name
+        buffer.reserveCapacity(1 << 16)
+    }
+
+    func write(_ s: String) {
+        buffer.append(contentsOf: s.utf8)
+        if buffer.count >= 1 << 16 { drain() }
+    }
+
+    private func drain() {
+        guard failure == nil else {
+            buffer.removeAll(keepingCapacity: true)
+            return
+        }
+        do throws(TraceError) { try writeAll(fd, buffer[...], name: name) } catch { failure = error }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    func flush() throws(TraceError) {
+        drain()
+        if let failure { throw failure }
+    }
+}
+
+/// The jsonl stream of SPEC.md §4, written as the replay runs; with several traces each line
+/// opens with the trace's path.
+struct JSONLStream: ReplayObserver {
+    let sink: FDSink
+    let prefix: String
+
+    init(sink: FDSink, trace: String?) {
+        self.sink = sink
+        if let trace {
+            var j = JSONText()
+            j.raw("{\"trace\":")
+            j.string(trace)
+            j.raw(",")
+            prefix = j.out
+        } else {
+            prefix = "{"
+        }
+    }
+
+    mutating func request(event: Int, engines: [String], outcomes: [RequestOutcome]) {
+        for (name, o) in zip(engines, outcomes) {
+            sink.write(prefix + JSONText.requestBody(event: event, engine: name, o) + "}\n")
+        }
     }
 }
 

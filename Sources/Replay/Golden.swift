@@ -42,7 +42,9 @@ public enum Golden {
     ) throws(TraceError) -> Results {
         let name = "traces/" + (path.split(separator: "/").last.map(String.init) ?? path)
         var perEngine = PerEngineObserver(count: engines.count)
-        let all = try Replayer(engines: engines).replay(path: path, observer: &perEngine)
+        var replayer = Replayer(engines: engines)
+        replayer.examples = .max
+        let all = try replayer.replay(path: path, observer: &perEngine)
         var files: [(String, String)] = []
         for (i, s) in all.summaries.enumerated() {
             var text = perEngine.texts[i]
@@ -51,7 +53,9 @@ public enum Golden {
             files.append((fileName(engine: s.engine), text))
         }
         var none = NoObserver()
-        var report = try Replayer(engines: pair).replay(path: path, observer: &none)
+        var pairReplayer = Replayer(engines: pair)
+        pairReplayer.examples = .max
+        var report = try pairReplayer.replay(path: path, observer: &none)
         report.trace = name
         files.append((reportFile, JSONReport.render([report])))
         return Results(files: files.sorted { $0.0 < $1.0 })

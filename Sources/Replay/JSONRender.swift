@@ -62,6 +62,24 @@ extension JSONText {
     }
 }
 
+extension JSONText {
+    /// How many of each finding there were (the lists hold the first examples of each).
+    mutating func countFields(_ r: TraceReport) {
+        raw("{\"divergences\":{")
+        raw(DivergenceKind.allCases.map { "\"\($0.rawValue)\":\(r.count($0))" }.joined(separator: ","))
+        raw("},\"violations\":{")
+        var first = true
+        for e in r.engines {
+            let kinds = ["foreign-pfn", "refcount-underflow", "leak"]
+            if !first { raw(",") }
+            first = false
+            string(e)
+            raw(":{" + kinds.map { "\"\($0)\":\(r.violationCounts[ViolationKey(engine: e, kind: $0)] ?? 0)" }.joined(separator: ",") + "}")
+        }
+        raw("},\"shared_failures\":\(r.sharedFailureCount)}")
+    }
+}
+
 /// The jsonl stream of SPEC.md §4: one line per request per engine, as the replay runs.
 public struct JSONLObserver: ReplayObserver {
     public private(set) var text = ""
@@ -78,24 +96,32 @@ public struct JSONLObserver: ReplayObserver {
 extension JSONText {
     /// One jsonl line of SPEC.md §4, without its newline.
     static func requestLine(event: Int, engine: String, _ o: RequestOutcome) -> String {
+        "{" + requestBody(event: event, engine: engine, o) + "}"
+    }
+
+    /// The line's fields, without the braces.
+    static func requestBody(event: Int, engine: String, _ o: RequestOutcome) -> String {
         var j = JSONText()
-        j.raw("{\"event\":\(event),\"engine\":")
+        j.raw("\"event\":\(event),\"engine\":")
         j.string(engine)
         j.raw(",")
         j.outcomeFields(o)
-        j.raw("}")
         return j.out
     }
 }
 
-/// `--format json`: one document for all traces; every divergence and violation listed.
+/// `--format json`: one document for all traces (docs/REPORT.md, schema in
+/// docs/report.schema.json). Findings are counted; the examples kept of each kind are listed.
 ///
 /// One trace, summary entry, divergence or violation per line, so that a line diff of two
 /// reports (a golden file against a fresh replay) points at the event that changed.
 public enum JSONReport {
+    /// The version of the document's layout; a consumer checks it before reading on.
+    public static let schema = 2
+
     public static func render(_ reports: [TraceReport]) -> String {
         var j = JSONText()
-        j.raw("{\"traces\":[")
+        j.raw("{\"schema\":\(schema),\"traces\":[")
         for (ti, r) in reports.enumerated() {
             j.raw(ti > 0 ? ",\n" : "\n")
             j.raw("{\"trace\":")
@@ -109,11 +135,14 @@ public enum JSONReport {
                 j.raw(":")
                 j.summaryFields(s)
             }
-            j.raw("},\n\"divergences\":[")
+            j.raw("},\n\"counts\":")
+            j.countFields(r)
+            j.raw(",\n\"divergences\":[")
             for (di, d) in r.divergences.enumerated() {
                 j.raw(di > 0 ? ",\n" : "\n")
                 j.raw("{\"event\":\(d.event),\"op\":\"\(d.op)\",\"kind\":\"\(d.kind.rawValue)\",\"mark\":")
                 if let m = d.mark { j.string(m) } else { j.raw("null") }
+                j.raw(",\"since\":" + (d.since.map { "\($0)" } ?? "null"))
                 j.raw(",\"detail\":")
                 j.string(d.detail)
                 j.raw(",\"outcomes\":{")
@@ -122,6 +151,7 @@ public enum JSONReport {
                     j.string(name)
                     j.raw(":{")
                     j.outcomeFields(o)
+                    if oi < d.estimates.count { j.raw(",\"est_ns\":\(d.estimates[oi])") }
                     j.raw("}")
                 }
                 j.raw("}}")
@@ -130,6 +160,26 @@ public enum JSONReport {
             for (vi, v) in r.violations.enumerated() {
                 j.raw(vi > 0 ? ",\n" : "\n")
                 j.raw(violationLine(v))
+            }
+            j.raw("],\n\"shared_failures\":[")
+            for (fi, f) in r.sharedFailures.enumerated() {
+                j.raw(fi > 0 ? ",\n" : "\n")
+                j.raw("{\"event\":\(f.event),\"request\":")
+                j.string(f.request)
+                j.raw(",\"ret\":\(f.ret)}")
+            }
+            j.raw("],\n\"state_differences\":[")
+            for (ci, c) in r.stateDifferences.enumerated() {
+                j.raw(ci > 0 ? ",\n" : "\n")
+                j.raw("{\"event\":\(c.event),\"locked_vm\":[\(c.lockedVM.map(String.init).joined(separator: ","))]")
+                j.raw(",\"ram_refs\":[\(c.ramRefs.map(String.init).joined(separator: ","))]}")
+            }
+            j.raw("],\n\"costliest\":[")
+            for (ci, c) in r.costliest.enumerated() {
+                j.raw(ci > 0 ? ",\n" : "\n")
+                j.raw("{\"event\":\(c.event),\"request\":")
+                j.string(c.request)
+                j.raw(",\"est_ns\":[\(c.estimates.map(String.init).joined(separator: ","))]}")
             }
             j.raw("]}")
         }

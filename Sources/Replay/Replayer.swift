@@ -51,6 +51,47 @@ public struct Divergence: Sendable {
     public var detail: String
     /// Each engine's outcome, in engine order.
     public var outcomes: [RequestOutcome]
+    /// Each engine's estimated kernel time for the request, ns, in engine order.
+    public var estimates: [Int] = []
+    /// The event of an earlier request after which the engines' state (locked_vm, ram page
+    /// references) has differed ever since: what this divergence may follow from.
+    public var since: Int?
+}
+
+/// A request that failed alike (the same nonzero return code) on every engine.
+public struct SharedFailure: Sendable {
+    public var event: Int
+    public var request: String
+    public var ret: Int
+    public var mark: String?
+}
+
+/// A request and each engine's estimated kernel time for it.
+public struct CostlyRequest: Sendable {
+    public var event: Int
+    public var request: String
+    public var estimates: [Int]
+}
+
+/// The engines' state stopped agreeing after this request: `locked_vm` and the net ram page
+/// references each engine holds then (in engine order).
+public struct StateDifference: Sendable {
+    public var event: Int
+    public var lockedVM: [Int64]
+    public var ramRefs: [Int64]
+
+    /// "v4.17-rc1's locked_vm differs from v4.16's by -3; ram references by +3".
+    public func describe(_ engines: [String]) -> String {
+        guard let i = lockedVM.indices.dropFirst().first(where: { lockedVM[$0] != lockedVM[0] || ramRefs[$0] != ramRefs[0] }) else {
+            return "the engines' state differs"
+        }
+        var parts: [String] = []
+        if lockedVM[i] != lockedVM[0] { parts.append("locked_vm by \(signed(lockedVM[i] - lockedVM[0]))") }
+        if ramRefs[i] != ramRefs[0] { parts.append("ram page references by \(signed(ramRefs[i] - ramRefs[0]))") }
+        return "\(engines[i])'s " + parts.joined(separator: ", ") + " against \(engines[0])"
+    }
+
+    private func signed(_ v: Int64) -> String { v > 0 ? "+\(v)" : "\(v)" }
 }
 
 /// A violation on one engine.
@@ -60,7 +101,8 @@ public struct EngineViolation: Sendable {
     public var violation: Violation
 }
 
-/// Everything a replay of one trace found.
+/// Everything a replay of one trace found. Memory stays bounded whatever the trace: findings
+/// are counted, and only the first `examples` of each kind are kept.
 public struct TraceReport: Sendable {
     public var trace: String
     public var form: TraceForm
@@ -68,11 +110,46 @@ public struct TraceReport: Sendable {
     public var requests = 0
     public var engines: [String]
     public var summaries: [EngineSummary]
+    /// The first divergences of each kind, in event order.
     public var divergences: [Divergence] = []
+    /// Divergences of each kind, in `DivergenceKind.allCases` order.
+    public var divergenceCounts = [Int](repeating: 0, count: DivergenceKind.allCases.count)
+    /// The first violations of each kind on each engine, by event then engine.
     public var violations: [EngineViolation] = []
+    /// Violations per engine and kind.
+    public var violationCounts: [ViolationKey: Int] = [:]
+    /// The first requests that failed alike on every engine.
+    public var sharedFailures: [SharedFailure] = []
+    public var sharedFailureCount = 0
+    /// Each time the engines' state stopped agreeing (the first ones).
+    public var stateDifferences: [StateDifference] = []
+    /// The most expensive requests (by the costliest engine's estimate), most expensive first.
+    public var costliest: [CostlyRequest] = []
+
+    public var divergenceCount: Int { divergenceCounts.reduce(0, +) }
+    public var violationCount: Int { violationCounts.values.reduce(0, +) }
+    public func count(_ kind: DivergenceKind) -> Int { divergenceCounts[DivergenceKind.allCases.firstIndex(of: kind) ?? 0] }
 
     /// Exit status of SPEC.md §6: 1 when anything diverged or broke an invariant.
-    public var isClean: Bool { divergences.isEmpty && violations.isEmpty }
+    public var isClean: Bool { divergenceCount == 0 && violationCount == 0 }
+}
+
+extension TraceReport {
+    /// Keeps the request among the costliest if it is one (by its most expensive engine; the
+    /// earlier request first on a tie, so the list does not depend on anything but the trace).
+    mutating func noteCost(event: Int, _ s: Statement, _ estimates: [Int]) {
+        let top = estimates.max() ?? 0
+        if costliest.count == Replayer.costliestKept, let last = costliest.last, (last.estimates.max() ?? 0) >= top { return }
+        let at = costliest.firstIndex { ($0.estimates.max() ?? 0) < top } ?? costliest.count
+        costliest.insert(CostlyRequest(event: event, request: s.canonicalText, estimates: estimates), at: at)
+        if costliest.count > Replayer.costliestKept { costliest.removeLast() }
+    }
+}
+
+/// An engine and a violation kind.
+public struct ViolationKey: Hashable, Sendable {
+    public var engine: String
+    public var kind: String
 }
 
 /// Receives each request's outcomes as the replay produces them (the jsonl stream).
@@ -93,11 +170,16 @@ public struct Replayer {
     /// Called now and then with the pages walked so far (by the first engine) and the pages
     /// the trace maps in all.
     public var progress: ((_ walked: Int, _ total: UInt64) -> Void)?
-    /// The most pages one request may ask for (a map's size, a pin's count): past it the trace
-    /// is refused before the request runs, as v4.16 would take days to walk it.
+    /// The most pages one statement may ask for (a map's size, a pin's or a touch's count): past
+    /// it the trace is refused before the statement runs, as v4.16 would take days to walk it.
     public var maxPages: UInt64 = Replayer.defaultMaxPages
     /// 2^32 pages, 16 TiB: more than any boot maps in one request.
     public static let defaultMaxPages: UInt64 = 1 << 32
+    /// Examples kept of each kind of finding (divergences per kind, violations per engine and
+    /// kind, shared failures, state differences); the rest are counted.
+    public var examples = 100
+    /// Requests kept in `costliest`.
+    public static let costliestKept = 10
 
     public init(engines: [any PinEngine]) {
         precondition(!engines.isEmpty, "a replay needs at least one engine")
@@ -145,9 +227,19 @@ public struct Replayer {
         var effects = [Differ.Effect](repeating: Differ.Effect(lockedVM: 0, ramRefs: 0), count: hosts.count)
         var refsBefore = [Int64](repeating: 0, count: hosts.count)
         var lockedBefore = [Int64](repeating: 0, count: hosts.count)
+        var estimateBefore = [Int](repeating: 0, count: hosts.count)
+        var estimates = [Int](repeating: 0, count: hosts.count)
+        /// The event since which the engines' state differs, if it does.
+        var differingSince: Int?
+        let examples = self.examples
         func collectViolations(_ i: Int) {
             for v in hosts[i].takeViolations() {
-                report.violations.append(EngineViolation(engine: names[i], event: v.event, violation: v.violation))
+                let key = ViolationKey(engine: names[i], kind: v.violation.kind)
+                let n = report.violationCounts[key, default: 0]
+                report.violationCounts[key] = n + 1
+                if n < examples {
+                    report.violations.append(EngineViolation(engine: names[i], event: v.event, violation: v.violation))
+                }
             }
         }
 
@@ -159,13 +251,14 @@ public struct Replayer {
                 throw TraceError(
                     file: reader.file, reader.lastLocation,
                     "event \(event) (\(s.keyword)) asks for \(pages) pages, over the budget of \(maxPages) "
-                        + "(\(humanBytes((maxPages &<< PAGE_SHIFT) >> PAGE_SHIFT == maxPages ? maxPages << PAGE_SHIFT : .max))) per request: --max-pages raises it")
+                        + "(\(humanBytes((maxPages &<< PAGE_SHIFT) >> PAGE_SHIFT == maxPages ? maxPages << PAGE_SHIFT : .max))) per statement: --max-pages raises it")
             }
             outcomes.removeAll(keepingCapacity: true)
             for (i, host) in hosts.enumerated() {
                 host.event = event
                 refsBefore[i] = host.ramRefsNet
                 lockedBefore[i] = host.mm.locked_vm
+                estimateBefore[i] = CostModel.estimate(host.counters)
             }
             Self.applyAll(s, to: hosts, into: &results)
             for i in hosts.indices {
@@ -189,6 +282,14 @@ public struct Replayer {
                 report.summaries[i].lockedVMPeak = max(report.summaries[i].lockedVMPeak, o.lockedVM)
             }
             observer.request(event: event, engines: names, outcomes: outcomes)
+            for i in hosts.indices { estimates[i] = CostModel.estimate(hosts[i].counters) - estimateBefore[i] }
+            report.noteCost(event: event, s, estimates)
+            if outcomes[0].ret != 0, outcomes.allSatisfy({ $0.ret == outcomes[0].ret }) {
+                report.sharedFailureCount += 1
+                if report.sharedFailures.count < examples {
+                    report.sharedFailures.append(SharedFailure(event: event, request: s.canonicalText, ret: outcomes[0].ret, mark: mark))
+                }
+            }
             guard hosts.count > 1 else { continue }
             // Each engine's own effect of this request, so one early difference in state does not
             // make every later request diverge.
@@ -196,10 +297,26 @@ public struct Replayer {
                 effects[i] = Differ.Effect(lockedVM: outcomes[i].lockedVM &- lockedBefore[i], ramRefs: hosts[i].ramRefsNet &- refsBefore[i])
             }
             if let d = Differ.compare(outcomes, effects: effects, engines: names) {
-                report.divergences.append(
-                    Divergence(
-                        event: event, request: s.canonicalText, op: outcomes[0].op, kind: d.kind, mark: mark,
-                        detail: d.detail, outcomes: outcomes))
+                let k = DivergenceKind.allCases.firstIndex(of: d.kind) ?? 0
+                report.divergenceCounts[k] += 1
+                if report.divergenceCounts[k] <= examples {
+                    report.divergences.append(
+                        Divergence(
+                            event: event, request: s.canonicalText, op: outcomes[0].op, kind: d.kind, mark: mark,
+                            detail: d.detail, outcomes: outcomes, estimates: estimates, since: differingSince))
+                }
+            }
+            // Where the engines' state stops agreeing: what later divergences may follow from.
+            let lockedNow = hosts.map { $0.mm.locked_vm }
+            let refsNow = hosts.map { $0.ramRefsNet }
+            let differs = lockedNow.contains { $0 != lockedNow[0] } || refsNow.contains { $0 != refsNow[0] }
+            if !differs {
+                differingSince = nil
+            } else if differingSince == nil {
+                differingSince = event
+                if report.stateDifferences.count < examples {
+                    report.stateDifferences.append(StateDifference(event: event, lockedVM: lockedNow, ramRefs: refsNow))
+                }
             }
         }
         report.events = event
@@ -219,6 +336,7 @@ public struct Replayer {
         report.violations.sort { ($0.event, names.firstIndex(of: $0.engine) ?? 0) < ($1.event, names.firstIndex(of: $1.engine) ?? 0) }
         return report
     }
+
 
     /// Requests at least this large run on all engines at once: the hosts share nothing, so
     /// the results are the same as one after the other, only sooner.

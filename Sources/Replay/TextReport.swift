@@ -5,17 +5,47 @@ import VFIOModel
 /// divergences grouped by kind, then each engine's invariant violations grouped by kind.
 public enum TextReport {
     public static func render(_ r: TraceReport, maxExamples: Int, cost: Bool) -> String {
-        var out = "== \(r.trace) (\(r.form.rawValue)): \(r.events) events, \(r.requests) requests\n\n"
-        out += summaryTable(r)
+        var out = "== \(r.trace) (\(r.form.rawValue)): \(r.events) events, \(r.requests) requests\n"
+        out += firstFindings(r)
+        out += "\n" + summaryTable(r)
         if cost { out += costBreakdown(r) }
         out += "\n" + divergences(r, maxExamples: maxExamples)
         out += "\n" + violations(r, maxExamples: maxExamples)
-        let verdict =
-            r.isClean
-            ? "clean: the engines agree and no invariant is broken"
-            : "DIVERGED: \(r.divergences.count) divergence\(r.divergences.count == 1 ? "" : "s"), "
-                + "\(r.violations.count) invariant violation\(r.violations.count == 1 ? "" : "s")"
-        out += "\nresult: \(verdict)\n"
+        out += "\n" + sharedFailures(r, maxExamples: maxExamples)
+        out += "\n" + costliest(r, maxExamples: maxExamples)
+        out += "\nresult: \(headline(r))\n"
+        return out
+    }
+
+    /// What was found, named: never "diverged" where nothing could (one engine).
+    public static func headline(_ r: TraceReport) -> String {
+        var found: [String] = []
+        if r.divergenceCount > 0 { found.append(plural(r.divergenceCount, "divergence")) }
+        if r.violationCount > 0 { found.append(plural(r.violationCount, "invariant violation")) }
+        let shared = r.sharedFailureCount > 0
+            ? plural(r.sharedFailureCount, "request") + " failing on " + (r.engines.count == 1 ? "the engine" : "every engine")
+            : nil
+        if found.isEmpty {
+            let agree = r.engines.count == 1 ? "no invariant is broken" : "the engines agree and no invariant is broken"
+            return "clean: " + agree + (shared.map { " (\($0))" } ?? "")
+        }
+        return "found " + (found + (shared.map { [$0] } ?? [])).joined(separator: ", ")
+    }
+
+    static func plural(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
+
+    /// The first divergence and the first violation, right under the title: where to look.
+    static func firstFindings(_ r: TraceReport) -> String {
+        var out = ""
+        if let d = r.divergences.min(by: { $0.event < $1.event }) {
+            out += "first divergence: event \(d.event), \(d.kind.rawValue): \(d.request)\n    \(d.detail)\n"
+        }
+        if let v = r.violations.first {
+            out += "first violation: event \(v.event), \(v.engine): \(v.violation.kind): \(v.violation.detail)\n"
+        }
+        if let c = r.stateDifferences.first, r.divergenceCount > 0 {
+            out += "state first differs after event \(c.event): \(c.describe(r.engines))\n"
+        }
         return out
     }
 
@@ -59,24 +89,73 @@ public enum TextReport {
         return out
     }
 
+    /// Divergences grouped by kind; those that came while the engines' state already differed
+    /// are folded under that earlier cause.
     static func divergences(_ r: TraceReport, maxExamples: Int) -> String {
-        guard !r.divergences.isEmpty else { return "divergences: none\n" }
-        var out = "divergences: \(r.divergences.count)\n"
-        for kind in DivergenceKind.allCases {
-            let group = r.divergences.filter { $0.kind == kind }
-            guard !group.isEmpty else { continue }
-            out += "  \(kind.title): \(group.count) request\(group.count == 1 ? "" : "s")"
-            out += group.count > maxExamples ? ", first \(maxExamples):\n" : "\n"
-            for d in group.prefix(maxExamples) {
-                out += "    event \(d.event)" + (d.mark.map { " (after mark \"\($0)\")" } ?? "") + ": \(d.request)\n"
-                let width = r.engines.map(\.count).max() ?? 0
-                for (name, o) in zip(r.engines, d.outcomes) {
-                    out += "      \(name.padded(width))  \(outcomeText(o))\n"
-                }
-                out += "      \(d.detail)\n"
-            }
+        guard r.divergenceCount > 0 else { return "divergences: none\n" }
+        var out = "divergences: \(r.divergenceCount)"
+        if r.divergenceCount > r.divergences.count { out += " (\(r.divergences.count) kept as examples)" }
+        out += "\n"
+        let direct = r.divergences.filter { $0.since == nil }
+        out += groups(direct, r, maxExamples: maxExamples, indent: "  ", counted: r.divergences.count == r.divergenceCount ? nil : r)
+        let causes = Dictionary(grouping: r.divergences.filter { $0.since != nil }) { $0.since ?? 0 }
+        for event in causes.keys.sorted() {
+            let group = causes[event] ?? []
+            let cause = r.stateDifferences.first { $0.event == event }
+            out += "  since event \(event), when \(cause?.describe(r.engines) ?? "the engines' state differs"): "
+            out += plural(group.count, "request") + (group.count == 1 ? " follows" : " follow") + "\n"
+            out += groups(group, r, maxExamples: maxExamples, indent: "    ", counted: nil)
         }
         return out
+    }
+
+    private static func groups(_ list: [Divergence], _ r: TraceReport, maxExamples: Int, indent: String, counted: TraceReport?) -> String {
+        var out = ""
+        let width = r.engines.map(\.count).max() ?? 0
+        for kind in DivergenceKind.allCases {
+            let group = list.filter { $0.kind == kind }
+            guard !group.isEmpty else { continue }
+            out += "\(indent)\(kind.title): \(plural(group.count, "request"))"
+            out += group.count > maxExamples ? ", first \(maxExamples):\n" : "\n"
+            for d in group.prefix(maxExamples) {
+                out += "\(indent)  event \(d.event)" + (d.mark.map { " (after mark \"\($0)\")" } ?? "") + ": \(d.request)\n"
+                for (i, (name, o)) in zip(r.engines, d.outcomes).enumerated() {
+                    let est = i < d.estimates.count ? "  [est. \(CostModel.human(d.estimates[i]))]" : ""
+                    out += "\(indent)    \(name.padded(width))  \(outcomeText(o))\(est)\n"
+                }
+                out += "\(indent)    \(d.detail)\n"
+            }
+        }
+        if let counted {
+            // Examples were capped: the counts of every kind, from the totals.
+            let totals = DivergenceKind.allCases.filter { counted.count($0) > 0 }.map { "\($0.rawValue) \(counted.count($0))" }
+            out += "\(indent)in all: " + totals.joined(separator: ", ") + "\n"
+        }
+        return out
+    }
+
+    /// Requests that failed alike on every engine: no divergence, but worth a look (a map
+    /// refused for lack of memlock everywhere reads clean otherwise).
+    static func sharedFailures(_ r: TraceReport, maxExamples: Int) -> String {
+        let title = r.engines.count == 1 ? "failed requests" : "requests failing alike on every engine"
+        guard r.sharedFailureCount > 0 else { return "\(title): none\n" }
+        var out = "\(title): \(r.sharedFailureCount)" + (r.sharedFailureCount > maxExamples ? ", first \(maxExamples):\n" : "\n")
+        for f in r.sharedFailures.prefix(maxExamples) {
+            out += "  event \(f.event)" + (f.mark.map { " (after mark \"\($0)\")" } ?? "") + ": \(f.request) → \(retName(f.ret))\n"
+        }
+        return out
+    }
+
+    /// The most expensive requests by estimated kernel time, each engine's estimate beside.
+    static func costliest(_ r: TraceReport, maxExamples: Int) -> String {
+        let list = r.costliest.prefix(maxExamples).filter { ($0.estimates.max() ?? 0) > 0 }
+        guard !list.isEmpty else { return "costliest requests: none\n" }
+        var rows: [[String]] = [["  costliest requests (estimated)"] + r.engines]
+        for c in list {
+            let request = c.request.count > 48 ? String(c.request.prefix(47)) + "…" : c.request
+            rows.append(["  event \(c.event): \(request)"] + c.estimates.map(CostModel.human))
+        }
+        return table(rows)
     }
 
     static func outcomeText(_ o: RequestOutcome) -> String {
@@ -96,21 +175,81 @@ public enum TextReport {
     }
 
     static func violations(_ r: TraceReport, maxExamples: Int) -> String {
-        guard !r.violations.isEmpty else { return "invariant violations: none\n" }
-        var out = "invariant violations: \(r.violations.count)\n"
+        guard r.violationCount > 0 else { return "invariant violations: none\n" }
+        var out = "invariant violations: \(r.violationCount)\n"
         for engine in r.engines {
-            let mine = r.violations.filter { $0.engine == engine }
-            guard !mine.isEmpty else { continue }
+            let kinds = ["foreign-pfn", "refcount-underflow", "leak"].filter { r.violationCounts[ViolationKey(engine: engine, kind: $0)] != nil }
+            guard !kinds.isEmpty else { continue }
             out += "  \(engine):\n"
-            for kind in ["foreign-pfn", "refcount-underflow", "leak"] {
-                let group = mine.filter { $0.violation.kind == kind }
-                guard !group.isEmpty else { continue }
-                out += "    \(kind): \(group.count)" + (group.count > maxExamples ? ", first \(maxExamples):\n" : "\n")
+            for kind in kinds {
+                let total = r.violationCounts[ViolationKey(engine: engine, kind: kind)] ?? 0
+                let group = r.violations.filter { $0.engine == engine && $0.violation.kind == kind }
+                let shown = min(maxExamples, group.count)
+                out += "    \(kind): \(total)" + (total > shown ? ", first \(shown):\n" : "\n")
                 for v in group.prefix(maxExamples) {
                     out += "      event \(v.event): \(v.violation.detail)\n"
                 }
             }
         }
         return out
+    }
+}
+
+/// `replay --summary`: one row per trace, for a run over many.
+public enum SummaryReport {
+    public static func text(_ reports: [TraceReport]) -> String {
+        let engines = reports.first?.engines ?? []
+        var rows: [[String]] = [["trace", "events", "requests", "divergences", "violations"] + engines.map { "est. " + $0 }]
+        for r in reports {
+            rows.append(
+                [r.trace, "\(r.events)", "\(r.requests)", divergences(r), violations(r)]
+                    + r.summaries.map { CostModel.human(CostModel.estimate($0.counters)) })
+        }
+        var widths = [Int](repeating: 0, count: rows[0].count)
+        for row in rows { for (i, c) in row.enumerated() { widths[i] = max(widths[i], c.count) } }
+        return rows.map { row in
+            row.enumerated().map { i, c in
+                i == 0 || i == 3 || i == 4 ? c.padded(widths[i]) : String(repeating: " ", count: widths[i] - c.count) + c
+            }.joined(separator: "  ").trimmingTrailingBlanks()
+        }.joined(separator: "\n") + "\n"
+    }
+
+    /// "mapping 2, accounting 1", or "-".
+    static func divergences(_ r: TraceReport) -> String {
+        let parts = DivergenceKind.allCases.filter { r.count($0) > 0 }.map { "\($0.rawValue) \(r.count($0))" }
+        return parts.isEmpty ? "-" : parts.joined(separator: ", ")
+    }
+
+    /// "foreign-pfn 2, leak 2" over all engines, or "-".
+    static func violations(_ r: TraceReport) -> String {
+        var byKind: [String: Int] = [:]
+        for (k, n) in r.violationCounts { byKind[k.kind, default: 0] += n }
+        let parts = ["foreign-pfn", "refcount-underflow", "leak"].compactMap { k in byKind[k].map { "\(k) \($0)" } }
+        return parts.isEmpty ? "-" : parts.joined(separator: ", ")
+    }
+
+    public static func json(_ reports: [TraceReport]) -> String {
+        var j = JSONText()
+        j.raw("{\"schema\":\(JSONReport.schema),\"summary\":[")
+        for (i, r) in reports.enumerated() {
+            j.raw(i > 0 ? ",\n" : "\n")
+            j.raw("{\"trace\":")
+            j.string(r.trace)
+            j.raw(",\"events\":\(r.events),\"requests\":\(r.requests),\"counts\":")
+            j.countFields(r)
+            j.raw(",\"est_ns\":{")
+            j.raw(r.summaries.map { "\"\($0.engine)\":\(CostModel.estimate($0.counters))" }.joined(separator: ","))
+            j.raw("}}")
+        }
+        j.raw("\n]}\n")
+        return j.out
+    }
+}
+
+extension String {
+    func trimmingTrailingBlanks() -> String {
+        var s = Substring(self)
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
     }
 }

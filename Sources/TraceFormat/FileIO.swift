@@ -135,8 +135,8 @@ final class ByteInput {
     }
 }
 
-/// Writes all of `bytes` to `fd`.
-func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>, name: String) throws(TraceError) {
+/// Writes all of `bytes` to `fd` (short writes and EINTR retried).
+public func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>, name: String) throws(TraceError) {
     var done = 0
     while done < bytes.count {
         let n = bytes.withUnsafeBytes { raw in write(fd, raw.baseAddress! + done, raw.count - done) }
@@ -145,6 +145,28 @@ func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>, name: String) throws(Trac
             throw TraceError(file: name, .file, "write failed: \(String(cString: strerror(errno)))")
         }
         done += n
+    }
+}
+
+/// An unlinked temporary file, open for reading and writing: gone when closed.
+public func temporaryFile() throws(TraceError) -> Int32 {
+    var template = Array("/tmp/pinreplay-spool.XXXXXX".utf8CString)
+    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+    guard fd >= 0 else { throw TraceError(file: "/tmp", .file, "cannot create a temporary file: \(String(cString: strerror(errno)))") }
+    template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+    return fd
+}
+
+/// Copies file `from`, from its start, to `to` (standard output: "<stdout>" in errors).
+public func copyAll(from: Int32, to: Int32) throws(TraceError) {
+    lseek(from, 0, SEEK_SET)
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(from, $0.baseAddress!, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        guard n >= 0 else { throw TraceError(file: "<temporary file>", .file, "read failed: \(String(cString: strerror(errno)))") }
+        if n == 0 { return }
+        try writeAll(to, chunk[0..<n], name: to == 1 ? "<stdout>" : "<output>")
     }
 }
 

@@ -213,12 +213,12 @@ public enum Statement: Equatable, Sendable {
 }
 
 extension Statement {
-    /// The pages a request asks the kernel to walk: a map's size in pages (rounded up), a
-    /// pin's count; nil for everything else.
+    /// The pages a statement asks the simulation to walk one by one: a map's size in pages
+    /// (rounded up), a pin's or a touch's count; nil for everything else.
     public var pagesAsked: UInt64? {
         switch self {
         case let .map(_, _, size, _): size >> 12 + (size & 0xfff == 0 ? 0 : 1)
-        case let .pin(_, count, _): count
+        case let .pin(_, count, _), let .touch(_, count, _): count
         default: nil
         }
     }

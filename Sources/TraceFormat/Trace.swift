@@ -215,8 +215,8 @@ public final class TraceWriter {
         }
     }
 
-    /// Writes a record of a type this version does not define: only for testing that readers
-    /// skip such records.
+    /// Writes one record as given, unchecked: a type this version does not define (to test that
+    /// readers skip it) or a known type with any payload (the fuzzers).
     public func writeUnknownRecord(type: UInt64, payload: [UInt8]) {
         guard case .binary(let b) = sink else { return }
         b.writeRaw(type: type, payload: payload)

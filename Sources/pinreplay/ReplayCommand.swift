@@ -37,7 +37,10 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: "Examples shown per group of divergences or violations (text form).")
     var maxExamples: Int = 5
 
-    @Option(help: "Most pages one request may ask for before the trace is refused (default 2^32: 16 TiB).")
+    @Flag(help: "One row per trace (events, requests, findings by kind, estimated time per engine) instead of the full reports (text or json).")
+    var summary = false
+
+    @Option(help: "Most pages one map, pin or touch may ask for before the trace is refused (default 2^32: 16 TiB).")
     var maxPages: UInt64 = Replayer.defaultMaxPages
 
     func run() throws {
@@ -47,6 +50,7 @@ struct ReplayCommand: ParsableCommand {
         let selected = try Self.selectEngines(engines)
         let jobs = jobs ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         guard jobs >= 1 else { throw UsageError("--jobs must be at least 1") }
+        guard !(summary && format == .jsonl) else { throw UsageError("--summary takes --format text or json") }
         guard maxPages >= 1 else { throw UsageError("--max-pages must be at least 1") }
         guard maxExamples >= 0 else { throw UsageError("--max-examples must not be negative") }
         guard !traces.isEmpty else { throw UsageError("no trace given") }
@@ -54,14 +58,23 @@ struct ReplayCommand: ParsableCommand {
         let results = replayAll(
             paths: traces, engines: selected, format: format, jobs: jobs, maxPages: maxPages, progress: ProgressLine.make())
         ProgressLine.clear()
+        // A bad trace is reported and the others go on; exit 2 at the end.
         var outcomes: [TraceOutcome] = []
+        var failed = false
         for r in results {
             switch r {
             case .success(let o): outcomes.append(o)
-            case .failure(let e): throw e
+            case .failure(let e):
+                printError("pinreplay: \(e)")
+                failed = true
             }
         }
-        print(renderReplay(outcomes, format: format, maxExamples: maxExamples, cost: cost), terminator: "")
+        if summary {
+            print(format == .json ? SummaryReport.json(outcomes.map(\.report)) : SummaryReport.text(outcomes.map(\.report)), terminator: "")
+        } else {
+            print(renderReplay(outcomes, format: format, maxExamples: maxExamples, cost: cost), terminator: "")
+        }
+        if failed { throw ExitCode(2) }
         if outcomes.contains(where: { !$0.report.isClean }) { throw ExitCode(1) }
     }
 

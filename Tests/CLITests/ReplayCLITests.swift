@@ -38,7 +38,7 @@ import TestSupport
     func jsonWithViolation() throws {
         let r = try CLI.run(["replay", "--format", "json", Self.fixture("examples/ram-then-reserved.txt")])
         #expect(r.status == 1)
-        #expect(r.stdout.hasPrefix("{\"traces\":[\n{\"trace\":\"Tests/Fixtures/examples/ram-then-reserved.txt\",\"events\":7,\"requests\":2,\"engines\":[\"v4.16\",\"v4.17-rc1\"],\n\"summary\":{\n\"v4.16\":{\"vaddr_get_pfn\":3,"))
+        #expect(r.stdout.hasPrefix("{\"schema\":2,\"traces\":[\n{\"trace\":\"Tests/Fixtures/examples/ram-then-reserved.txt\",\"events\":7,\"requests\":2,\"engines\":[\"v4.16\",\"v4.17-rc1\"],\n\"summary\":{\n\"v4.16\":{\"vaddr_get_pfn\":3,"))
         let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let trace = try #require((doc["traces"] as? [[String: Any]])?.first)
         let summary = try #require(trace["summary"] as? [String: [String: Int]])
@@ -126,7 +126,7 @@ import TestSupport
         #expect(r.stdout.contains("    foreign-pfn: 1\n      event 5: iova 0x1000 vaddr 0x401000 maps pfn 0x1001, page tables hold nothing (3 foreign pages in this chunk)\n"))
         #expect(r.stdout.contains("not a measurement"))
         #expect(r.stdout.contains("cost model breakdown (estimate"))
-        #expect(r.stdout.hasSuffix("result: DIVERGED: 2 divergences, 4 invariant violations\n"))
+        #expect(r.stdout.hasSuffix("result: found 2 divergences, 4 invariant violations\n"))
     }
 
     @Test("--max-examples caps the examples shown per group")
@@ -154,13 +154,13 @@ import TestSupport
         let r = try CLI.run(["replay", "--engines", "old", path])
         #expect(r.status == 2)
         #expect(r.stdout == "")
-        #expect(r.stderr == "pinreplay: \(path):3: event 2 (map) asks for 2251799813685248 pages, over the budget of 4294967296 (16 TiB) per request: --max-pages raises it\n")
+        #expect(r.stderr == "pinreplay: \(path):3: event 2 (map) asks for 2251799813685248 pages, over the budget of 4294967296 (16 TiB) per statement: --max-pages raises it\n")
         let small = path.replacingOccurrences(of: "big", with: "small")
         try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "map 0x0 0x7f0000000000 0x8000000000000000 rw\n", with: "")
             .write(toFile: small, atomically: true, encoding: .utf8)
         let tight = try CLI.run(["replay", "--engines", "old", "--max-pages", "16", small])
         #expect(tight.status == 2)
-        #expect(tight.stderr.hasSuffix("event 2 (map) asks for 32 pages, over the budget of 16 (64 KiB) per request: --max-pages raises it\n"))
+        #expect(tight.stderr.hasSuffix("event 2 (map) asks for 32 pages, over the budget of 16 (64 KiB) per statement: --max-pages raises it\n"))
         #expect(try CLI.run(["replay", "--engines", "old", "--max-pages", "32", small]).status == 0)
     }
 }
