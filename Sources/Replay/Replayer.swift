@@ -80,15 +80,18 @@ public struct StateDifference: Sendable {
     public var lockedVM: [Int64]
     public var ramRefs: [Int64]
 
-    /// "v4.17-rc1's locked_vm differs from v4.16's by -3; ram references by +3".
+    /// "v4.17-rc1's locked_vm differs by -3 and its ram page references by -3 from v4.16's".
     public func describe(_ engines: [String]) -> String {
         guard let i = lockedVM.indices.dropFirst().first(where: { lockedVM[$0] != lockedVM[0] || ramRefs[$0] != ramRefs[0] }) else {
             return "the engines' state differs"
         }
         var parts: [String] = []
-        if lockedVM[i] != lockedVM[0] { parts.append("locked_vm by \(signed(lockedVM[i] - lockedVM[0]))") }
-        if ramRefs[i] != ramRefs[0] { parts.append("ram page references by \(signed(ramRefs[i] - ramRefs[0]))") }
-        return "\(engines[i])'s " + parts.joined(separator: ", ") + " against \(engines[0])"
+        if lockedVM[i] != lockedVM[0] { parts.append("locked_vm differs by \(signed(lockedVM[i] - lockedVM[0]))") }
+        if ramRefs[i] != ramRefs[0] {
+            parts.append((parts.isEmpty ? "" : "its ") + "ram page references by \(signed(ramRefs[i] - ramRefs[0]))")
+        }
+        if parts.count == 1 && ramRefs[i] != ramRefs[0] { parts[0] = "ram page references differ by \(signed(ramRefs[i] - ramRefs[0]))" }
+        return "\(engines[i])'s " + parts.joined(separator: " and ") + " from \(engines[0])'s"
     }
 
     private func signed(_ v: Int64) -> String { v > 0 ? "+\(v)" : "\(v)" }

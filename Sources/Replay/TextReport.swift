@@ -102,7 +102,7 @@ public enum TextReport {
         for event in causes.keys.sorted() {
             let group = causes[event] ?? []
             let cause = r.stateDifferences.first { $0.event == event }
-            out += "  since event \(event), when \(cause?.describe(r.engines) ?? "the engines' state differs"): "
+            out += "  since event \(event): \(cause?.describe(r.engines) ?? "the engines' state differs"); "
             out += plural(group.count, "request") + (group.count == 1 ? " follows" : " follow") + "\n"
             out += groups(group, r, maxExamples: maxExamples, indent: "    ", counted: nil)
         }

@@ -165,9 +165,7 @@ struct PoolRuns {
 
     /// The lowest free frame, taken.
     mutating func takeLowest() -> UInt64? {
-        guard let pfn = free.first?.start else { return nil }
-        free.assign(pfn, 1, nil)
-        return pfn
+        free.removeFirstKey()
     }
 
     /// The lowest free block of `n` frames aligned to `n`, taken.

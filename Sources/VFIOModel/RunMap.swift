@@ -59,16 +59,23 @@ public struct RunMap<Value: RunValue> {
     /// Position of the first run whose end lies above `key` (the run holding `key`, or the
     /// first run after it).
     @inlinable func firstIndex(endingAbove key: UInt64) -> Index {
-        // i answers when the run before it ends at or below key and run i (if any) above it:
-        // try the hinted run, then the next one.
+        // The hinted run holds key (a walk's next page is mostly on the same run), or the
+        // answer is the next run: check the hint's neighbourhood before searching.
         var i = hint.index
         let end = storage.endIndex
-        if storage.isValid(i) && (i == storage.startIndex || storage[storage.index(before: i)].end <= key) {
-            if i == end || storage[i].end > key { return i }
-            i = storage.index(after: i)
-            if i == end || storage[i].end > key {
-                hint.index = i
-                return i
+        if storage.isValid(i) {
+            if i != end, storage[i].start <= key {
+                if storage[i].end > key { return i }
+                i = storage.index(after: i)
+                // A key in the gap after the hinted run leaves the hint there: the walk is about
+                // to grow that run by this key.
+                if i == end { return i }
+                if storage[i].end > key {
+                    if storage[i].start <= key { hint.index = i }
+                    return i
+                }
+            } else if i == storage.startIndex || storage[storage.index(before: i)].end <= key {
+                if i == end || storage[i].end > key { return i }
             }
         }
         let found = storage.partitioningIndex { $0.end > key }
@@ -133,6 +140,19 @@ public struct RunMap<Value: RunValue> {
     @inlinable public mutating func assign(_ start: UInt64, _ count: UInt64, _ value: Value?) {
         guard count > 0 else { return }
         let end = start + count
+        // A sequential walk's common case: the hinted run ends at start and continues into
+        // value, and nothing lies in the range after it. Grow it in place.
+        if let value, storage.isValid(hint.index), hint.index != storage.endIndex {
+            let h = hint.index
+            let r = storage[h]
+            if r.end == start, r.value.advanced(by: r.count) == value {
+                let next = storage.index(after: h)
+                if next == storage.endIndex || storage[next].start > end {
+                    storage[h].count += count
+                    return
+                }
+            }
+        }
         var lo = firstIndex(endingAbove: start)
         if lo != storage.endIndex, storage[lo].start < start {
             let r = storage[lo]
@@ -157,7 +177,7 @@ public struct RunMap<Value: RunValue> {
             let r = storage[hi]
             storage[hi] = Run(start: end, count: r.end - end, value: r.value.advanced(by: end - r.start))
         }
-        lo = storage.removeSubrange(lo, hi)
+        if lo != hi { lo = storage.removeSubrange(lo, hi) }
         hint.index = lo
         guard let value else { return }
         let new = Run(start: start, count: count, value: value)
@@ -170,6 +190,19 @@ public struct RunMap<Value: RunValue> {
         } else {
             hint.index = storage.insert(new, at: lo)
         }
+    }
+
+    /// Removes the first key of the first run and returns it (a pool handing out its lowest
+    /// frame): the run shrinks in place, no lookup.
+    @inlinable public mutating func removeFirstKey() -> UInt64? {
+        guard let r = storage.first else { return nil }
+        let i = storage.startIndex
+        if r.count == 1 {
+            storage.remove(at: i)
+        } else {
+            storage[i] = Run(start: r.start + 1, count: r.count - 1, value: r.value.advanced(by: 1))
+        }
+        return r.start
     }
 
     /// Merges the run at `i` with the run after it when that one continues it; returns `i`.
