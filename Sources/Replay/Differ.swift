@@ -39,16 +39,38 @@ public enum Differ {
 
     /// The most serious way any engine differs from the first, with a line saying how.
     /// Accounting and references are compared by what this request changed, not by totals.
+    /// Without `describe` the detail is empty: a replay past its examples only counts, and
+    /// the line costs more than the comparison.
     public static func compare(
-        _ outcomes: [RequestOutcome], effects: [Effect], engines: [String]
+        _ outcomes: [RequestOutcome], effects: [Effect], engines: [String], describe: Bool = true
     ) -> (kind: DivergenceKind, detail: String)? {
         guard let base = outcomes.first, outcomes.count > 1 else { return nil }
-        var worst: (kind: DivergenceKind, detail: String)?
+        var worst: (kind: DivergenceKind, engine: Int)?
         for i in 1..<outcomes.count {
-            guard let d = compare(base, outcomes[i], engines[0], engines[i], effects[0], effects[i]) else { continue }
-            if worst == nil || rank(d.kind) < rank(worst!.kind) { worst = d }
+            guard let k = worstKind(base, outcomes[i], effects[0], effects[i]) else { continue }
+            if worst == nil || rank(k) < rank(worst!.kind) { worst = (k, i) }
         }
-        return worst
+        guard let worst else { return nil }
+        guard describe else { return (worst.kind, "") }
+        let i = worst.engine
+        return compare(base, outcomes[i], engines[0], engines[i], effects[0], effects[i])
+    }
+
+    /// The most serious way `b` differs from `a`, as `compare` would name it, without the line.
+    static func worstKind(_ a: RequestOutcome, _ b: RequestOutcome, _ ae: Effect, _ be: Effect) -> DivergenceKind? {
+        if a.ret != b.ret { return .returnCode }
+        var boundaries = false
+        switch (a, b) {
+        case let (.map(_, ac, _), .map(_, bc, _)) where ac != bc:
+            if firstPageDifference(flatten(ac), flatten(bc)) != nil { return .mapping }
+            boundaries = true
+        case let (.unmap(_, au, _), .unmap(_, bu, _)) where au != bu: return .mapping
+        case let (.pin(_, ap, _), .pin(_, bp, _)) where ap != bp: return .mapping
+        default: break
+        }
+        if ae.lockedVM != be.lockedVM { return .accounting }
+        if ae.ramRefs != be.ramRefs { return .pageReferences }
+        return boundaries ? .chunkBoundaries : nil
     }
 
     private static func rank(_ k: DivergenceKind) -> Int { DivergenceKind.allCases.firstIndex(of: k) ?? 0 }

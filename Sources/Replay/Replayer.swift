@@ -261,7 +261,7 @@ public struct Replayer {
                 host.event = event
                 refsBefore[i] = host.ramRefsNet
                 lockedBefore[i] = host.mm.locked_vm
-                estimateBefore[i] = CostModel.estimate(host.counters)
+                if s.isRequest { estimateBefore[i] = CostModel.estimate(host.counters) }
             }
             Self.applyAll(s, to: hosts, into: &results)
             for i in hosts.indices {
@@ -299,10 +299,13 @@ public struct Replayer {
             for i in hosts.indices {
                 effects[i] = Differ.Effect(lockedVM: outcomes[i].lockedVM &- lockedBefore[i], ramRefs: hosts[i].ramRefsNet &- refsBefore[i])
             }
-            if let d = Differ.compare(outcomes, effects: effects, engines: names) {
-                let k = DivergenceKind.allCases.firstIndex(of: d.kind) ?? 0
+            // The kind first; the line saying how only for a divergence kept as an example.
+            if let found = Differ.compare(outcomes, effects: effects, engines: names, describe: false) {
+                let k = DivergenceKind.allCases.firstIndex(of: found.kind) ?? 0
                 report.divergenceCounts[k] += 1
-                if report.divergenceCounts[k] <= examples {
+                if report.divergenceCounts[k] <= examples,
+                    let d = Differ.compare(outcomes, effects: effects, engines: names)
+                {
                     report.divergences.append(
                         Divergence(
                             event: event, request: s.canonicalText, op: outcomes[0].op, kind: d.kind, mark: mark,
