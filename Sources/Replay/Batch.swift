@@ -75,6 +75,7 @@ public func renderReplay(_ outcomes: [TraceOutcome], format: ReplayFormat, maxEx
 }
 
 /// Buffered writes to a file descriptor; the first failure is kept and thrown on `flush()`.
+/// The jsonl lines are built here byte by byte: a million-request replay writes gigabytes.
 final class FDSink {
     let fd: Int32
     let name: String
@@ -84,11 +85,34 @@ final class FDSink {
     init(fd: Int32, name: String) {
         self.fd = fd
         self.name = name
-        buffer.reserveCapacity(1 << 16)
+        buffer.reserveCapacity(1 << 17)
     }
 
-    func write(_ s: String) {
-        buffer.append(contentsOf: s.utf8)
+    @inline(__always) func append(_ bytes: [UInt8]) { buffer.append(contentsOf: bytes) }
+
+    @inline(__always) func append(_ s: StaticString) {
+        buffer.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    /// A decimal integer, as JSON (and SPEC.md §4) spell it.
+    func append<T: BinaryInteger>(_ v: T) {
+        if v < 0 { buffer.append(UInt8(ascii: "-")) }
+        var m = v.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // scratch for up to 20 digits
+        var n = 0
+        withUnsafeMutableBytes(of: &digits) { raw in
+            repeat {
+                raw[n] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: m % 10)
+                m /= 10
+                n += 1
+            } while m != 0
+            for i in stride(from: n - 1, through: 0, by: -1) { buffer.append(raw[i]) }
+        }
+    }
+
+    /// Drains the buffer once it is large.
+    func lineDone() {
+        buffer.append(UInt8(ascii: "\n"))
         if buffer.count >= 1 << 16 { drain() }
     }
 
@@ -108,27 +132,81 @@ final class FDSink {
 }
 
 /// The jsonl stream of SPEC.md §4, written as the replay runs; with several traces each line
-/// opens with the trace's path.
+/// opens with the trace's path. The same bytes as `JSONText.requestLine`, without building a
+/// String per line.
 struct JSONLStream: ReplayObserver {
     let sink: FDSink
-    let prefix: String
+    /// `{"trace":PATH,"event":` or `{"event":`.
+    let opening: [UInt8]
+    /// `,"engine":"NAME","op":"` per engine name, built once.
+    private var engineFields: [String: [UInt8]] = [:]
 
     init(sink: FDSink, trace: String?) {
         self.sink = sink
+        var j = JSONText()
+        j.raw("{")
         if let trace {
-            var j = JSONText()
-            j.raw("{\"trace\":")
+            j.raw("\"trace\":")
             j.string(trace)
             j.raw(",")
-            prefix = j.out
-        } else {
-            prefix = "{"
         }
+        j.raw("\"event\":")
+        opening = Array(j.out.utf8)
     }
 
     mutating func request(event: Int, engines: [String], outcomes: [RequestOutcome]) {
         for (name, o) in zip(engines, outcomes) {
-            sink.write(prefix + JSONText.requestBody(event: event, engine: name, o) + "}\n")
+            let fields = engineFields[name] ?? {
+                var j = JSONText()
+                j.raw(",\"engine\":")
+                j.string(name)
+                j.raw(",\"op\":\"")
+                let bytes = Array(j.out.utf8)
+                engineFields[name] = bytes
+                return bytes
+            }()
+            sink.append(opening)
+            sink.append(event)
+            sink.append(fields)
+            switch o {
+            case let .map(ret, chunks, _):
+                sink.append("map\",\"ret\":")
+                sink.append(ret)
+                sink.append(",\"chunks\":[")
+                for (i, c) in chunks.enumerated() {
+                    sink.append(i == 0 ? "[" : ",[")
+                    sink.append(c.iova.rawValue)
+                    sink.append(",")
+                    sink.append(c.pfn.rawValue)
+                    sink.append(",")
+                    sink.append(c.npage)
+                    sink.append("]")
+                }
+                sink.append("],")
+            case let .unmap(ret, unmapped, _):
+                sink.append("unmap\",\"ret\":")
+                sink.append(ret)
+                sink.append(",\"unmapped\":")
+                sink.append(unmapped)
+                sink.append(",")
+            case let .pin(ret, pfns, _):
+                sink.append("pin\",\"ret\":")
+                sink.append(ret)
+                sink.append(",\"pfns\":[")
+                for (i, p) in pfns.enumerated() {
+                    if i > 0 { sink.append(",") }
+                    sink.append(p.rawValue)
+                }
+                sink.append("],")
+            case let .unpin(ret, _):
+                sink.append("unpin\",\"ret\":")
+                sink.append(ret)
+                sink.append(",")
+            }
+            sink.append("\"locked_vm\":")
+            sink.append(o.lockedVM)
+            sink.append("}")
+            sink.lineDone()
         }
     }
 }
