@@ -1,5 +1,5 @@
 /// The two forms of a trace.
-public enum TraceForm: String, Sendable {
+public enum TraceForm: String, Sendable, CaseIterable {
     /// The line-based text form of SPEC.md §5.
     case text
     /// The zstd-compressed record form of docs/FORMAT.md.

@@ -13,20 +13,21 @@ struct GenerateCommand: ParsableCommand {
             """)
 
     @Flag(help: "List the profiles with their defaults.") var list = false
-    @Option(help: "Profile name (see --list).") var profile: String?
+    @Option(help: "Profile name (see --list).", completion: .list(Profile.all.map(\.name))) var profile: String?
     @Option(help: "Guest RAM size, e.g. 16G.") var ram: String?
-    @Option(help: "RAM backing: anon, thp, hugetlb-2m, hugetlb-1g or memfd.") var backing: String?
+    @Option(help: "RAM backing.") var backing: Backing?
     @Option(help: "An assigned device: a preset (gpu, nic, vf) or NAME:barN=SIZE[:msix[@OFF]],... (repeatable; replaces the profile's).")
     var device: [String] = []
     @Option(help: "Guest reboots between boot and shutdown.") var reboots: Int?
     @Option(help: "Seed for physical placement, host BAR addresses and the vIOMMU request mix.") var seed: String?
     @Option(help: "vIOMMU profiles: IOTLB maps; INTx profile: interrupts.") var requests: Int?
-    @Option(help: "Machine type: q35 or pc (i440fx).") var machine: String?
+    @Option(help: "Machine type (pc is i440fx).") var machine: Machine?
     @Option(help: "RLIMIT_MEMLOCK: a size or 'unlimited' (default: guest RAM + 1 GiB, as libvirt).") var memlock: String?
     @Option(help: "DIMM hotplug: size plugged after boot and unplugged before shutdown.") var hotplug: String?
     @Flag(help: "Align BAR mmaps to min(BAR size, 1 GiB), as QEMU 9.2 and later do.") var alignBars = false
     @Flag(help: "Map guest RAM only: no ROM windows, no PAM shadowing (a firmware-less boot).") var ramOnly = false
-    @Option(name: .shortAndLong, help: "Output file (default PROFILE.vptr, or .txt with --text); - for stdout.") var output: String?
+    @Option(name: .shortAndLong, help: "Output file (default PROFILE.vptr, or .txt with --text); - for stdout.", completion: .file())
+    var output: String?
     @Flag(help: "Write the text form.") var text = false
 
     func run() throws {
@@ -50,12 +51,7 @@ struct GenerateCommand: ParsableCommand {
         var c = p.defaults
         do throws(GenError) {
             if let ram { c.ram = try parseSize(ram, what: "--ram") }
-            if let backing {
-                guard let b = Backing(rawValue: backing) else {
-                    throw GenError("--backing must be one of \(Backing.allCases.map(\.rawValue).joined(separator: ", ")), not '\(backing)'")
-                }
-                c.backing = b
-            }
+            if let backing { c.backing = backing }
             if !device.isEmpty { c.devices = try device.map { d throws(GenError) in try DeviceSpec.parse(d) } }
             if let reboots { c.reboots = reboots }
             if let seed {
@@ -63,10 +59,7 @@ struct GenerateCommand: ParsableCommand {
                 c.seed = s
             }
             if let requests { c.requests = requests }
-            if let machine {
-                guard let m = Machine(rawValue: machine) else { throw GenError("--machine must be q35 or pc, not '\(machine)'") }
-                c.machine = m
-            }
+            if let machine { c.machine = machine }
             if let memlock { c.memlock = memlock == "unlimited" ? .max : try parseSize(memlock, what: "--memlock") }
             if let hotplug { c.hotplug = try parseSize(hotplug, what: "--hotplug") }
             c.alignBARs = alignBars
@@ -91,3 +84,7 @@ struct GenerateCommand: ParsableCommand {
         }
     }
 }
+
+// The option values --help and shell completion list.
+extension Backing: ExpressibleByArgument {}
+extension Machine: ExpressibleByArgument {}

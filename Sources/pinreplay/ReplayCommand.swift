@@ -19,14 +19,14 @@ struct ReplayCommand: ParsableCommand {
             violation; 1: a divergence or violation; 2: bad usage or bad input.
             """)
 
-    @Argument(help: "Trace files, text or binary; - reads standard input.")
+    @Argument(help: "Trace files, text or binary; - reads standard input.", completion: .file(extensions: ["txt", "vptr"]))
     var traces: [String]
 
     @Option(help: "Engines to compare, comma separated (names, aliases or the group 'later'), or 'all'.")
     var engines: String = Engines.defaultNames.joined(separator: ",")
 
-    @Option(help: "Report form: text, json or jsonl.")
-    var format: String = "text"
+    @Option(help: "Report form.")
+    var format: ReplayFormat = .text
 
     @Flag(help: "Add the per-operation breakdown of the estimated kernel time (text form).")
     var cost = false
@@ -44,9 +44,6 @@ struct ReplayCommand: ParsableCommand {
     var maxPages: UInt64 = Replayer.defaultMaxPages
 
     func run() throws {
-        guard let format = ReplayFormat(rawValue: format) else {
-            throw UsageError("--format must be text, json or jsonl, not '\(format)'")
-        }
         let selected = try Self.selectEngines(engines)
         let jobs = jobs ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         guard jobs >= 1 else { throw UsageError("--jobs must be at least 1") }
@@ -122,3 +119,5 @@ enum ProgressLine {
         state.withLock { if $0.shown { printError("\r\u{1b}[K", newline: false) } }
     }
 }
+
+extension ReplayFormat: ExpressibleByArgument {}

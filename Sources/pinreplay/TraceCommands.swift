@@ -31,14 +31,13 @@ struct ConvertCommand: ParsableCommand {
 
     @Argument(help: "Input trace; - reads standard input.") var input: String
     @Argument(help: "Output trace; - writes standard output.") var output: String
-    @Option(help: "Force the output form: text or binary.") var to: String?
+    @Option(help: "Force the output form.") var to: TraceForm?
 
     func run() throws {
         let reader = try TraceReader(path: input)
         let form: TraceForm
         if let to {
-            guard let f = TraceForm(rawValue: to) else { throw UsageError("--to must be text or binary, not '\(to)'") }
-            form = f
+            form = to
         } else {
             form = TraceForm.fromExtension(output) ?? (reader.form == .text ? .binary : .text)
         }
@@ -81,3 +80,5 @@ struct VerifyCommand: ParsableCommand {
         }
     }
 }
+
+extension TraceForm: ExpressibleByArgument {}
