@@ -168,7 +168,7 @@ let reduceBoot = BenchCase(
     var statements: [Statement] = []
     while let s = try reader.next() { statements.append(s) }
     let reducer = Reducer(
-        engines: [V4_16(), V4_17_rc1()], keep: .violation("refcount-underflow", engine: "v4.17-rc1"), jobs: 2)
+        engines: [V4_16(), V4_17_rc1()], keep: .violation(.refcountUnderflow, engine: "v4.17-rc1"), jobs: 2)
     var left = 0
     let t = measure(runs) { left = reducer.reduce(statements).count }
     return [("wall (median)", seconds(t.median)), ("statements", "\(statements.count) → \(left)")]

@@ -1,4 +1,5 @@
 import Replay
+import VFIOModel
 
 /// What a reduced trace must still show (`reduce --keep WHAT`): any finding, a divergence of
 /// one kind, or a violation of one kind, optionally on one engine.
@@ -9,10 +10,7 @@ public enum Finding: Hashable, Sendable, CustomStringConvertible {
     case divergence(DivergenceKind, engine: String?)
     /// A violation of this kind (`foreign-pfn`, `refcount-underflow`, `leak`), on the engine
     /// if one is named.
-    case violation(String, engine: String?)
-
-    /// The violation kinds reports use.
-    public static let violationKinds = ["foreign-pfn", "refcount-underflow", "leak"]
+    case violation(ViolationKind, engine: String?)
 
     /// Parses `any`, `KIND[@ENGINE]` or `violation:KIND[@ENGINE]`; nil if it is none of them.
     public init?(_ text: String) {
@@ -23,8 +21,8 @@ public enum Finding: Hashable, Sendable, CustomStringConvertible {
             self = .any
         } else if let kind = DivergenceKind(rawValue: what) {
             self = .divergence(kind, engine: engine)
-        } else if what.hasPrefix("violation:"), Self.violationKinds.contains(String(what.dropFirst(10))) {
-            self = .violation(String(what.dropFirst(10)), engine: engine)
+        } else if what.hasPrefix("violation:"), let kind = ViolationKind(rawValue: String(what.dropFirst(10))) {
+            self = .violation(kind, engine: engine)
         } else {
             return nil
         }
@@ -34,7 +32,7 @@ public enum Finding: Hashable, Sendable, CustomStringConvertible {
         switch self {
         case .any: "any"
         case let .divergence(kind, engine): kind.rawValue + (engine.map { "@" + $0 } ?? "")
-        case let .violation(kind, engine): "violation:" + kind + (engine.map { "@" + $0 } ?? "")
+        case let .violation(kind, engine): "violation:" + kind.rawValue + (engine.map { "@" + $0 } ?? "")
         }
     }
 

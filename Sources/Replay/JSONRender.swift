@@ -70,7 +70,7 @@ extension JSONText {
         raw("},\"violations\":{")
         var first = true
         for e in r.engines {
-            let kinds = ["foreign-pfn", "refcount-underflow", "leak"]
+            let kinds = ViolationKind.allCases
             if !first { raw(",") }
             first = false
             string(e)

@@ -152,7 +152,7 @@ extension TraceReport {
 /// An engine and a violation kind.
 public struct ViolationKey: Hashable, Sendable {
     public var engine: String
-    public var kind: String
+    public var kind: ViolationKind
 }
 
 /// Receives each request's outcomes as the replay produces them (the jsonl stream).

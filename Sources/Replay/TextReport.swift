@@ -178,7 +178,7 @@ public enum TextReport {
         guard r.violationCount > 0 else { return "invariant violations: none\n" }
         var out = "invariant violations: \(r.violationCount)\n"
         for engine in r.engines {
-            let kinds = ["foreign-pfn", "refcount-underflow", "leak"].filter { r.violationCounts[ViolationKey(engine: engine, kind: $0)] != nil }
+            let kinds = ViolationKind.allCases.filter { r.violationCounts[ViolationKey(engine: engine, kind: $0)] != nil }
             guard !kinds.isEmpty else { continue }
             out += "  \(engine):\n"
             for kind in kinds {
@@ -222,9 +222,9 @@ public enum SummaryReport {
 
     /// "foreign-pfn 2, leak 2" over all engines, or "-".
     static func violations(_ r: TraceReport) -> String {
-        var byKind: [String: Int] = [:]
+        var byKind: [ViolationKind: Int] = [:]
         for (k, n) in r.violationCounts { byKind[k.kind, default: 0] += n }
-        let parts = ["foreign-pfn", "refcount-underflow", "leak"].compactMap { k in byKind[k].map { "\(k) \($0)" } }
+        let parts = ViolationKind.allCases.compactMap { k in byKind[k].map { "\(k) \($0)" } }
         return parts.isEmpty ? "-" : parts.joined(separator: ", ")
     }
 

@@ -45,6 +45,14 @@ public enum RequestOutcome: Equatable, Sendable {
 }
 
 /// The invariants of SPEC.md §4 and how a violation of one is reported.
+/// The invariants of SPEC.md §4, by their report names, in report order.
+public enum ViolationKind: String, CaseIterable, Hashable, Sendable, CustomStringConvertible {
+    case foreignPfn = "foreign-pfn"
+    case refcountUnderflow = "refcount-underflow"
+    case leak
+    public var description: String { rawValue }
+}
+
 public enum Violation: Equatable, Sendable {
     /// An IOMMU entry maps a pfn that the page tables do not hold at that vaddr: `pages`
     /// foreign pages in one chunk, the first at `iova`/`vaddr` mapping `mapped` where the
@@ -58,12 +66,12 @@ public enum Violation: Equatable, Sendable {
     /// After teardown, `locked_vm` is not back at its baseline.
     case leakedLockedVM(lockedVM: Int64, baseline: Int64)
 
-    /// The invariant's name in reports: foreign-pfn, refcount-underflow or leak.
-    public var kind: String {
+    /// The invariant it breaks.
+    public var kind: ViolationKind {
         switch self {
-        case .foreignPfn: "foreign-pfn"
-        case .refcountUnderflow: "refcount-underflow"
-        case .leakedRefs, .leakedLockedVM: "leak"
+        case .foreignPfn: .foreignPfn
+        case .refcountUnderflow: .refcountUnderflow
+        case .leakedRefs, .leakedLockedVM: .leak
         }
     }
 

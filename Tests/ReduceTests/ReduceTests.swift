@@ -21,7 +21,7 @@ import VFIOModel
     func findings() {
         #expect(Finding("any") == .any)
         #expect(Finding("mapping") == .divergence(.mapping, engine: nil))
-        #expect(Finding("violation:leak@v6.18") == .violation("leak", engine: "v6.18"))
+        #expect(Finding("violation:leak@v6.18") == .violation(.leak, engine: "v6.18"))
         #expect(Finding("violation:leak@v6.18")?.description == "violation:leak@v6.18")
         #expect(Finding("violation:bogus") == nil)
         #expect(Finding("mapping@") == nil)
@@ -30,7 +30,7 @@ import VFIOModel
     @Test("The zero-page ROM underflow of gpu-16g-bar reduces to the same five statements, every time")
     func gpuBootUnderflow() throws {
         let input = try Self.statements(Paths.traces.appendingPathComponent("gpu-16g-bar.vptr").path)
-        let keep = Finding.violation("refcount-underflow", engine: "v4.17-rc1")
+        let keep = Finding.violation(.refcountUnderflow, engine: "v4.17-rc1")
         for jobs in [1, 3] {
             let reduced = Reducer(engines: Self.seedPair, keep: keep, jobs: jobs).reduce(input)
             #expect(

@@ -179,7 +179,7 @@ import VFIOModel
         // pc.rom's first ten pages hold option ROMs; the zero page starts at 0xca000, and the
         // run v4.17-rc1 makes of it leaves the zero pfn at the next page.
         #expect(mapping[0].detail.hasPrefix("at iova 0xcb000: v4.16 maps pfn 0x27e0, v4.17-rc1 maps pfn 0x27e1"))
-        let kinds = Set(r.violations.filter { $0.engine == "v4.17-rc1" }.map { $0.violation.kind })
+        let kinds = Set(r.violations.filter { $0.engine == "v4.17-rc1" }.map { $0.violation.kind.rawValue })
         #expect(kinds == ["foreign-pfn", "refcount-underflow", "leak"])
         #expect(r.violations.allSatisfy { $0.engine == "v4.17-rc1" })
     }
