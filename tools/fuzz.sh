@@ -18,7 +18,12 @@ work=$(mktemp -d /tmp/pinreplay-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/corpus" "$work/artifacts"
 case $target in
-text|replay) cp traces/*.txt Tests/Fixtures/*.txt Tests/Fixtures/examples/*.txt Tests/Fixtures/examples/later/*.txt "$work/corpus/" ;;
+text|replay)
+    # Numbered: the fixtures and traces/ share some names.
+    n=0
+    for f in traces/*.txt Tests/Fixtures/*.txt Tests/Fixtures/examples/*.txt Tests/Fixtures/examples/later/*.txt; do
+        n=$((n + 1)); cp "$f" "$work/corpus/$n-$(basename "$f")"
+    done ;;
 binary) cp traces/*.vptr "$work/corpus/" ;;
 roundtrip)
     # The decompressed record stream of each binary trace (zstd skips the header and trailer
