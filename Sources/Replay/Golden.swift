@@ -92,6 +92,30 @@ public enum Golden {
         return out
     }
 
+    /// Every changed line of each file, for `bless --check`: `- line` only in the stored file,
+    /// `+ line` only in the new one (as a multiset, in file order: an inserted line shows once,
+    /// not as every line after it).
+    public static func changedLines(expected: Results?, got: Results) -> [String] {
+        var out: [String] = []
+        let names = Set(expected?.files.map(\.name) ?? []).union(got.files.map(\.name)).sorted()
+        for n in names {
+            let e = (expected?[n] ?? "").split(separator: "\n").map(String.init)
+            let g = (got[n] ?? "").split(separator: "\n").map(String.init)
+            guard e != g else { continue }
+            var inGot: [String: Int] = [:]
+            for l in g { inGot[l, default: 0] += 1 }
+            var inExpected: [String: Int] = [:]
+            for l in e { inExpected[l, default: 0] += 1 }
+            for l in e {
+                if let c = inGot[l], c > 0 { inGot[l] = c - 1 } else { out.append("\(n): - \(l)") }
+            }
+            for l in g {
+                if let c = inExpected[l], c > 0 { inExpected[l] = c - 1 } else { out.append("\(n): + \(l)") }
+            }
+        }
+        return out
+    }
+
     /// The first line where two files differ, with the event it concerns, or nil if equal.
     public static func difference(expected: String, got: String) -> String? {
         guard expected != got else { return nil }

@@ -38,6 +38,7 @@ struct BlessCommand: ParsableCommand {
             changed += 1
             if check {
                 for d in diffs { print("\(path): \(d)") }
+                for line in Golden.changedLines(expected: old, got: got) { print("\(path): \(line)") }
                 continue
             }
             if let old {

@@ -153,3 +153,29 @@ import TestSupport
         #expect(bad.status == 2 && bad.stderr == "pinreplay: \(trace): not a JSON report\n")
     }
 }
+
+/// `pinreplay bless --check`, as CI runs it.
+@Suite struct BlessCheckCLITests {
+    @Test("bless --check prints every changed line and exits 1; bless rewrites; then --check exits 0")
+    func check() throws {
+        let dir = Paths.scratch()
+        let fm = FileManager.default
+        let trace = dir.appendingPathComponent("hugetlb.txt")
+        try fm.copyItem(at: Paths.traces.appendingPathComponent("hugetlb.txt"), to: trace)
+        try fm.createDirectory(at: dir.appendingPathComponent("expected"), withIntermediateDirectories: true)
+        let expected = dir.appendingPathComponent("expected/hugetlb")
+        try fm.copyItem(at: Paths.traces.appendingPathComponent("expected/hugetlb"), to: expected)
+        let file = expected.appendingPathComponent("v4.16.jsonl")
+        let stored = try String(contentsOf: file, encoding: .utf8)
+        try stored.replacingOccurrences(of: "\"ret\":-14", with: "\"ret\":-12").write(to: file, atomically: true, encoding: .utf8)
+        let r = try CLI.run(["bless", "--check", trace.path])
+        #expect(r.status == 1)
+        #expect(r.stdout.contains("\(trace.path): v4.16.jsonl: - {\"event\":5,\"engine\":\"v4.16\",\"op\":\"map\",\"ret\":-12,\"chunks\":[],\"locked_vm\":1280}\n"))
+        #expect(r.stdout.contains("\(trace.path): v4.16.jsonl: + {\"event\":5,\"engine\":\"v4.16\",\"op\":\"map\",\"ret\":-14,\"chunks\":[],\"locked_vm\":1280}\n"))
+        #expect(r.stdout.hasSuffix("1 of 1 traces would change\n"))
+        #expect(try CLI.run(["bless", trace.path]).status == 0)
+        #expect(try String(contentsOf: file, encoding: .utf8) == stored)
+        #expect(try CLI.run(["bless", "--check", trace.path]).status == 0)
+        #expect(try fm.contentsOfDirectory(atPath: dir.appendingPathComponent("expected").path) == ["hugetlb"])
+    }
+}
