@@ -1,3 +1,5 @@
+import TraceFormat
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -61,20 +63,8 @@ public func runBenchChild(_ name: String, runs: Int) throws {
     guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {
         throw BenchError("cannot make a scratch directory")
     }
-    defer { removeTree(dir) }
+    defer { removeDirectory(dir) }
     for (k, v) in try c.run(runs, dir) { print("\(k)\t\(v)") }
-}
-
-/// Removes the scratch directory and the files the case left in it.
-func removeTree(_ dir: String) {
-    if let d = opendir(dir) {
-        while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            if name != "." && name != ".." { unlink(dir + "/" + name) }
-        }
-        closedir(d)
-    }
-    rmdir(dir)
 }
 
 public struct BenchError: Error, CustomStringConvertible {

@@ -346,14 +346,7 @@ public func replaceDirectory(_ dir: String, files: [(name: String, bytes: [UInt8
     guard made else { throw TraceError(file: dir, .file, "cannot create a directory beside it: \(String(cString: strerror(errno)))") }
     let tmp = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     func removeTemporary() {
-        if let d = opendir(tmp) {
-            while let e = readdir(d) {
-                let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-                if name != "." && name != ".." { unlink(tmp + "/" + name) }
-            }
-            closedir(d)
-        }
-        rmdir(tmp)
+        removeDirectory(tmp)
         for f in files { TemporaryFiles.unregister(tmp + "/" + f.name) }
         TemporaryFiles.unregister(tmp)
     }
@@ -387,6 +380,18 @@ public func replaceDirectory(_ dir: String, files: [(name: String, bytes: [UInt8
         removeTemporary()
         throw error
     }
+}
+
+/// Removes a directory of plain files (a scratch or temporary directory), files first.
+public func removeDirectory(_ dir: String) {
+    if let d = opendir(dir) {
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name != "." && name != ".." { unlink(dir + "/" + name) }
+        }
+        closedir(d)
+    }
+    rmdir(dir)
 }
 
 /// `renameat2(from, to, RENAME_EXCHANGE)`, looked up at run time (Swift's Glibc module does
