@@ -90,25 +90,10 @@ final class FDSink {
 
     @inline(__always) func append(_ bytes: [UInt8]) { buffer.append(contentsOf: bytes) }
 
-    @inline(__always) func append(_ s: StaticString) {
-        buffer.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
-    }
+    @inline(__always) func append<T: BinaryInteger>(_ v: T) { JSONBytes.append(v, to: &buffer) }
 
-    /// A decimal integer, as JSON (and SPEC.md §4) spell it.
-    func append<T: BinaryInteger>(_ v: T) {
-        if v < 0 { buffer.append(UInt8(ascii: "-")) }
-        var m = v.magnitude
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // scratch for up to 20 digits
-        var n = 0
-        withUnsafeMutableBytes(of: &digits) { raw in
-            repeat {
-                raw[n] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: m % 10)
-                m /= 10
-                n += 1
-            } while m != 0
-            for i in stride(from: n - 1, through: 0, by: -1) { buffer.append(raw[i]) }
-        }
-    }
+    /// An outcome's fields, as `JSONBytes.outcomeFields` writes them.
+    @inline(__always) func append(_ o: RequestOutcome) { JSONBytes.outcomeFields(o, to: &buffer) }
 
     /// Drains the buffer once it is large.
     func lineDone() {
@@ -138,7 +123,7 @@ struct JSONLStream: ReplayObserver {
     let sink: FDSink
     /// `{"trace":PATH,"event":` or `{"event":`.
     let opening: [UInt8]
-    /// `,"engine":"NAME","op":"` per engine name, built once.
+    /// `,"engine":"NAME",` per engine name, built once.
     private var engineFields: [String: [UInt8]] = [:]
 
     init(sink: FDSink, trace: String?) {
@@ -160,7 +145,7 @@ struct JSONLStream: ReplayObserver {
                 var j = JSONText()
                 j.raw(",\"engine\":")
                 j.string(name)
-                j.raw(",\"op\":\"")
+                j.raw(",")
                 let bytes = Array(j.out.utf8)
                 engineFields[name] = bytes
                 return bytes
@@ -168,47 +153,13 @@ struct JSONLStream: ReplayObserver {
             sink.append(opening)
             sink.append(event)
             sink.append(fields)
-            switch o {
-            case let .map(ret, chunks, _):
-                sink.append("map\",\"ret\":")
-                sink.append(ret)
-                sink.append(",\"chunks\":[")
-                for (i, c) in chunks.enumerated() {
-                    sink.append(i == 0 ? "[" : ",[")
-                    sink.append(c.iova.rawValue)
-                    sink.append(",")
-                    sink.append(c.pfn.rawValue)
-                    sink.append(",")
-                    sink.append(c.npage)
-                    sink.append("]")
-                }
-                sink.append("],")
-            case let .unmap(ret, unmapped, _):
-                sink.append("unmap\",\"ret\":")
-                sink.append(ret)
-                sink.append(",\"unmapped\":")
-                sink.append(unmapped)
-                sink.append(",")
-            case let .pin(ret, pfns, _):
-                sink.append("pin\",\"ret\":")
-                sink.append(ret)
-                sink.append(",\"pfns\":[")
-                for (i, p) in pfns.enumerated() {
-                    if i > 0 { sink.append(",") }
-                    sink.append(p.rawValue)
-                }
-                sink.append("],")
-            case let .unpin(ret, _):
-                sink.append("unpin\",\"ret\":")
-                sink.append(ret)
-                sink.append(",")
-            }
-            sink.append("\"locked_vm\":")
-            sink.append(o.lockedVM)
-            sink.append("}")
+            sink.append(o)
+            sink.append(closing)
             sink.lineDone()
         }
     }
+
+    private let closing: [UInt8] = [UInt8(ascii: "}")]
 }
 
 private final class ParallelState<T: Sendable>: Sendable {

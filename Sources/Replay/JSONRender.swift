@@ -24,30 +24,76 @@ struct JSONText {
         out += "\""
     }
 
-    /// The fields of an outcome after `"op"`, as the jsonl form orders them.
+    /// The fields of an outcome, as the jsonl form orders them (`JSONBytes.outcomeFields`).
     mutating func outcomeFields(_ o: RequestOutcome) {
-        out += "\"op\":\"\(o.op)\",\"ret\":\(o.ret),"
-        switch o {
-        case .map(_, let chunks, _):
-            out += "\"chunks\":["
-            for (i, c) in chunks.enumerated() {
-                if i > 0 { out += "," }
-                out += "[\(c.iova.rawValue),\(c.pfn.rawValue),\(c.npage)]"
-            }
-            out += "],"
-        case .unmap(_, let unmapped, _):
-            out += "\"unmapped\":\(unmapped),"
-        case .pin(_, let pfns, _):
-            out += "\"pfns\":["
-            for (i, p) in pfns.enumerated() {
-                if i > 0 { out += "," }
-                out += "\(p.rawValue)"
-            }
-            out += "],"
-        case .unpin:
-            break
+        var bytes: [UInt8] = []
+        JSONBytes.outcomeFields(o, to: &bytes)
+        out += String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// The one writer of an outcome's jsonl fields, as bytes: the jsonl stream writes gigabytes of
+/// them, and the JSON report and the goldens take the same bytes as text.
+enum JSONBytes {
+    static func append(_ s: StaticString, to buffer: inout [UInt8]) {
+        buffer.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    /// A decimal integer, as JSON (and SPEC.md §4) spell it.
+    static func append<T: BinaryInteger>(_ v: T, to buffer: inout [UInt8]) {
+        if v < 0 { buffer.append(UInt8(ascii: "-")) }
+        var m = v.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // scratch for up to 20 digits
+        var n = 0
+        withUnsafeMutableBytes(of: &digits) { raw in
+            repeat {
+                raw[n] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: m % 10)
+                m /= 10
+                n += 1
+            } while m != 0
+            for i in stride(from: n - 1, through: 0, by: -1) { buffer.append(raw[i]) }
         }
-        out += "\"locked_vm\":\(o.lockedVM)"
+    }
+
+    /// `"op":"map","ret":R,"chunks":[[IOVA,PFN,NPAGE],...],"locked_vm":K` and the other ops.
+    static func outcomeFields(_ o: RequestOutcome, to b: inout [UInt8]) {
+        switch o {
+        case let .map(ret, chunks, _):
+            append("\"op\":\"map\",\"ret\":", to: &b)
+            append(ret, to: &b)
+            append(",\"chunks\":[", to: &b)
+            for (i, c) in chunks.enumerated() {
+                append(i == 0 ? "[" : ",[", to: &b)
+                append(c.iova.rawValue, to: &b)
+                append(",", to: &b)
+                append(c.pfn.rawValue, to: &b)
+                append(",", to: &b)
+                append(c.npage, to: &b)
+                append("]", to: &b)
+            }
+            append("],", to: &b)
+        case let .unmap(ret, unmapped, _):
+            append("\"op\":\"unmap\",\"ret\":", to: &b)
+            append(ret, to: &b)
+            append(",\"unmapped\":", to: &b)
+            append(unmapped, to: &b)
+            append(",", to: &b)
+        case let .pin(ret, pfns, _):
+            append("\"op\":\"pin\",\"ret\":", to: &b)
+            append(ret, to: &b)
+            append(",\"pfns\":[", to: &b)
+            for (i, p) in pfns.enumerated() {
+                if i > 0 { append(",", to: &b) }
+                append(p.rawValue, to: &b)
+            }
+            append("],", to: &b)
+        case let .unpin(ret, _):
+            append("\"op\":\"unpin\",\"ret\":", to: &b)
+            append(ret, to: &b)
+            append(",", to: &b)
+        }
+        append("\"locked_vm\":", to: &b)
+        append(o.lockedVM, to: &b)
     }
 }
 
