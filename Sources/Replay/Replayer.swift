@@ -313,15 +313,17 @@ public struct Replayer {
                 }
             }
             // Where the engines' state stops agreeing: what later divergences may follow from.
-            let lockedNow = hosts.map { $0.mm.locked_vm }
-            let refsNow = hosts.map { $0.ramRefsNet }
-            let differs = lockedNow.contains { $0 != lockedNow[0] } || refsNow.contains { $0 != refsNow[0] }
+            // No allocation per request: the arrays are built only when a difference is kept.
+            let differs = hosts.contains {
+                $0.mm.locked_vm != hosts[0].mm.locked_vm || $0.ramRefsNet != hosts[0].ramRefsNet
+            }
             if !differs {
                 differingSince = nil
             } else if differingSince == nil {
                 differingSince = event
                 if report.stateDifferences.count < examples {
-                    report.stateDifferences.append(StateDifference(event: event, lockedVM: lockedNow, ramRefs: refsNow))
+                    report.stateDifferences.append(
+                        StateDifference(event: event, lockedVM: hosts.map { $0.mm.locked_vm }, ramRefs: hosts.map { $0.ramRefsNet }))
                 }
             }
         }
