@@ -8,12 +8,14 @@ import VFIOModel
 
 /// The output forms of `pinreplay replay`.
 public enum ReplayFormat: String, Sendable, CaseIterable {
-    case text, json, jsonl
+    case text, json, jsonl, html
 }
 
 /// What replaying one trace gave.
 public struct TraceOutcome: Sendable {
     public var report: TraceReport
+    /// The address space and where the findings lie, for the HTML report.
+    public var map: AddressMap?
 }
 
 /// Replays several traces, `jobs` at a time; results come back in trace order whatever the
@@ -35,9 +37,16 @@ public func replayAll(
         if let progress { replayer.progress = { progress(paths[i], $0, $1) } }
         var spool: Int32?
         do throws(TraceError) {
-            guard format == .jsonl else {
+            switch format {
+            case .text, .json:
                 var observer = NoObserver()
                 return (.success(TraceOutcome(report: try replayer.replay(path: paths[i], observer: &observer))), nil)
+            case .html:
+                var observer = AddressMapObserver()
+                let report = try replayer.replay(path: paths[i], observer: &observer)
+                return (.success(TraceOutcome(report: report, map: observer.finish())), nil)
+            case .jsonl:
+                break
             }
             let fd = several ? try temporaryFile() : output
             spool = several ? fd : nil
@@ -71,6 +80,8 @@ public func renderReplay(_ outcomes: [TraceOutcome], format: ReplayFormat, maxEx
     case .json: return JSONReport.render(outcomes.map(\.report))
     case .text:
         return outcomes.map { TextReport.render($0.report, maxExamples: maxExamples, cost: cost) }.joined(separator: "\n")
+    case .html:
+        return HTMLReport.render(outcomes.map { ($0.report, $0.map ?? AddressMap()) }, maxExamples: maxExamples)
     }
 }
 

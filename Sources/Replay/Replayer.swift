@@ -155,9 +155,26 @@ public struct ViolationKey: Hashable, Sendable {
     public var kind: ViolationKind
 }
 
-/// Receives each request's outcomes as the replay produces them (the jsonl stream).
+/// Receives what the replay produces as it goes: the jsonl stream, the HTML report's map.
 public protocol ReplayObserver {
+    /// Each statement, before the engines apply it.
+    mutating func statement(event: Int, _ s: Statement)
+    /// Each request's outcomes, in engine order.
     mutating func request(event: Int, engines: [String], outcomes: [RequestOutcome])
+    /// A finding kept as an example (at most `Replayer.examples` of each kind): a divergence at
+    /// the current event, or a violation at `event` (after the last event for the teardown).
+    mutating func finding(event: Int, _ finding: FindingKind)
+}
+
+extension ReplayObserver {
+    public mutating func statement(event: Int, _ s: Statement) {}
+    public mutating func finding(event: Int, _ finding: FindingKind) {}
+}
+
+/// What a kept finding is.
+public enum FindingKind: Hashable, Sendable {
+    case divergence(DivergenceKind)
+    case violation(ViolationKind)
 }
 
 /// An observer that ignores everything.
@@ -242,6 +259,7 @@ public struct Replayer {
                 report.violationCounts[key] = n + 1
                 if n < examples {
                     report.violations.append(EngineViolation(engine: names[i], event: v.event, violation: v.violation))
+                    observer.finding(event: v.event, .violation(v.violation.kind))
                 }
             }
         }
@@ -250,6 +268,7 @@ public struct Replayer {
             event += 1
             if let progress { progress(hosts[0].counters.pages_walked, totalMapPages) }
             if case .mark(let text) = s { mark = text }
+            observer.statement(event: event, s)
             if let pages = s.pagesAsked, pages > maxPages {
                 throw TraceError(
                     file: reader.file, reader.lastLocation,
@@ -310,6 +329,7 @@ public struct Replayer {
                         Divergence(
                             event: event, request: s.canonicalText, op: outcomes[0].op, kind: d.kind, mark: mark,
                             detail: d.detail, outcomes: outcomes, estimates: estimates, since: differingSince))
+                    observer.finding(event: event, .divergence(d.kind))
                 }
             }
             // Where the engines' state stops agreeing: what later divergences may follow from.

@@ -220,6 +220,9 @@ public final class AtomicOutput {
         }
     }
 
+    /// Where the bytes go, for a writer that streams to the file itself (the jsonl stream).
+    public var fileDescriptor: Int32 { fd }
+
     public func write(_ bytes: [UInt8]) throws(TraceError) {
         try writeAll(fd, bytes[...], name: name)
     }

@@ -28,13 +28,16 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: "Report form.")
     var format: ReplayFormat = .text
 
+    @Option(name: [.short, .customLong("output")], help: "Write the report to FILE (atomically) instead of standard output.", completion: .file())
+    var output: String?
+
     @Flag(help: "Add the per-operation breakdown of the estimated kernel time (text form).")
     var cost = false
 
     @Option(help: "Traces replayed in parallel (default: all cores).")
     var jobs: Int?
 
-    @Option(help: "Examples shown per group of divergences or violations (text form).")
+    @Option(help: "Examples shown per group of divergences or violations (text and html forms).")
     var maxExamples: Int = 5
 
     @Flag(help: "One row per trace (events, requests, findings by kind, estimated time per engine) instead of the full reports (text or json).")
@@ -47,13 +50,15 @@ struct ReplayCommand: ParsableCommand {
         let selected = try Self.selectEngines(engines)
         let jobs = jobs ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         guard jobs >= 1 else { throw UsageError("--jobs must be at least 1") }
-        guard !(summary && format == .jsonl) else { throw UsageError("--summary takes --format text or json") }
+        guard !summary || format == .text || format == .json else { throw UsageError("--summary takes --format text or json") }
         guard maxPages >= 1 else { throw UsageError("--max-pages must be at least 1") }
         guard maxExamples >= 0 else { throw UsageError("--max-examples must not be negative") }
         guard !traces.isEmpty else { throw UsageError("no trace given") }
 
+        let out = try AtomicOutput(path: output ?? "-")
         let results = replayAll(
-            paths: traces, engines: selected, format: format, jobs: jobs, maxPages: maxPages, progress: ProgressLine.make())
+            paths: traces, engines: selected, format: format, jobs: jobs, maxPages: maxPages, output: out.fileDescriptor,
+            progress: ProgressLine.make())
         ProgressLine.clear()
         // A bad trace is reported and the others go on; exit 2 at the end.
         var outcomes: [TraceOutcome] = []
@@ -66,10 +71,14 @@ struct ReplayCommand: ParsableCommand {
                 failed = true
             }
         }
-        if summary {
-            print(format == .json ? SummaryReport.json(outcomes.map(\.report)) : SummaryReport.text(outcomes.map(\.report)), terminator: "")
-        } else {
-            print(renderReplay(outcomes, format: format, maxExamples: maxExamples, cost: cost), terminator: "")
+        let report =
+            summary
+            ? (format == .json ? SummaryReport.json(outcomes.map(\.report)) : SummaryReport.text(outcomes.map(\.report)))
+            : renderReplay(outcomes, format: format, maxExamples: maxExamples, cost: cost)
+        // Nothing replayed: no file is left behind (standard output gets what there is).
+        if !outcomes.isEmpty || output == nil {
+            try out.write(Array(report.utf8))
+            try out.commit()
         }
         if failed { throw ExitCode(2) }
         if outcomes.contains(where: { !$0.report.isClean }) { throw ExitCode(1) }

@@ -97,7 +97,7 @@ import TestSupport
     func badUsage() throws {
         let flag = try CLI.run(["replay", "--format", "yaml", Self.fixture("clean-small.txt")])
         #expect(flag.status == 2)
-        #expect(flag.stderr == "pinreplay: The value 'yaml' is invalid for '--format <format>'. Please provide one of 'text', 'json' or 'jsonl'. (see 'pinreplay help')\n")
+        #expect(flag.stderr == "pinreplay: The value 'yaml' is invalid for '--format <format>'. Please provide one of 'text', 'json', 'jsonl' or 'html'. (see 'pinreplay help')\n")
         let unknown = try CLI.run(["replay", "--frobnicate", Self.fixture("clean-small.txt")])
         #expect(unknown.status == 2)
         #expect(unknown.stderr.split(separator: "\n").count == 1)
