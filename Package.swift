@@ -6,6 +6,7 @@
 // Dependencies point downward only:
 //   pinreplay (exe) -> Reduce -> Replay, TraceGen -> TraceFormat -> Zstd -> CZstd
 //                      Replay -> VFIOEngines -> VFIOModel
+//                      CEngines -> CEngineABI, VFIOModel
 import PackageDescription
 
 /// The per-page path of the engines and the world, and the per-statement path of decoding and
@@ -49,6 +50,10 @@ let package = Package(
         .target(name: "Replay", dependencies: ["TraceFormat", "VFIOEngines", "VFIOModel"], swiftSettings: hotPath),
         // Shrinking traces to reproducers (ddmin) and searching for them (swarm fuzzing).
         .target(name: "Reduce", dependencies: ["Replay", "TraceFormat", "TraceGen", "VFIOEngines", "VFIOModel"]),
+        // The C ABI between pinreplay and an engine compiled from C (include/pinreplay/world.h).
+        .systemLibrary(name: "CEngineABI"),
+        // Engines compiled from a reviewer's own C: the kernel block against pinreplay's headers.
+        .target(name: "CEngines", dependencies: ["CEngineABI", "VFIOModel"]),
         // Synthetic QEMU boots.
         .target(name: "TraceGen", dependencies: ["TraceFormat"]),
         // Traces from real processes: /proc/PID/maps and pagemap.
@@ -59,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "pinreplay",
             dependencies: [
-                "Replay", "TraceGen", "TraceFormat", "VFIOEngines", "Bench", "Record", "Reduce",
+                "Replay", "TraceGen", "TraceFormat", "VFIOEngines", "CEngines", "Bench", "Record", "Reduce",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -69,7 +74,7 @@ let package = Package(
             name: "pinreplay-fuzz", dependencies: ["Replay", "TraceFormat", "VFIOEngines", "VFIOModel"], path: "Sources/Fuzz"),
         .target(
             name: "TestSupport",
-            dependencies: ["TraceFormat", "Replay", "VFIOModel", "VFIOEngines"],
+            dependencies: ["TraceFormat", "TraceGen", "Replay", "VFIOModel", "VFIOEngines"],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "VFIOModelTests", dependencies: ["VFIOModel", "TestSupport"]),
@@ -79,6 +84,8 @@ let package = Package(
         .testTarget(name: "TraceGenTests", dependencies: ["TraceGen", "TraceFormat", "Replay", "VFIOEngines", "TestSupport"]),
         .testTarget(name: "RecordTests", dependencies: ["Record", "TraceFormat", "Replay", "VFIOEngines", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+        .testTarget(
+            name: "CEngineTests", dependencies: ["CEngines", "Replay", "TraceFormat", "VFIOEngines", "VFIOModel", "TestSupport"]),
         .testTarget(name: "ReduceTests", dependencies: ["Reduce", "Replay", "TraceFormat", "VFIOEngines", "VFIOModel", "TestSupport"]),
     ]
 )

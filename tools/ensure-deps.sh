@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pinreplay needs and a fresh machine of this kind may lack: libzstd's headers
-# and pkg-config data (Debian libzstd-dev); with --test also QEMU, which a recording test
-# starts, the zstd tool and python3 the fuzz seeds need, and Chromium (without its recommended
+# and pkg-config data (Debian libzstd-dev) and a C compiler for C engines; with --test also
+# QEMU, which a recording test starts, the zstd tool and python3 the fuzz seeds need, and Chromium (without its recommended
 # desktop packages) with the Liberation fonts, which render the HTML report in a test.
 # Idempotent; quiet when nothing is missing.
 set -euo pipefail
@@ -9,6 +9,8 @@ need=()
 bare=()
 dpkg -s libzstd-dev >/dev/null 2>&1 || need+=(libzstd-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+# C engines (--engines ./my-patch.c) are compiled with the system C compiler.
+command -v cc >/dev/null 2>&1 || need+=(gcc)
 if [ "${1:-}" = "--test" ]; then
     command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
     # The fuzz seeds and the decode bench read binary traces with the zstd tool.

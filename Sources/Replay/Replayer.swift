@@ -153,6 +153,10 @@ extension TraceReport {
 public struct ViolationKey: Hashable, Sendable {
     public var engine: String
     public var kind: ViolationKind
+    public init(engine: String, kind: ViolationKind) {
+        self.engine = engine
+        self.kind = kind
+    }
 }
 
 /// Receives what the replay produces as it goes: the jsonl stream, the HTML report's map.

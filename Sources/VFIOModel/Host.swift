@@ -97,9 +97,17 @@ public final class Host {
     public func put_pfn(_ pfn: PFN, _ prot: Prot) -> Int {
         counters.put_pfn += 1
         guard !is_invalid_reserved_pfn(pfn) else { return 0 }
-        _ramRefsNet -= 1
-        phys.addRef(pfn, -1)
+        put_page(pfn)
         return 1
+    }
+
+    /// `put_page()`: drops one reference of a frame with a struct page (ram or reserved); a
+    /// frame without one has none to drop. C engines call it directly.
+    public func put_page(_ pfn: PFN) {
+        let cls = phys.pfnClassCached(pfn)
+        if cls == .mmio { return }
+        if cls == .ram { _ramRefsNet -= 1 }
+        phys.addRef(pfn, -1)
     }
 
     /// Takes a reference on a frame that has a struct page (ram or reserved), as GUP does.

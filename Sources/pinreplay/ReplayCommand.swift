@@ -1,4 +1,5 @@
 import ArgumentParser
+import CEngines
 import Replay
 import Synchronization
 import TraceFormat
@@ -22,8 +23,11 @@ struct ReplayCommand: ParsableCommand {
     @Argument(help: "Trace files, text or binary; - reads standard input.", completion: .file(extensions: ["txt", "vptr"]))
     var traces: [String]
 
-    @Option(help: "Engines to compare, comma separated (names, aliases or the group 'later'), or 'all'.")
+    @Option(help: "Engines to compare, comma separated (names, aliases, the group 'later', or a C file: ./my-patch.c), or 'all'.")
     var engines: String = Engines.defaultNames.joined(separator: ",")
+
+    @Option(help: "The kernel API a C engine is written against (default: from what the file uses).")
+    var kernelAPI: String?
 
     @Option(help: "Report form.")
     var format: ReplayFormat = .text
@@ -47,7 +51,7 @@ struct ReplayCommand: ParsableCommand {
     var maxPages: UInt64 = Replayer.defaultMaxPages
 
     func run() throws {
-        let selected = try Self.selectEngines(engines)
+        let selected = try Self.selectEngines(engines, kernelAPI: kernelAPI)
         let jobs = jobs ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         guard jobs >= 1 else { throw UsageError("--jobs must be at least 1") }
         guard !summary || format == .text || format == .json else { throw UsageError("--summary takes --format text or json") }
@@ -84,21 +88,26 @@ struct ReplayCommand: ParsableCommand {
         if outcomes.contains(where: { !$0.report.isClean }) { throw ExitCode(1) }
     }
 
-    /// Engines by name or alias; `all` is every registered engine, `later` the group of
-    /// SPEC-LATER's cases.
-    static func selectEngines(_ list: String) throws -> [any PinEngine] {
+    /// Engines by name or alias, or compiled from a C file (named by its stem); `all` is every
+    /// registered engine, `later` the group of SPEC-LATER's cases.
+    static func selectEngines(_ list: String, kernelAPI: String? = nil) throws -> [any PinEngine] {
         if list == "all" { return Engines.all }
         var out: [any PinEngine] = []
         let names = list.split(separator: ",", omittingEmptySubsequences: false).flatMap { item in
             Engines.groups[String(item)] ?? [String(item)]
         }
         for name in names {
-            guard let e = Engines.named(name) else {
+            let engine: any PinEngine
+            if CEngineLoader.isPath(name) {
+                do { engine = try CEngineLoader.load(path: name, kernelAPI: kernelAPI) } catch { throw UsageError(error.message) }
+            } else if let e = Engines.named(name) {
+                engine = e
+            } else {
                 let groups = Engines.groups.keys.sorted().joined(separator: ", ")
-                throw UsageError("unknown engine '\(name)'; engines: \(Engines.spellings); groups: \(groups), all")
+                throw UsageError("unknown engine '\(name)'; engines: \(Engines.spellings); groups: \(groups), all; or a C file (./my-patch.c)")
             }
-            guard !out.contains(where: { $0.name == e.name }) else { throw UsageError("engine '\(name)' named twice") }
-            out.append(e)
+            guard !out.contains(where: { $0.name == engine.name }) else { throw UsageError("engine '\(engine.name)' named twice") }
+            out.append(engine)
         }
         return out
     }

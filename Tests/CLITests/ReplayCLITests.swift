@@ -90,7 +90,7 @@ import TestSupport
     func unknownEngine() throws {
         let r = try CLI.run(["replay", "--engines", "old,v9.9", Self.fixture("clean-small.txt")])
         #expect(r.status == 2)
-        #expect(r.stderr == "pinreplay: unknown engine 'v9.9'; engines: v4.16 (old), rfc-v1, v4.17-rc1 (patched), fixed, v5.15, v6.1, v6.12, v6.15, v6.18; groups: later, all\n")
+        #expect(r.stderr == "pinreplay: unknown engine 'v9.9'; engines: v4.16 (old), rfc-v1, v4.17-rc1 (patched), fixed, v5.15, v6.1, v6.12, v6.15, v6.18; groups: later, all; or a C file (./my-patch.c)\n")
     }
 
     @Test("Bad flags and missing files exit 2 with one line")

@@ -1,0 +1,175 @@
+// swift-format-ignore-file: AlwaysUseLowerCamelCase
+//
+// A C engine: the pinning block of vfio_iommu_type1.c compiled from a reviewer's own file
+// against include/pinreplay/kernel-4.16.h, called through the C ABI of world.h. The world
+// (GUP, VMAs, frames, external pins) stays the Swift one, so a C engine and a Swift engine of
+// the same kernel give the same outcomes, costs and violations.
+import CEngineABI
+import VFIOModel
+
+/// An engine compiled from C; built by `CEngineLoader`.
+public final class CEngine: PinEngine, @unchecked Sendable {
+    // Immutable after init: the functions of a shared object that stays loaded.
+    typealias PinPagesRemote = @convention(c) (
+        UnsafeMutablePointer<pinreplay_world>?, UnsafePointer<pinreplay_dma>?, UInt, Int, UnsafeMutablePointer<UInt>?, Int32, UInt
+    ) -> Int
+    typealias UnpinPagesRemote = @convention(c) (
+        UnsafeMutablePointer<pinreplay_world>?, UnsafePointer<pinreplay_dma>?, UInt64, UInt, Int, Int32
+    ) -> Int
+    typealias PinPageExternal = @convention(c) (
+        UnsafeMutablePointer<pinreplay_world>?, UnsafePointer<pinreplay_dma>?, UInt, UnsafeMutablePointer<UInt>?, Int32
+    ) -> Int32
+
+    public let name: String
+    /// The C file, as named on the command line.
+    public let path: String
+    /// The kernel API the file was compiled against, e.g. `4.16`.
+    public let kernelAPI: String
+    let pinPagesRemote: PinPagesRemote
+    let unpinPagesRemote: UnpinPagesRemote
+    let pinPageExternal: PinPageExternal
+
+    init(
+        name: String, path: String, kernelAPI: String, pinPagesRemote: PinPagesRemote, unpinPagesRemote: UnpinPagesRemote,
+        pinPageExternal: PinPageExternal
+    ) {
+        self.name = name
+        self.path = path
+        self.kernelAPI = kernelAPI
+        self.pinPagesRemote = pinPagesRemote
+        self.unpinPagesRemote = unpinPagesRemote
+        self.pinPageExternal = pinPageExternal
+    }
+
+    public var aliases: [String] { [] }
+    public var summary: String { "compiled from \(path)" }
+    public var kernels: String { "\(kernelAPI)-era C, \(path)" }
+    public var profile: EngineProfile { .v4_16 }
+
+    public func vfio_pin_pages_remote(
+        _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ npage: Int, _ pfn_base: inout PFN, _ limit: UInt64,
+        _ batch: inout VFIOBatch
+    ) -> Int {
+        var base: UInt = 0
+        let ret = call(k, dma) { w, d in
+            pinPagesRemote(w, d, UInt(vaddr.rawValue), npage, &base, dma.lock_cap ? 1 : 0, UInt(limit))
+        }
+        pfn_base = PFN(UInt64(base))
+        return ret
+    }
+
+    public func vfio_pin_page_external(_ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ pfn_base: inout PFN, _ do_accounting: Bool)
+        -> Int
+    {
+        var base: UInt = 0
+        let ret = call(k, dma) { w, d in
+            Int(pinPageExternal(w, d, UInt(vaddr.rawValue), &base, do_accounting ? 1 : 0))
+        }
+        pfn_base = PFN(UInt64(base))
+        return ret
+    }
+
+    public func vfio_unpin_pages_remote(_ k: Host, _ dma: VFIODma, _ iova: IOVA, _ pfn: PFN, _ npage: Int, _ do_accounting: Bool)
+        -> Int
+    {
+        call(k, dma) { w, d in
+            unpinPagesRemote(w, d, iova.rawValue, UInt(pfn.rawValue), npage, do_accounting ? 1 : 0)
+        }
+    }
+
+    /// Runs one entry point with the host as its world: locked_vm goes in and comes back, the
+    /// engine's own counts are added to the host's.
+    private func call(
+        _ k: Host, _ dma: VFIODma, _ body: (UnsafeMutablePointer<pinreplay_world>, UnsafePointer<pinreplay_dma>) -> Int
+    ) -> Int {
+        var w = pinreplay_world()
+        w.host = Unmanaged.passUnretained(k).toOpaque()
+        w.locked_vm = UInt(bitPattern: Int(k.mm.locked_vm))
+        w.rlimit_memlock = UInt(k.rlimit_memlock())
+        w.cap_ipc_lock = k.cap_ipc_lock ? 1 : 0
+        w.disable_hugepages = k.disable_hugepages ? 1 : 0
+        w.get_user_page = World.getUserPage
+        w.find_vma_intersection = World.findVMAIntersection
+        w.pfn_class = World.pfnClass
+        w.put_page = World.putPage
+        w.find_vpfn = World.findVpfn
+        var d = pinreplay_dma(
+            handle: Unmanaged.passUnretained(dma).toOpaque(), iova: dma.iova.rawValue, vaddr: UInt(dma.vaddr.rawValue),
+            size: UInt(dma.size), prot: Int32(dma.prot.rawValue))
+        let ret = withUnsafeMutablePointer(to: &w) { w in withUnsafePointer(to: &d) { d in body(w, d) } }
+        k.mm.locked_vm = Int64(Int(bitPattern: w.locked_vm))
+        k.counters.vaddr_get_pfn += Int(w.counts.vaddr_get_pfn)
+        k.counters.pages_walked += Int(w.counts.pages_walked)
+        k.counters.put_pfn += Int(w.counts.put_pfn)
+        k.counters.vfio_lock_acct += Int(w.counts.vfio_lock_acct)
+        k.counters.mmap_lock += Int(w.counts.mmap_lock)
+        return ret
+    }
+}
+
+/// The callbacks of world.h: the Swift host behind the C kernel API.
+enum World {
+    static func host(_ p: UnsafeMutableRawPointer?) -> Host {
+        // The pointer is the host passed in by `CEngine.call`, alive for the call.
+        Unmanaged<Host>.fromOpaque(p.unsafelyUnwrapped).takeUnretainedValue()
+    }
+
+    static let getUserPage: @convention(c) (UnsafeMutableRawPointer?, UInt, Int32, UnsafeMutablePointer<UInt>?) -> Int = {
+        p, vaddr, write, pfn in
+        let k = host(p)
+        guard let mm = k.current_mm else { return -EFAULT }
+        var page: PFN = 0
+        let ret = k.get_user_pages(mm, VAddr(UInt64(vaddr)), write: write != 0, &page)
+        if ret == 1 { pfn?.pointee = UInt(page.rawValue) }
+        return ret
+    }
+
+    static let findVMAIntersection:
+        @convention(c) (UnsafeMutableRawPointer?, UInt, UInt, UnsafeMutablePointer<pinreplay_vma>?, Int32) -> Int32 = {
+            p, start, end, out, counted in
+            let k = host(p)
+            guard let mm = k.current_mm else { return 0 }
+            let found =
+                counted != 0
+                ? k.find_vma_intersection(mm, VAddr(UInt64(start)), VAddr(UInt64(end)))
+                : mm.findVMAIntersection(VAddr(UInt64(start)), VAddr(UInt64(end)))
+            guard let vma = found else { return 0 }
+            out?.pointee = pinreplay_vma(
+                start: UInt(vma.start.rawValue), end: UInt(vma.end.rawValue), flags: vm_flags(vma), pgoff: UInt(vma.pgoff))
+            return 1
+        }
+
+    static let pfnClass: @convention(c) (UnsafeMutableRawPointer?, UInt) -> Int32 = { p, pfn in
+        switch host(p).phys.pfnClassCached(PFN(UInt64(pfn))) {
+        case .ram: Int32(PINREPLAY_PFN_RAM.rawValue)
+        case .reserved: Int32(PINREPLAY_PFN_RESERVED.rawValue)
+        case .mmio: Int32(PINREPLAY_PFN_MMIO.rawValue)
+        }
+    }
+
+    static let putPage: @convention(c) (UnsafeMutableRawPointer?, UInt) -> Void = { p, pfn in
+        host(p).put_page(PFN(UInt64(pfn)))
+    }
+
+    static let findVpfn: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, UInt64) -> Int32 = {
+        p, handle, iova in
+        // The handle is the dma passed in by `CEngine.call`.
+        let dma = Unmanaged<VFIODma>.fromOpaque(handle.unsafelyUnwrapped).takeUnretainedValue()
+        return host(p).vfio_find_vpfn(dma, IOVA(iova)) != nil ? 1 : 0
+    }
+
+    /// The kernel's `vm_flags` bits for a VMA.
+    static func vm_flags(_ vma: VMA) -> UInt {
+        var f: UInt = 0
+        if vma.read { f |= UInt(PINREPLAY_VM_READ) }
+        if vma.write { f |= UInt(PINREPLAY_VM_WRITE) }
+        if vma.exec { f |= UInt(PINREPLAY_VM_EXEC) }
+        if vma.flags.contains(.shared) { f |= UInt(PINREPLAY_VM_SHARED) }
+        if vma.flags.contains(.pfnmap) { f |= UInt(PINREPLAY_VM_PFNMAP) }
+        if vma.flags.contains(.io) { f |= UInt(PINREPLAY_VM_IO) }
+        if vma.hugetlbSize != 0 { f |= UInt(PINREPLAY_VM_HUGETLB) }
+        if vma.flags.contains(.mixedmap) { f |= UInt(PINREPLAY_VM_MIXEDMAP) }
+        if vma.flags.contains(.hugepage) { f |= UInt(PINREPLAY_VM_HUGEPAGE) }
+        return f
+    }
+}

@@ -1,0 +1,177 @@
+import CEngines
+import Foundation
+import Replay
+import Testing
+import TestSupport
+import TraceFormat
+import VFIOEngines
+import VFIOModel
+
+/// Engines compiled from C: the project's own C renderings of v4.16 and v4.17-rc1 must give
+/// exactly what the Swift engines give, request by request, on every golden trace and on
+/// random traces: outcomes, costs, violations.
+@Suite struct CEngineTests {
+    static let fixtures = Paths.fixtures.appendingPathComponent("c-engines")
+    static let cache = Paths.scratch("c-engine-cache")
+
+    static func load(_ file: String) throws -> CEngine {
+        try CEngineLoader.load(path: fixtures.appendingPathComponent(file).path, cache: cache.path)
+    }
+
+    /// The pairs compared: each Swift engine, then the C engine that renders it.
+    static func engines() throws -> [any PinEngine] {
+        [V4_16(), try load("c-v4.16.c"), V4_17_rc1(), try load("c-v4.17-rc1.c")]
+    }
+
+    /// Requests on which a C engine's outcome differs from its Swift engine's.
+    struct Mismatches: ReplayObserver {
+        var count = 0
+        var first: String?
+        mutating func request(event: Int, engines: [String], outcomes: [RequestOutcome]) {
+            for pair in stride(from: 0, to: outcomes.count, by: 2) where outcomes[pair] != outcomes[pair + 1] {
+                count += 1
+                if first == nil {
+                    first = "event \(event): \(engines[pair]) \(outcomes[pair]) but \(engines[pair + 1]) \(outcomes[pair + 1])"
+                }
+            }
+        }
+    }
+
+    /// Every per-engine figure of a report, the C engine's beside its Swift engine's.
+    static func expectSameFigures(_ r: TraceReport, _ trace: String) {
+        for pair in stride(from: 0, to: r.engines.count, by: 2) {
+            let (s, c) = (r.summaries[pair], r.summaries[pair + 1])
+            #expect(s.counters == c.counters, "\(trace): counters of \(s.engine) and \(c.engine)")
+            #expect(s.chunksMapped == c.chunksMapped && s.pagesPinned == c.pagesPinned, "\(trace): chunks of \(c.engine)")
+            #expect(s.lockedVMPeak == c.lockedVMPeak && s.lockedVMFinal == c.lockedVMFinal, "\(trace): locked_vm of \(c.engine)")
+            for kind in ViolationKind.allCases {
+                let swift = r.violationCounts[ViolationKey(engine: s.engine, kind: kind)]
+                let cc = r.violationCounts[ViolationKey(engine: c.engine, kind: kind)]
+                #expect(swift == cc, "\(trace): \(kind) on \(s.engine) \(swift ?? 0), on \(c.engine) \(cc ?? 0)")
+            }
+        }
+    }
+
+    @Test("Every golden trace: the C renderings give the Swift engines' outcomes, costs and violations")
+    func goldens() throws {
+        let engines = try Self.engines()
+        let traces = Paths.goldenTraces()
+        #expect(traces.count >= 20)
+        for trace in traces {
+            var mismatches = Mismatches()
+            let r = try Replayer(engines: engines).replay(path: trace.path, observer: &mismatches)
+            #expect(mismatches.count == 0, "\(trace.lastPathComponent): \(mismatches.first ?? "")")
+            Self.expectSameFigures(r, trace.lastPathComponent)
+        }
+    }
+
+    @Test("Random traces: the same outcomes, costs and violations as the Swift engines", arguments: 0..<4)
+    func randomTraces(batch: Int) throws {
+        let engines = try Self.engines()
+        var replayed = 0
+        for seed in UInt64(batch * 250)..<UInt64(batch * 250 + 250) {
+            // Statements the format refuses are left out, as a trace writer would.
+            var rules = TraceRules()
+            let statements = RandomTrace.statements(seed: seed).filter { rules.problem($0) == nil }
+            var mismatches = Mismatches()
+            let r: TraceReport
+            do {
+                r = try Replayer(engines: engines).replay(statements: statements, name: "seed-\(seed)", observer: &mismatches)
+            } catch {
+                continue  // a trace the world refuses is refused alike for every engine
+            }
+            replayed += 1
+            #expect(mismatches.count == 0, "seed \(seed): \(mismatches.first ?? "")")
+            Self.expectSameFigures(r, "seed \(seed)")
+        }
+        #expect(replayed > 100)
+    }
+
+    @Test("The seed's boot through C: v4.17-rc1's zero-page run, chunk for chunk")
+    func seedBoot() throws {
+        let c = try Self.load("c-v4.17-rc1.c")
+        #expect(c.name == "c-v4.17-rc1")
+        var observer = NoObserver()
+        let r = try Replayer(engines: [V4_16(), c]).replay(path: Paths.traces.appendingPathComponent("gpu-16g-bar.vptr").path, observer: &observer)
+        let first = try #require(r.divergences.first)
+        #expect(first.event == 317)
+        guard case .map(0, let chunks, 170) = first.outcomes[1] else {
+            Issue.record("event 317 on c-v4.17-rc1: \(first.outcomes[1])")
+            return
+        }
+        #expect(chunks == [chunk(0xc0000, 0x140000, 10), chunk(0xca000, 0x27e0, 22)])
+        #expect(r.violationCounts[ViolationKey(engine: "c-v4.17-rc1", kind: .refcountUnderflow)] == 1)
+        #expect(r.summaries[1].lockedVMFinal == -32)
+    }
+
+    @Test("A compile error names the user's file and line; the later API is refused; unknown APIs too")
+    func errors() throws {
+        let dir = Paths.scratch()
+        let bad = dir.appendingPathComponent("broken.c")
+        try "static int vfio_lock_acct(struct task_struct *task, long npage, bool *lock_cap)\n{\n\treturn undeclared_thing;\n}\n"
+            .write(to: bad, atomically: true, encoding: .utf8)
+        let error = try #require(throws: CEngineError.self) { try CEngineLoader.load(path: bad.path, cache: Self.cache.path) }
+        #expect(error.message.hasPrefix("\(bad.path):3:"), "\(error.message)")
+        #expect(error.message.contains("error:") && error.message.contains("undeclared_thing"))
+
+        let later = dir.appendingPathComponent("later.c")
+        try "static long vfio_pin_pages_remote(struct vfio_dma *dma, struct vfio_batch *batch) { return 0; }\n"
+            .write(to: later, atomically: true, encoding: .utf8)
+        let refused = try #require(throws: CEngineError.self) { try CEngineLoader.load(path: later.path, cache: Self.cache.path) }
+        #expect(refused.message == "\(later.path): uses vfio_batch of the 5.x/6.x API; only the 4.16 API (--kernel-api 4.16) is available so far")
+
+        let api = try #require(throws: CEngineError.self) {
+            try CEngineLoader.load(path: Self.fixtures.appendingPathComponent("c-v4.16.c").path, kernelAPI: "6.18", cache: Self.cache.path)
+        }
+        #expect(api.message == "unknown kernel API '6.18'; known: 4.16")
+        let missing = try #require(throws: CEngineError.self) { try CEngineLoader.load(path: dir.appendingPathComponent("none.c").path) }
+        #expect(missing.message.hasSuffix("none.c: cannot read: No such file or directory"))
+    }
+
+    @Test("The shared object is cached by content: a second load compiles nothing, an edit compiles anew")
+    func cache() throws {
+        let dir = Paths.scratch()
+        let cache = dir.appendingPathComponent("cache")
+        let file = dir.appendingPathComponent("mine.c")
+        let source = try String(contentsOf: Self.fixtures.appendingPathComponent("c-v4.16.c"), encoding: .utf8)
+        try source.write(to: file, atomically: true, encoding: .utf8)
+        func libraries() throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: cache.appendingPathComponent("c-engines").path).sorted()
+        }
+        _ = try CEngineLoader.load(path: file.path, cache: cache.path)
+        let once = try libraries()
+        #expect(once.count == 1)
+        #expect(once[0].hasPrefix("mine-4.16-") && once[0].hasSuffix(".so"))
+        _ = try CEngineLoader.load(path: file.path, cache: cache.path)
+        #expect(try libraries() == once)
+        try (source + "\n/* edited */\n").write(to: file, atomically: true, encoding: .utf8)
+        _ = try CEngineLoader.load(path: file.path, cache: cache.path)
+        #expect(try libraries().count == 2)
+    }
+
+    @Test("From the command line: a C file among the engines, named by its stem; a broken one exits 2 with one line")
+    func commandLine() throws {
+        let r = try CLI.run([
+            "replay", "traces/gpu-16g-bar.vptr", "--engines", "v4.16,Tests/Fixtures/c-engines/c-v4.16.c", "--format", "jsonl",
+        ])
+        #expect(r.status == 0)
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        let swift = lines.filter { $0.contains("\"engine\":\"v4.16\"") }
+        let c = lines.filter { $0.contains("\"engine\":\"c-v4.16\"") }
+        #expect(swift.count == 80)
+        #expect(c.map { $0.replacingOccurrences(of: "\"c-v4.16\"", with: "\"v4.16\"") } == swift)
+
+        let dir = Paths.scratch()
+        let bad = dir.appendingPathComponent("typo.c")
+        try "static int vfio_lock_acct(struct task_struct *task, long npage, bool *lock_cap)\n{\n\treturn npage +;\n}\n"
+            .write(to: bad, atomically: true, encoding: .utf8)
+        let broken = try CLI.run(["replay", "traces/hugetlb.txt", "--engines", "v4.16,\(bad.path)"])
+        #expect(broken.status == 2)
+        #expect(broken.stdout.isEmpty)
+        #expect(broken.stderr.hasPrefix("pinreplay: \(bad.path):3:"), "\(broken.stderr)")
+        #expect(broken.stderr.split(separator: "\n").count == 1)
+        let twice = try CLI.run(["replay", "traces/hugetlb.txt", "--engines", "Tests/Fixtures/c-engines/c-v4.16.c,Tests/Fixtures/c-engines/c-v4.16.c"])
+        #expect(twice.status == 2)
+        #expect(twice.stderr == "pinreplay: engine 'c-v4.16' named twice\n")
+    }
+}

@@ -1,0 +1,120 @@
+/*
+ * The entry points of a 4.16-era C engine. pinreplay compiles one translation unit made of
+ * the user's block of vfio_iommu_type1.c followed by this file, so these can call the
+ * block's static functions: vfio_pin_pages_remote(), vfio_unpin_pages_remote(), and for the
+ * external pin, which lies outside the block, vaddr_get_pfn(), is_invalid_reserved_pfn(),
+ * vfio_lock_acct() and put_pfn().
+ *
+ * Each entry point makes the world current for this thread, runs the kernel function, and
+ * hands back locked_vm. The block is compiled with -finstrument-functions: the hook below
+ * counts the calls of the block's own functions that the cost model prices.
+ */
+
+#define PR_EXPORT __attribute__((visibility("default"), no_instrument_function))
+#define PR_HIDDEN __attribute__((visibility("hidden"), no_instrument_function))
+
+/* Whether the call in progress is an external pin (its vaddr_get_pfn() walks no run). */
+static __thread int pr_external;
+
+PR_HIDDEN void __cyg_profile_func_enter(void *fn, void *site)
+{
+	(void)site;
+	if (!pr_world)
+		return;
+	if (fn == (void *)vaddr_get_pfn) {
+		pr_world->counts.vaddr_get_pfn++;
+		if (!pr_external)
+			pr_world->counts.pages_walked++;
+	} else if (fn == (void *)put_pfn) {
+		pr_world->counts.put_pfn++;
+	}
+}
+
+PR_HIDDEN void __cyg_profile_func_exit(void *fn, void *site)
+{
+	(void)fn;
+	(void)site;
+}
+
+static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
+							       const struct pinreplay_dma *d)
+{
+	pr_world = w;
+	pr_mm.locked_vm = w->locked_vm;
+	pr_task.mm = &pr_mm;
+	disable_hugepages = w->disable_hugepages != 0;
+	dma->iova = d->iova;
+	dma->vaddr = d->vaddr;
+	dma->size = d->size;
+	dma->prot = d->prot;
+	dma->iommu_mapped = false;
+	dma->task = current;
+	dma->pr_handle = d->handle;
+}
+
+static __attribute__((no_instrument_function)) void pr_leave(struct pinreplay_world *w)
+{
+	w->locked_vm = pr_mm.locked_vm;
+	pr_world = 0;
+}
+
+/* Which kernel's API this engine was built against. */
+PR_EXPORT const char *pinreplay_kernel_api(void)
+{
+	return PINREPLAY_KERNEL_API;
+}
+
+PR_EXPORT long pinreplay_vfio_pin_pages_remote(struct pinreplay_world *w, const struct pinreplay_dma *d,
+					       unsigned long vaddr, long npage, unsigned long *pfn_base,
+					       int lock_cap, unsigned long limit)
+{
+	struct vfio_dma dma = { 0 };
+	long ret;
+
+	pr_enter(w, &dma, d);
+	ret = vfio_pin_pages_remote(&dma, vaddr, npage, pfn_base, lock_cap != 0, limit);
+	pr_leave(w);
+	return ret;
+}
+
+PR_EXPORT long pinreplay_vfio_unpin_pages_remote(struct pinreplay_world *w, const struct pinreplay_dma *d,
+						 unsigned long long iova, unsigned long pfn, long npage,
+						 int do_accounting)
+{
+	struct vfio_dma dma = { 0 };
+	long ret;
+
+	pr_enter(w, &dma, d);
+	ret = vfio_unpin_pages_remote(&dma, iova, pfn, npage, do_accounting != 0);
+	pr_leave(w);
+	return ret;
+}
+
+/* 4.16's vfio_pin_page_external(), which lies below the block: the block's vaddr_get_pfn() on
+ * one page, charged to the task (not its caller) when asked. */
+PR_EXPORT int pinreplay_vfio_pin_page_external(struct pinreplay_world *w, const struct pinreplay_dma *d,
+					       unsigned long vaddr, unsigned long *pfn_base, int do_accounting)
+{
+	struct vfio_dma dma = { 0 };
+	struct mm_struct *mm;
+	int ret;
+
+	pr_enter(w, &dma, d);
+	pr_external = 1;
+	mm = get_task_mm(dma.task);
+	if (!mm) {
+		ret = -ENODEV;
+		goto out;
+	}
+	ret = vaddr_get_pfn(mm, vaddr, dma.prot, pfn_base);
+	if (!ret && do_accounting && !is_invalid_reserved_pfn(*pfn_base)) {
+		ret = vfio_lock_acct(dma.task, 1, NULL);
+		if (ret)
+			put_pfn(*pfn_base, dma.prot);
+	}
+	mmput(mm);
+out:
+	pr_external = 0;
+	pr_leave(w);
+	return ret;
+}

@@ -1,0 +1,83 @@
+/*
+ * The C ABI between pinreplay and an engine compiled from C: the simulated kernel an engine
+ * runs in, as one structure of state and callbacks. pinreplay fills it before each call into
+ * the engine and reads back what the engine changed (locked_vm, the counters).
+ *
+ * Shared by the Swift side (through the CEngineABI module) and by the kernel headers of
+ * include/pinreplay/ (kernel-4.16.h), which build the kernel's API on top of it.
+ */
+#ifndef PINREPLAY_WORLD_H
+#define PINREPLAY_WORLD_H
+
+/* The classes of a physical frame (SPEC.md section 2). */
+enum pinreplay_pfn_class {
+	PINREPLAY_PFN_RAM = 0,		/* a struct page, not PageReserved */
+	PINREPLAY_PFN_RESERVED = 1,	/* a struct page with PageReserved */
+	PINREPLAY_PFN_MMIO = 2,		/* no struct page: pfn_valid() is false */
+};
+
+/* The VM_* bits of vm_flags the world sets, with the kernel's values. */
+#define PINREPLAY_VM_READ 0x00000001UL
+#define PINREPLAY_VM_WRITE 0x00000002UL
+#define PINREPLAY_VM_EXEC 0x00000004UL
+#define PINREPLAY_VM_SHARED 0x00000008UL
+#define PINREPLAY_VM_PFNMAP 0x00000400UL
+#define PINREPLAY_VM_IO 0x00004000UL
+#define PINREPLAY_VM_HUGETLB 0x00400000UL
+#define PINREPLAY_VM_MIXEDMAP 0x10000000UL
+#define PINREPLAY_VM_HUGEPAGE 0x20000000UL
+
+/* A VMA as the world describes it; flags are PINREPLAY_VM_* bits. */
+struct pinreplay_vma {
+	unsigned long start;
+	unsigned long end;
+	unsigned long flags;
+	unsigned long pgoff;
+};
+
+/* A dma as the container sees it; handle is the container's own. */
+struct pinreplay_dma {
+	void *handle;
+	unsigned long long iova;
+	unsigned long vaddr;
+	unsigned long size;
+	int prot;
+};
+
+/* Operations counted by the engine's own code (the cost model's counters of the same names). */
+struct pinreplay_counts {
+	unsigned long vaddr_get_pfn;
+	unsigned long pages_walked;
+	unsigned long put_pfn;
+	unsigned long vfio_lock_acct;
+	unsigned long mmap_lock;
+};
+
+struct pinreplay_world {
+	/* The simulated kernel, passed back to every callback. */
+	void *host;
+	/* current->mm->locked_vm: read before the call, written back after it. */
+	unsigned long locked_vm;
+	/* RLIMIT_MEMLOCK in bytes (~0UL: unlimited) and CAP_IPC_LOCK of the one task. */
+	unsigned long rlimit_memlock;
+	int cap_ipc_lock;
+	/* The vfio_iommu_type1 module parameter. */
+	int disable_hugepages;
+	/* Zeroed before each call, added to the host's counters after it. */
+	struct pinreplay_counts counts;
+
+	/* get_user_pages*() of one page: 1 with *pfn set (one reference taken), or -errno. */
+	long (*get_user_page)(void *host, unsigned long vaddr, int write, unsigned long *pfn);
+	/* find_vma_intersection(): 1 with *vma filled, or 0. Counts a find_vma when `counted`
+	 * (GUP's own lookup is part of GUP's cost). */
+	int (*find_vma_intersection)(void *host, unsigned long start, unsigned long end,
+				     struct pinreplay_vma *vma, int counted);
+	/* The class of a frame (enum pinreplay_pfn_class). */
+	int (*pfn_class)(void *host, unsigned long pfn);
+	/* put_page(): drops one reference of a frame that has a struct page. */
+	void (*put_page)(void *host, unsigned long pfn);
+	/* vfio_find_vpfn(): whether an external pin holds iova in this dma. */
+	int (*find_vpfn)(void *host, void *dma_handle, unsigned long long iova);
+};
+
+#endif /* PINREPLAY_WORLD_H */
