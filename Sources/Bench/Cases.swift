@@ -133,7 +133,7 @@ let decode = BenchCase(
     var bytes: UInt64 = 0
     let ours = try measure(runs) {
         let r = try TraceReader(path: path)
-        while try r.next() != nil {}
+        while let _ = try r.next() {}
         bytes = r.decodedBytes
     }
     let theirs = try measure(runs) { try runZstd(path) }

@@ -66,7 +66,9 @@ public final class TraceReader {
         case .text(let t): s = try t.next()
         case .binary(let b): s = try b.next()
         }
-        if s != nil { eventCount += 1 }
+        // Not `s != nil`: comparing an optional enum with a String payload to nil destroys a
+        // tuple through the runtime's generic path, a fifth of the decoder's time.
+        if case .some = s { eventCount += 1 }
         return s
     }
 
@@ -91,7 +93,7 @@ public final class TraceReader {
     /// Leaves the reader at the start again, so a replay never acts on a stream that turns
     /// out to be corrupt or truncated further on.
     public func verify() throws(TraceError) -> Int {
-        while try next() != nil {}
+        while let _ = try next() {}
         let count = eventCount
         try rewind()
         return count
