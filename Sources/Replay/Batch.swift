@@ -28,13 +28,13 @@ public struct TraceOutcome: Sendable {
 public func replayAll(
     paths: [String], engines: [any PinEngine], format: ReplayFormat, jobs: Int,
     maxPages: UInt64 = Replayer.defaultMaxPages, output: Int32 = 1,
-    progress: (@Sendable (_ trace: String, _ walked: Int, _ total: UInt64) -> Void)? = nil
+    progress: (@Sendable (_ trace: String, _ progress: ReplayProgress) -> Void)? = nil
 ) -> [Result<TraceOutcome, TraceError>] {
     let several = paths.count > 1
     let results = parallelMap(paths.count, jobs: jobs) { i -> (Result<TraceOutcome, TraceError>, Int32?) in
         var replayer = Replayer(engines: engines)
         replayer.maxPages = maxPages
-        if let progress { replayer.progress = { progress(paths[i], $0, $1) } }
+        if let progress { replayer.progress = { progress(paths[i], $0) } }
         var spool: Int32?
         do throws(TraceError) {
             switch format {

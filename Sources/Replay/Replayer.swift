@@ -149,6 +149,20 @@ extension TraceReport {
     }
 }
 
+/// How far a replay has come, as it starts a statement or the teardown.
+public struct ReplayProgress: Sendable {
+    /// The event starting (the last event + 1 for the teardown).
+    public var event: Int
+    /// The statement's keyword; nil for the teardown.
+    public var statement: String?
+    /// Pages of the maps before this event, against the pages of every map in the trace:
+    /// never past 100 %, whatever the engines walk.
+    public var mappedPages: UInt64
+    public var totalMapPages: UInt64
+    /// Events in the trace.
+    public var events: Int
+}
+
 /// An engine and a violation kind.
 public struct ViolationKey: Hashable, Sendable {
     public var engine: String
@@ -191,9 +205,8 @@ public struct NoObserver: ReplayObserver {
 /// compares their outcomes request by request.
 public struct Replayer {
     public let engines: [any PinEngine]
-    /// Called now and then with the pages walked so far (by the first engine) and the pages
-    /// the trace maps in all.
-    public var progress: ((_ walked: Int, _ total: UInt64) -> Void)?
+    /// Called before each statement and before the teardown with how far the replay has come.
+    public var progress: ((ReplayProgress) -> Void)?
     /// The most pages one statement may ask for (a map's size, a pin's or a touch's count): past
     /// it the trace is refused before the statement runs, as v4.16 would take days to walk it.
     public var maxPages: UInt64 = Replayer.defaultMaxPages
@@ -214,30 +227,33 @@ public struct Replayer {
     /// that turns out corrupt or truncated further on: for a binary trace its framing,
     /// checksums and trailer (decoding twice would cost a third of a replay of small requests),
     /// for a text trace every line.
-    /// With a progress callback the first pass decodes everything, to learn the pages the
-    /// trace maps in all.
+    /// With a progress callback the first pass decodes everything, to learn the events and the
+    /// pages the trace maps in all.
     public func replay<O: ReplayObserver>(path: String, observer: inout O) throws(TraceError) -> TraceReport {
         let reader = try TraceReader(path: path)
-        var totalMapPages: UInt64 = 0
+        var totals = (mapPages: UInt64(0), events: 0)
         if progress != nil {
             while let s = try reader.next() {
-                if case let .map(_, _, size, _) = s { totalMapPages &+= size >> PAGE_SHIFT }
+                totals.events += 1
+                if case let .map(_, _, size, _) = s { totals.mapPages &+= size >> PAGE_SHIFT }
             }
             try reader.rewind()
         } else {
             _ = try reader.verifyFraming()
         }
-        return try replay(reader, totalMapPages: totalMapPages, observer: &observer)
+        return try replay(reader, totals: totals, observer: &observer)
     }
 
     /// Replays statements held in memory (a reducer's candidate, a generated trace); a statement
     /// the world cannot follow is reported at its index, as line `index + 2` of its canonical
     /// text.
     public func replay<O: ReplayObserver>(statements: [Statement], name: String, observer: inout O) throws(TraceError) -> TraceReport {
-        try replay(StatementList(statements, name: name), totalMapPages: 0, observer: &observer)
+        try replay(StatementList(statements, name: name), totals: (0, statements.count), observer: &observer)
     }
 
-    func replay<O: ReplayObserver, R: StatementSource>(_ reader: R, totalMapPages: UInt64, observer: inout O) throws(TraceError) -> TraceReport {
+    func replay<O: ReplayObserver, R: StatementSource>(
+        _ reader: R, totals: (mapPages: UInt64, events: Int), observer: inout O
+    ) throws(TraceError) -> TraceReport {
         let hosts = engines.map { Host(engine: $0) }
         let names = engines.map(\.name)
         var report = TraceReport(
@@ -268,9 +284,15 @@ public struct Replayer {
             }
         }
 
+        var mappedPages: UInt64 = 0
         while let s = try reader.next() {
             event += 1
-            if let progress { progress(hosts[0].counters.pages_walked, totalMapPages) }
+            if let progress {
+                progress(
+                    ReplayProgress(
+                        event: event, statement: s.keyword, mappedPages: mappedPages, totalMapPages: totals.mapPages, events: totals.events))
+                if case let .map(_, _, size, _) = s { mappedPages &+= size >> PAGE_SHIFT }
+            }
             if case .mark(let text) = s { mark = text }
             observer.statement(event: event, s)
             if let pages = s.pagesAsked, pages > maxPages {
@@ -353,6 +375,8 @@ public struct Replayer {
         }
         report.events = event
 
+        progress?(
+            ReplayProgress(event: event + 1, statement: nil, mappedPages: mappedPages, totalMapPages: totals.mapPages, events: totals.events))
         // What is still mapped is torn down as the process exits; findings are event N+1. The
         // hosts share nothing, so they tear down at once.
         for (i, host) in hosts.enumerated() {

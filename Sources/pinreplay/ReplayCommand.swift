@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dispatch
 import CEngines
 import Replay
 import Synchronization
@@ -113,28 +114,56 @@ struct ReplayCommand: ParsableCommand {
     }
 }
 
-/// Progress on standard error, only when it is a terminal and a replay has run over a second;
-/// redrawn at most ten times a second.
+/// Progress on standard error, only when it is a terminal and a replay has run over a second:
+/// the event and statement under way, the share of the trace's mapped pages before it, and how
+/// long the statement (or the teardown) has taken so far. A ticker redraws it five times a
+/// second, so one long request or the teardown does not look like a hang.
 enum ProgressLine {
-    private static let state = Mutex<(shown: Bool, last: ContinuousClock.Instant?)>((false, nil))
+    private struct State {
+        var trace = ""
+        var latest: ReplayProgress?
+        var since: ContinuousClock.Instant?
+        var shown = false
+    }
+    private static let state = Mutex(State())
+    /// Set and cancelled by the main thread only (make, clear).
+    nonisolated(unsafe) private static var timer: DispatchSourceTimer?
+    private static let clock = ContinuousClock()
 
-    static func make() -> (@Sendable (String, Int, UInt64) -> Void)? {
+    static func make() -> (@Sendable (String, ReplayProgress) -> Void)? {
         guard isatty(2) != 0 else { return nil }
-        let clock = ContinuousClock()
-        let start = clock.now
-        return { trace, walked, total in
-            let now = clock.now
-            guard now - start > .seconds(1) else { return }
+        let ticker = DispatchSource.makeTimerSource(queue: .global())
+        ticker.schedule(deadline: .now() + .seconds(1), repeating: .milliseconds(200))
+        ticker.setEventHandler { draw() }
+        ticker.resume()
+        timer = ticker
+        return { trace, progress in
             state.withLock { s in
-                if let last = s.last, now - last < .milliseconds(100) { return }
-                s = (true, now)
-                printError("\r\(trace): \(walked) of \(total) pages walked\u{1b}[K", newline: false)
+                s.trace = trace
+                s.latest = progress
+                s.since = clock.now
             }
         }
     }
 
+    private static func draw() {
+        state.withLock { s in
+            guard let p = s.latest, let since = s.since else { return }
+            s.shown = true
+            let percent = p.totalMapPages == 0 ? 100 : Int(p.mappedPages * 100 / p.totalMapPages)
+            let what = p.statement.map { "event \(p.event) of \(p.events) (\($0))" } ?? "teardown after event \(p.events)"
+            let elapsed = Double((clock.now - since).components.seconds) + Double((clock.now - since).components.attoseconds) / 1e18
+            printError(
+                "\r\(s.trace): \(what), \(percent)% of mapped pages before it, \(formatFixed(elapsed, 1)) s in it\u{1b}[K", newline: false)
+        }
+    }
+
     static func clear() {
-        state.withLock { if $0.shown { printError("\r\u{1b}[K", newline: false) } }
+        timer?.cancel()
+        timer = nil
+        state.withLock { s in
+            if s.shown { printError("\r\u{1b}[K", newline: false) }
+        }
     }
 }
 
