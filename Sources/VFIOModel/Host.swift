@@ -96,8 +96,10 @@ public final class Host {
     /// writable mapping) and returns 1; reserved and mmio frames are skipped, returning 0.
     public func put_pfn(_ pfn: PFN, _ prot: Prot) -> Int {
         counters.put_pfn += 1
+        // One class lookup: a ram frame is what put_page() would find again.
         guard !is_invalid_reserved_pfn(pfn) else { return 0 }
-        put_page(pfn)
+        _ramRefsNet -= 1
+        phys.addRef(pfn, -1)
         return 1
     }
 
