@@ -438,13 +438,9 @@ public enum HTMLReport {
     static func violations(_ r: TraceReport, _ map: AddressMap, id: String, maxExamples: Int) -> String {
         var h = "<h3 id=\"\(id)-violations\">Invariant violations: \(r.violationCount)</h3>\n"
         guard r.violationCount > 0 else { return h + "<p>None.</p>\n" }
-        for engine in r.engines {
-            let kinds = ViolationKind.allCases.filter { r.violationCounts[ViolationKey(engine: engine, kind: $0)] != nil }
-            guard !kinds.isEmpty else { continue }
+        for (engine, kinds) in r.violationGroups(maxExamples: maxExamples) {
             h += "<h4>\(esc(engine))</h4>\n<table class=\"violations\"><tr><th>kind</th><th>event</th><th>request</th><th>what</th></tr>\n"
-            for kind in kinds {
-                let total = r.violationCounts[ViolationKey(engine: engine, kind: kind)] ?? 0
-                let group = r.violations.filter { $0.engine == engine && $0.violation.kind == kind }.prefix(maxExamples)
+            for (kind, total, group) in kinds {
                 for (n, v) in group.enumerated() {
                     let request = v.event > r.events ? "teardown, after the last event" : map.requests[v.event].map { "<code>\(esc($0))</code>" } ?? ""
                     let cell = n == 0 ? "<td rowspan=\"\(group.count + (total > group.count ? 1 : 0))\">\(kind) (\(total))</td>" : ""

@@ -138,6 +138,19 @@ public struct TraceReport: Sendable {
 }
 
 extension TraceReport {
+    /// The violations grouped for a report: per engine that has any, per kind in
+    /// `ViolationKind` order, the total and the first `maxExamples` kept.
+    public func violationGroups(maxExamples: Int) -> [(engine: String, kinds: [(kind: ViolationKind, total: Int, examples: [EngineViolation])])] {
+        engines.compactMap { engine in
+            let kinds = ViolationKind.allCases.compactMap { kind -> (kind: ViolationKind, total: Int, examples: [EngineViolation])? in
+                guard let total = violationCounts[ViolationKey(engine: engine, kind: kind)] else { return nil }
+                let examples = violations.filter { $0.engine == engine && $0.violation.kind == kind }.prefix(maxExamples)
+                return (kind, total, Array(examples))
+            }
+            return kinds.isEmpty ? nil : (engine, kinds)
+        }
+    }
+
     /// Keeps the request among the costliest if it is one (by its most expensive engine; the
     /// earlier request first on a tie, so the list does not depend on anything but the trace).
     mutating func noteCost(event: Int, _ s: Statement, _ estimates: [Int]) {

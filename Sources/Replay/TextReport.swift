@@ -177,16 +177,11 @@ public enum TextReport {
     static func violations(_ r: TraceReport, maxExamples: Int) -> String {
         guard r.violationCount > 0 else { return "invariant violations: none\n" }
         var out = "invariant violations: \(r.violationCount)\n"
-        for engine in r.engines {
-            let kinds = ViolationKind.allCases.filter { r.violationCounts[ViolationKey(engine: engine, kind: $0)] != nil }
-            guard !kinds.isEmpty else { continue }
+        for (engine, kinds) in r.violationGroups(maxExamples: maxExamples) {
             out += "  \(engine):\n"
-            for kind in kinds {
-                let total = r.violationCounts[ViolationKey(engine: engine, kind: kind)] ?? 0
-                let group = r.violations.filter { $0.engine == engine && $0.violation.kind == kind }
-                let shown = min(maxExamples, group.count)
-                out += "    \(kind): \(total)" + (total > shown ? ", first \(shown):\n" : "\n")
-                for v in group.prefix(maxExamples) {
+            for (kind, total, examples) in kinds {
+                out += "    \(kind): \(total)" + (total > examples.count ? ", first \(examples.count):\n" : "\n")
+                for v in examples {
                     out += "      event \(v.event): \(v.violation.detail)\n"
                 }
             }
