@@ -4,9 +4,11 @@
 // kernel's vfio_pin_pages_remote() and show where they differ.
 //
 // Dependencies point downward only:
-//   pinreplay (exe) -> Reduce -> Replay, TraceGen -> TraceFormat -> Zstd -> CZstd
-//                      Replay -> VFIOEngines -> VFIOModel
-//                      CEngines -> CEngineABI, VFIOModel
+//   pinreplay (exe) -> Bench, Record, Reduce, CEngines
+//   Bench, Reduce -> Replay, TraceGen
+//   Record -> TraceGen -> TraceFormat -> Zstd -> CZstd
+//   Replay -> TraceFormat, VFIOEngines -> VFIOModel
+//   CEngines -> CEngineABI (include/pinreplay/world.h), VFIOModel
 import PackageDescription
 
 /// The per-page path of the engines and the world, and the per-statement path of decoding and

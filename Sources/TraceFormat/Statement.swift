@@ -151,6 +151,13 @@ public enum Statement: Equatable, Sendable {
         }
     }
 
+    /// Every keyword, in the order SPEC.md §5 lists them (`stat` prints in this order; a test
+    /// checks it holds the keyword of every case).
+    public static let keywords = [
+        "page_shift", "memlock", "cap_ipc_lock", "locked_vm", "disable_hugepages", "thp", "dma_entry_limit", "pfns",
+        "zero_page", "pool", "vma", "munmap", "pte", "touch", "map", "unmap", "pin", "unpin", "mark",
+    ]
+
     /// The statement's keyword.
     public var keyword: String {
         switch self {

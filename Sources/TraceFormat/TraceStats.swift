@@ -15,12 +15,6 @@ public struct TraceStats: Sendable {
     /// Size of the canonical text form of the same statements.
     public var canonicalTextBytes: UInt64 = 0
 
-    /// Keywords in the order SPEC.md §5 lists them.
-    public static let keywordOrder = [
-        "page_shift", "memlock", "cap_ipc_lock", "locked_vm", "disable_hugepages", "thp", "dma_entry_limit", "pfns",
-        "zero_page", "pool",
-        "vma", "munmap", "pte", "touch", "map", "unmap", "pin", "unpin", "mark",
-    ]
     public static let vmaKinds = ["anon", "shared", "hugetlb", "mixedmap", "pfnmap", "io"]
 
     /// Reads the whole trace.
@@ -61,7 +55,7 @@ public struct TraceStats: Sendable {
     public func render(file: String) -> String {
         var out = "\(file): \(form.rawValue) trace, \(events) events\n"
         out += "statements:\n"
-        for k in Self.keywordOrder {
+        for k in Statement.keywords {
             if let n = perKeyword[k] { out += "  \(k.padded(18)) \(n)\n" }
         }
         out += "mapped bytes by access:\n"

@@ -32,6 +32,8 @@ import TraceFormat
         let expected = try String(contentsOf: Paths.fixtures.appendingPathComponent("all-statements.canonical.txt"), encoding: .utf8)
         #expect(Self.canonical(statements) == expected)
         #expect(statements.count == 35)
+        // Every statement kind is in the fixture, and in the list `stat` prints from.
+        #expect(Set(statements.map(\.keyword)) == Set(Statement.keywords))
     }
 
     @Test("text → binary → text is byte-identical to the canonical print", arguments: allTextTraces)
