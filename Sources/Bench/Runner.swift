@@ -36,7 +36,7 @@ public func runBenchCases(_ cases: [BenchCase], runs: Int, executable: String) t
         var output: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 4096)
         while true {
-            let n = buf.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+            let n = buf.withUnsafeMutableBytes { readRetrying(fds[0], $0.baseAddress, $0.count) }
             if n <= 0 { break }
             output += buf[0..<n]
         }

@@ -51,8 +51,7 @@ public final class QMPClient {
         if !arguments.isEmpty { msg["arguments"] = arguments }
         var data = try JSONSerialization.data(withJSONObject: msg)
         data.append(UInt8(ascii: "\n"))
-        let sent = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard sent == data.count else { throw RecordError("\(path): write failed") }
+        do { try writeAll(fd, ArraySlice(data), name: path) } catch { throw RecordError(error.description) }
         while true {
             let m = try readMessage()
             if let r = m["return"] { return r }
@@ -78,7 +77,8 @@ public final class QMPClient {
                 return obj
             }
             var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let n = chunk.withUnsafeMutableBytes { readRetrying(fd, $0.baseAddress, $0.count) }
+            guard n >= 0 else { throw RecordError("\(path): read failed: \(String(cString: strerror(errno)))") }
             guard n > 0 else { throw RecordError("\(path): QEMU closed the connection") }
             buffer.append(contentsOf: chunk[0..<n])
         }

@@ -1,3 +1,4 @@
+import TraceFormat
 import VFIOModel
 
 /// The per-operation cost model of docs/COST.md: estimated kernel time from the cost counters.
@@ -42,14 +43,9 @@ public enum CostModel {
     public static func human(_ ns: Int) -> String {
         switch ns {
         case ..<1000: return "\(ns) ns"
-        case ..<1_000_000: return fixed(Double(ns) / 1e3) + " µs"
-        case ..<1_000_000_000: return fixed(Double(ns) / 1e6) + " ms"
-        default: return fixed(Double(ns) / 1e9) + " s"
+        case ..<1_000_000: return formatFixed(Double(ns) / 1e3, 1) + " µs"
+        case ..<1_000_000_000: return formatFixed(Double(ns) / 1e6, 1) + " ms"
+        default: return formatFixed(Double(ns) / 1e9, 1) + " s"
         }
-    }
-
-    private static func fixed(_ v: Double) -> String {
-        let tenths = Int((v * 10).rounded())
-        return "\(tenths / 10).\(tenths % 10)"
     }
 }

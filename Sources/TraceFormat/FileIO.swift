@@ -41,19 +41,16 @@ final class ByteInput {
             start = 0
         }
         if end == buffer.count { buffer.append(contentsOf: repeatElement(0, count: buffer.count)) }
-        while true {
-            let n = buffer.withUnsafeMutableBytes { raw in read(fd, raw.baseAddress! + end, raw.count - end) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw TraceError(file: name, .byte(offset + UInt64(available)), "read failed: \(String(cString: strerror(errno)))")
-            }
-            if n == 0 {
-                atEOF = true
-                return false
-            }
-            end += n
-            return true
+        let n = buffer.withUnsafeMutableBytes { raw in readRetrying(fd, raw.baseAddress! + end, raw.count - end) }
+        if n < 0 {
+            throw TraceError(file: name, .byte(offset + UInt64(available)), "read failed: \(String(cString: strerror(errno)))")
         }
+        if n == 0 {
+            atEOF = true
+            return false
+        }
+        end += n
+        return true
     }
 
     /// Marks `n` available bytes consumed.
@@ -105,8 +102,7 @@ final class ByteInput {
         template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
-            let n = chunk.withUnsafeMutableBytes { read(source, $0.baseAddress!, $0.count) }
-            if n < 0 && errno == EINTR { continue }
+            let n = chunk.withUnsafeMutableBytes { readRetrying(source, $0.baseAddress!, $0.count) }
             guard n >= 0 else {
                 close(fd)
                 throw TraceError(file: name, .file, "read failed: \(String(cString: strerror(errno)))")
@@ -132,6 +128,17 @@ final class ByteInput {
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
         return UInt64(st.st_size)
+    }
+}
+
+/// `read(2)` into `count` bytes at `buffer`, retried while a signal interrupts it: the bytes
+/// read (0 at the end of the input), or -1 with `errno` set. With `writeAll`, the one place
+/// the tool's reads and writes handle EINTR and short counts.
+public func readRetrying(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+    while true {
+        let n = read(fd, buffer, count)
+        if n < 0 && errno == EINTR { continue }
+        return n
     }
 }
 
@@ -162,8 +169,7 @@ public func copyAll(from: Int32, to: Int32) throws(TraceError) {
     lseek(from, 0, SEEK_SET)
     var chunk = [UInt8](repeating: 0, count: 1 << 16)
     while true {
-        let n = chunk.withUnsafeMutableBytes { read(from, $0.baseAddress!, $0.count) }
-        if n < 0 && errno == EINTR { continue }
+        let n = chunk.withUnsafeMutableBytes { readRetrying(from, $0.baseAddress!, $0.count) }
         guard n >= 0 else { throw TraceError(file: "<temporary file>", .file, "read failed: \(String(cString: strerror(errno)))") }
         if n == 0 { return }
         try writeAll(to, chunk[0..<n], name: to == 1 ? "<stdout>" : "<output>")
