@@ -16,6 +16,8 @@ final class ByteInput {
     /// File offset of `buffer[start]`.
     private(set) var offset: UInt64 = 0
     private(set) var atEOF = false
+    /// The most bytes one read takes: tests set it small to cut the input at every boundary.
+    var readLimit = Int.max
 
     init(fd: Int32, name: String, ownsFD: Bool, chunkSize: Int = 1 << 16) {
         self.fd = fd
@@ -41,7 +43,7 @@ final class ByteInput {
             start = 0
         }
         if end == buffer.count { buffer.append(contentsOf: repeatElement(0, count: buffer.count)) }
-        let n = buffer.withUnsafeMutableBytes { raw in readRetrying(fd, raw.baseAddress! + end, raw.count - end) }
+        let n = buffer.withUnsafeMutableBytes { raw in readRetrying(fd, raw.baseAddress! + end, min(raw.count - end, readLimit)) }
         if n < 0 {
             throw TraceError(file: name, .byte(offset + UInt64(available)), "read failed: \(String(cString: strerror(errno)))")
         }

@@ -32,8 +32,11 @@ public final class TraceReader {
     /// The file's size in bytes, when it is a regular file.
     public var fileSize: UInt64? { input.fileSize }
 
-    public init(path: String) throws(TraceError) {
+    /// Opens the trace at `path`; `readLimit` caps the bytes one read takes (tests feed the
+    /// decoders in chunks of a few bytes to reach every boundary).
+    public init(path: String, readLimit: Int = .max) throws(TraceError) {
         input = try ByteInput.open(path)
+        input.readLimit = max(1, readLimit)
         let isBinary = try Self.looksBinary(input)
         form = isBinary ? .binary : .text
         source = isBinary ? .binary(try BinarySource(input)) : .text(TextSource(input))

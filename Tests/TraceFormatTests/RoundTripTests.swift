@@ -12,6 +12,40 @@ import TraceFormat
         return out
     }
 
+    /// Every statement, or the error that stopped the reading, as text.
+    static func readAll(_ path: String, readLimit: Int) -> [String] {
+        var out: [String] = []
+        do {
+            let r = try TraceReader(path: path, readLimit: readLimit)
+            while let s = try r.next() { out.append(s.canonicalText) }
+        } catch {
+            out.append("error: \(error)")
+        }
+        return out
+    }
+
+    @Test("Each decoder fed 1, 7 or 4096 bytes a read gives what it gives reading at once, errors included", arguments: [1, 7, 4096])
+    func chunkedInput(readLimit: Int) throws {
+        let dir = Paths.scratch()
+        var paths = Paths.goldenTraces().map(\.path) + Self.allTextTraces
+        // A binary trace cut in its middle, and a text one: the same error at any chunk size.
+        let whole = try Data(contentsOf: Paths.traces.appendingPathComponent("nic-sriov-4vf.vptr"))
+        let cut = dir.appendingPathComponent("cut.vptr")
+        try whole.prefix(whole.count / 2).write(to: cut)
+        paths.append(cut.path)
+        let text = try Data(contentsOf: Paths.fixtures.appendingPathComponent("all-statements.txt"))
+        let cutText = dir.appendingPathComponent("cut.txt")
+        try (text.prefix(text.count / 2) + Data("\nmap 0x0 junk\n".utf8)).write(to: cutText)
+        paths.append(cutText.path)
+        for path in paths {
+            let once = Self.readAll(path, readLimit: .max)
+            #expect(!once.isEmpty)
+            #expect(Self.readAll(path, readLimit: readLimit) == once, "\(path) read \(readLimit) bytes at a time")
+        }
+        #expect(Self.readAll(cut.path, readLimit: .max).last?.hasPrefix("error: ") == true)
+        #expect(Self.readAll(cutText.path, readLimit: .max).last?.hasPrefix("error: ") == true)
+    }
+
     static func write(_ statements: [Statement], to path: String, form: TraceForm) throws {
         let w = try TraceWriter(path: path, form: form)
         for s in statements { try w.write(s) }
