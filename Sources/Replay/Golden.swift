@@ -150,20 +150,23 @@ public enum Golden {
     }
 
     /// Divergences (of the default pair's report) and violations (of every engine), for bless
-    /// to say what changed.
+    /// to say what changed: read as JSON, the report's `counts` and each engine file's
+    /// violation objects (the lines with a `kind`).
     public static func counts(_ results: Results) -> (divergences: Int, violations: Int) {
+        func object(_ text: Substring) -> [String: Any]? {
+            (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]
+        }
         var d = 0
         var v = 0
         for (name, text) in results.files {
             if name == reportFile {
-                var inDivergences = false
-                for line in text.split(separator: "\n") {
-                    if line.hasPrefix("\"divergences\"") { inDivergences = true }
-                    if line.hasPrefix("\"violations\"") { inDivergences = false }
-                    if inDivergences && line.hasPrefix("{\"event\":") { d += 1 }
+                let traces = object(text[...])?["traces"] as? [[String: Any]] ?? []
+                for t in traces {
+                    let kinds = (t["counts"] as? [String: Any])?["divergences"] as? [String: Int] ?? [:]
+                    d += kinds.values.reduce(0, +)
                 }
             } else {
-                v += text.split(separator: "\n").filter { $0.hasPrefix("{\"engine\":") && $0.contains("\"kind\":") }.count
+                v += text.split(separator: "\n").count { object($0)?["kind"] != nil }
             }
         }
         return (d, v)

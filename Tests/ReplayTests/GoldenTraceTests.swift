@@ -42,6 +42,9 @@ import VFIOModel
             let stored = try #require(Golden.stored(trace: t))
             #expect(Golden.counts(stored) == (0, 0), "\(t)")
         }
+        // The seed's boot: five divergences of the pair, six violations (all v4.17-rc1's).
+        let seed = try #require(Golden.stored(trace: Paths.traces.appendingPathComponent("gpu-16g-bar.vptr").path))
+        #expect(Golden.counts(seed) == (5, 6))
     }
 
     @Test("A1: fixed gives v4.16's outcomes, references and violations on every golden; only its counters differ")
