@@ -5,10 +5,40 @@ public struct FlatRange: Equatable, Sendable {
     public var start: UInt64
     /// Inclusive, as QEMU prints it.
     public var last: UInt64
-    /// `ram`, `rom`, `ramd` (a RAM device: a vfio BAR mmap), `i/o`, `romd`, ...
-    public var kind: String
+    /// What QEMU says the range is.
+    public var kind: Kind
     /// The memory region's name.
     public var name: String
+}
+
+extension FlatRange {
+    /// A flat range's kind as `info mtree -f` prints it; only the first three are DMA-mapped
+    /// by QEMU's vfio listener.
+    public enum Kind: Equatable, Sendable {
+        case ram
+        case rom
+        /// A RAM device: a vfio BAR mmap.
+        case ramd
+        /// `i/o`, `romd` and the rest: not mapped for DMA.
+        case other(String)
+
+        public init(_ text: String) {
+            switch text {
+            case "ram": self = .ram
+            case "rom": self = .rom
+            case "ramd": self = .ramd
+            default: self = .other(text)
+            }
+        }
+
+        /// Whether QEMU's vfio listener maps such a range for DMA.
+        public var isMapped: Bool {
+            switch self {
+            case .ram, .rom, .ramd: true
+            case .other: false
+            }
+        }
+    }
 }
 
 /// The flat view of the `memory` address space (the one QEMU's VFIO listener watches) from
@@ -45,7 +75,7 @@ public func parseFlatView(_ text: String, source: String) throws(TraceError) -> 
         let attrs = rest[rest.index(after: open)..<close].split(separator: ",").map { $0.drop { $0 == " " } }
         guard let kind = attrs.last.map(String.init) else { throw bad("type") }
         let name = rest[rest.index(after: colon)...].drop { $0 == " " }.split(separator: " ").first.map(String.init) ?? ""
-        out.append(FlatRange(start: start, last: last, kind: kind, name: name))
+        out.append(FlatRange(start: start, last: last, kind: FlatRange.Kind(kind), name: name))
     }
     guard seenView && inMemoryView else {
         throw TraceError(file: source, .file, "no flat view of the \"memory\" address space (is this 'info mtree -f' output?)")
@@ -72,11 +102,11 @@ public struct MappedSection: Hashable, Sendable {
 /// cannot map (I/O, ROM devices) are left out, as QEMU does.
 public func listenerSections(_ view: [FlatRange], hva: (UInt64) throws -> UInt64?) rethrows -> [MappedSection] {
     var out: [MappedSection] = []
-    for r in view where ["ram", "rom", "ramd"].contains(r.kind) {
+    for r in view where r.kind.isMapped {
         let iova = (r.start + 0xFFF) & ~0xFFF
         let end = (r.last &+ 1) & ~0xFFF
         guard end > iova, let base = try hva(r.start) else { continue }
-        out.append(MappedSection(iova: iova, size: end - iova, vaddr: base + (iova - r.start), readOnly: r.kind == "rom"))
+        out.append(MappedSection(iova: iova, size: end - iova, vaddr: base + (iova - r.start), readOnly: r.kind == .rom))
     }
     return out
 }

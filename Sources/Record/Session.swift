@@ -64,7 +64,7 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
     }
     if let log = src.qemuTrace {
         // The trace does not say which sections are read-only; a flat view does.
-        let rom = try src.flatView.map { try parseFlatView($0.text, source: $0.source).filter { $0.kind == "rom" } } ?? []
+        let rom = try src.flatView.map { try parseFlatView($0.text, source: $0.source).filter { $0.kind == .rom } } ?? []
         if src.flatView == nil {
             let a = "maps from the QEMU trace are read-write (the trace does not say; give --mtree)"
             recorder.assume(a)

@@ -123,8 +123,11 @@ public struct BootGenerator {
             for b in d.bars {
                 let align = config.alignBARs ? min(b.size, Self.gib) : 0x1000
                 va = (va + align - 1) / align * align
-                bars.append(
-                    BAR(device: d.name, index: b.index, size: b.size, guest: 0, vaddr: va, hostPfn: host.barPfn["\(d.name)/\(b.index)"] ?? 0, msix: b.msixOffset))
+                // The host layout placed every BAR of every device; one missing is a bug here.
+                guard let hostPfn = host.barPfn[HostLayout.BarKey(device: d.name, index: b.index)] else {
+                    throw GenError("internal: no host frames for \(d.name) BAR\(b.index)")
+                }
+                bars.append(BAR(device: d.name, index: b.index, size: b.size, guest: 0, vaddr: va, hostPfn: hostPfn, msix: b.msixOffset))
                 va += b.size
             }
         }

@@ -32,8 +32,13 @@ struct HostLayout {
     let highRAMPages: UInt64
     /// Free pool fragments, ascending: (first pfn, pages).
     var pool: [(start: UInt64, count: UInt64)] = []
-    /// Host pfn of each device's BARs, keyed "device/bar".
-    var barPfn: [String: UInt64] = [:]
+    /// A device's BAR.
+    struct BarKey: Hashable {
+        var device: String
+        var index: Int
+    }
+    /// Host pfn of each device's BARs.
+    var barPfn: [BarKey: UInt64] = [:]
 
     init(_ c: GenConfig, rng: inout SplitMix64) throws(GenError) {
         let guestPages = (c.ram + c.hotplug) >> Self.pageShift
@@ -125,7 +130,7 @@ struct HostLayout {
                     throw GenError("the devices' BARs do not fit the host's MMIO windows")
                 }
                 taken.append(pfn..<pfn + pages)
-                barPfn["\(d.name)/\(b.index)"] = pfn
+                barPfn[BarKey(device: d.name, index: b.index)] = pfn
             }
         }
     }

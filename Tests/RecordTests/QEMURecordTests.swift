@@ -123,7 +123,7 @@ import VFIOEngines
         let fixtures = Paths.fixtures.appendingPathComponent("qemu")
         let mtree = try String(contentsOf: fixtures.appendingPathComponent("mtree-q35-256m.txt"), encoding: .utf8)
         let view = try parseFlatView(mtree, source: "mtree")
-        #expect(view.filter { $0.kind != "i/o" }.map(\.name) == ["pc.ram", "pc.rom", "pc.bios", "pc.ram", "pc.bios"])
+        #expect(view.filter { $0.kind != .other("i/o") }.map(\.name) == ["pc.ram", "pc.rom", "pc.bios", "pc.ram", "pc.bios"])
         let hva = parseGpa2hvaLines(try String(contentsOf: fixtures.appendingPathComponent("gpa2hva-q35-256m.txt"), encoding: .utf8))
         #expect(hva.count == 5)
         var src = RecordSources(mapsText: try String(contentsOf: fixtures.appendingPathComponent("maps-q35-256m.txt"), encoding: .utf8), mapsName: "maps")
@@ -147,7 +147,7 @@ import VFIOEngines
     func sampleLog() throws {
         let log = try String(contentsOf: Self.fixtures.appendingPathComponent("trace-vfio.log"), encoding: .utf8)
         let mtree = try String(contentsOf: Self.fixtures.appendingPathComponent("mtree-q35-256m.txt"), encoding: .utf8)
-        let rom = try parseFlatView(mtree, source: "mtree").filter { $0.kind == "rom" }
+        let rom = try parseFlatView(mtree, source: "mtree").filter { $0.kind == .rom }
         let parsed = try QEMUTraceLog(log, file: "trace-vfio.log") { gpa in rom.contains { $0.start <= gpa && gpa <= $0.last } }
         let requests = parsed.statements.filter(\.isRequest)
         #expect(
