@@ -17,9 +17,13 @@ public struct CEngineError: Error, CustomStringConvertible, Equatable {
 /// compiler against the kernel header of its era (force-included), followed by the era's
 /// entry points, into a shared object cached by the hash of everything that went into it;
 /// then loads it.
+/// The kernel API a C engine is written against: the header and entry points it is built with.
+public enum KernelAPI: String, CaseIterable, Sendable {
+    /// 4.x: single-page vaddr_get_pfn(), get_user_pages_longterm(), mmap_sem.
+    case v4_16 = "4.16"
+}
+
 public enum CEngineLoader {
-    /// The kernel APIs a C engine can be written against, by `--kernel-api` name.
-    public static let kernelAPIs = ["4.16"]
 
     /// Whether an `--engines` item names a C file rather than an engine.
     public static func isPath(_ item: String) -> Bool { item.hasSuffix(".c") || item.contains("/") }
@@ -32,19 +36,12 @@ public enum CEngineLoader {
 
     /// Compiles (or finds in the cache) and loads the C engine in `path`. `kernelAPI` nil
     /// picks the era from what the file uses; `cache` nil is the user's cache directory.
-    public static func load(path: String, kernelAPI: String? = nil, cache: String? = nil) throws(CEngineError) -> CEngine {
+    public static func load(path: String, kernelAPI: KernelAPI? = nil, cache: String? = nil) throws(CEngineError) -> CEngine {
         guard let source = FileManager.default.contents(atPath: path) else {
             throw CEngineError(message: "\(path): cannot read: \(String(cString: strerror(errno)))")
         }
         let api: String
-        if let kernelAPI {
-            guard kernelAPIs.contains(kernelAPI) else {
-                throw CEngineError(message: "unknown kernel API '\(kernelAPI)'; known: \(kernelAPIs.joined(separator: ", "))")
-            }
-            api = kernelAPI
-        } else {
-            api = try detectAPI(path: path, source: source)
-        }
+        if let kernelAPI { api = kernelAPI.rawValue } else { api = try detectAPI(path: path, source: source) }
         let include = try includeDirectory()
         let compiler = try findCompiler()
         let header = "pinreplay/kernel-\(api).h"

@@ -15,7 +15,7 @@ struct FuzzCommand: ParsableCommand {
             to --out as a text reproducer whose header names the seed, the index and the kind. Exit 0 when nothing was found, 1 when something was, 2 bad usage.
             """)
 
-    @Option(help: "Engines to compare, comma separated (names, aliases, 'later' or 'all').")
+    @Option(help: "Engines to compare, comma separated (names, aliases, 'later', a C file, or 'all').")
     var engines: String
 
     @Option(help: "The seed every trace is drawn from.")

@@ -22,7 +22,7 @@ struct ReduceCommand: ParsableCommand {
     @Argument(help: "The trace, text or binary; - reads standard input.")
     var trace: String
 
-    @Option(help: "Engines to replay, comma separated (names, aliases, 'later' or 'all'); at least one.")
+    @Option(help: "Engines to replay, comma separated (names, aliases, 'later', a C file, or 'all'); at least one.")
     var engines: String
 
     @Option(

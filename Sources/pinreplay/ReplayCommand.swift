@@ -28,7 +28,7 @@ struct ReplayCommand: ParsableCommand {
     var engines: String = Engines.defaultNames.joined(separator: ",")
 
     @Option(help: "The kernel API a C engine is written against (default: from what the file uses).")
-    var kernelAPI: String?
+    var kernelAPI: KernelAPI?
 
     @Option(help: "Report form.")
     var format: ReplayFormat = .text
@@ -91,7 +91,7 @@ struct ReplayCommand: ParsableCommand {
 
     /// Engines by name or alias, or compiled from a C file (named by its stem); `all` is every
     /// registered engine, `later` the group of SPEC-LATER's cases.
-    static func selectEngines(_ list: String, kernelAPI: String? = nil) throws -> [any PinEngine] {
+    static func selectEngines(_ list: String, kernelAPI: KernelAPI? = nil) throws -> [any PinEngine] {
         if list == "all" { return Engines.all }
         var out: [any PinEngine] = []
         let names = list.split(separator: ",", omittingEmptySubsequences: false).flatMap { item in
@@ -168,3 +168,4 @@ enum ProgressLine {
 }
 
 extension ReplayFormat: ExpressibleByArgument {}
+extension KernelAPI: ExpressibleByArgument {}
