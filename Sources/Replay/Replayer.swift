@@ -151,6 +151,45 @@ extension TraceReport {
         }
     }
 
+    /// A request's outcomes in the per-engine figures.
+    mutating func noteOutcomes(_ outcomes: [RequestOutcome]) {
+        requests += 1
+        for (i, o) in outcomes.enumerated() {
+            if case .map(_, let chunks, _) = o {
+                summaries[i].chunksMapped += chunks.count
+                summaries[i].pagesPinned += chunks.reduce(0) { $0 + $1.npage }
+            }
+            summaries[i].lockedVMPeak = max(summaries[i].lockedVMPeak, o.lockedVM)
+        }
+    }
+
+    /// Counts the request if it failed alike on every engine, and keeps the first examples.
+    mutating func noteSharedFailure(event: Int, _ s: Statement, _ outcomes: [RequestOutcome], mark: String?, examples: Int) {
+        guard outcomes[0].ret != 0, outcomes.allSatisfy({ $0.ret == outcomes[0].ret }) else { return }
+        sharedFailureCount += 1
+        if sharedFailures.count < examples {
+            sharedFailures.append(SharedFailure(event: event, request: s.canonicalText, ret: outcomes[0].ret, mark: mark))
+        }
+    }
+
+    /// Where the engines' state stops agreeing (`locked_vm`, ram page references): what later
+    /// divergences may follow from. No allocation per request: the arrays are built only for a
+    /// difference kept.
+    mutating func noteState(_ hosts: [Host], event: Int, differingSince: inout Int?, examples: Int) {
+        let differs = hosts.contains {
+            $0.mm.locked_vm != hosts[0].mm.locked_vm || $0.ramRefsNet != hosts[0].ramRefsNet
+        }
+        if !differs {
+            differingSince = nil
+        } else if differingSince == nil {
+            differingSince = event
+            if stateDifferences.count < examples {
+                stateDifferences.append(
+                    StateDifference(event: event, lockedVM: hosts.map { $0.mm.locked_vm }, ramRefs: hosts.map { $0.ramRefsNet }))
+            }
+        }
+    }
+
     /// Keeps the request among the costliest if it is one (by its most expensive engine; the
     /// earlier request first on a tie, so the list does not depend on anything but the trace).
     mutating func noteCost(event: Int, _ s: Statement, _ estimates: [Int]) {
@@ -308,12 +347,7 @@ public struct Replayer {
             }
             if case .mark(let text) = s { mark = text }
             observer.statement(event: event, s)
-            if let pages = s.pagesAsked, pages > maxPages {
-                throw TraceError(
-                    file: reader.file, reader.lastLocation,
-                    "event \(event) (\(s.keyword)) asks for \(pages) pages, over the budget of \(maxPages) "
-                        + "(\(humanBytes((maxPages &<< PAGE_SHIFT) >> PAGE_SHIFT == maxPages ? maxPages << PAGE_SHIFT : .max))) per statement: --max-pages raises it")
-            }
+            try checkBudget(s, event: event, reader)
             outcomes.removeAll(keepingCapacity: true)
             for (i, host) in hosts.enumerated() {
                 host.event = event
@@ -334,23 +368,11 @@ public struct Replayer {
                 collectViolations(i)
             }
             guard s.isRequest else { continue }
-            report.requests += 1
-            for (i, o) in outcomes.enumerated() {
-                if case .map(_, let chunks, _) = o {
-                    report.summaries[i].chunksMapped += chunks.count
-                    report.summaries[i].pagesPinned += chunks.reduce(0) { $0 + $1.npage }
-                }
-                report.summaries[i].lockedVMPeak = max(report.summaries[i].lockedVMPeak, o.lockedVM)
-            }
+            report.noteOutcomes(outcomes)
             observer.request(event: event, engines: names, outcomes: outcomes)
             for i in hosts.indices { estimates[i] = CostModel.estimate(hosts[i].counters) - estimateBefore[i] }
             report.noteCost(event: event, s, estimates)
-            if outcomes[0].ret != 0, outcomes.allSatisfy({ $0.ret == outcomes[0].ret }) {
-                report.sharedFailureCount += 1
-                if report.sharedFailures.count < examples {
-                    report.sharedFailures.append(SharedFailure(event: event, request: s.canonicalText, ret: outcomes[0].ret, mark: mark))
-                }
-            }
+            report.noteSharedFailure(event: event, s, outcomes, mark: mark, examples: examples)
             guard hosts.count > 1 else { continue }
             // Each engine's own effect of this request, so one early difference in state does not
             // make every later request diverge.
@@ -371,20 +393,7 @@ public struct Replayer {
                     observer.finding(event: event, .divergence(d.kind))
                 }
             }
-            // Where the engines' state stops agreeing: what later divergences may follow from.
-            // No allocation per request: the arrays are built only when a difference is kept.
-            let differs = hosts.contains {
-                $0.mm.locked_vm != hosts[0].mm.locked_vm || $0.ramRefsNet != hosts[0].ramRefsNet
-            }
-            if !differs {
-                differingSince = nil
-            } else if differingSince == nil {
-                differingSince = event
-                if report.stateDifferences.count < examples {
-                    report.stateDifferences.append(
-                        StateDifference(event: event, lockedVM: hosts.map { $0.mm.locked_vm }, ramRefs: hosts.map { $0.ramRefsNet }))
-                }
-            }
+            report.noteState(hosts, event: event, differingSince: &differingSince, examples: examples)
         }
         report.events = event
 
@@ -406,6 +415,16 @@ public struct Replayer {
         return report
     }
 
+
+    /// Refuses a statement that asks for more pages than `maxPages`, before it runs.
+    func checkBudget<R: StatementSource>(_ s: Statement, event: Int, _ reader: R) throws(TraceError) {
+        guard let pages = s.pagesAsked, pages > maxPages else { return }
+        let bytes = (maxPages &<< PAGE_SHIFT) >> PAGE_SHIFT == maxPages ? maxPages << PAGE_SHIFT : UInt64.max
+        throw TraceError(
+            file: reader.file, reader.lastLocation,
+            "event \(event) (\(s.keyword)) asks for \(pages) pages, over the budget of \(maxPages) "
+                + "(\(humanBytes(bytes))) per statement: --max-pages raises it")
+    }
 
     /// Requests at least this large run on all engines at once: the hosts share nothing, so
     /// the results are the same as one after the other, only sooner.
