@@ -199,7 +199,7 @@ public final class Host {
         var pfn: PFN
         switch handle_fault(vma, vaddr, write: write) {
         case .success(let p): pfn = p
-        case .failure(let e): return -e.errno
+        case .failure(let e): return -e
         }
         // follow_page: a present pte without a struct page is not a page GUP can return.
         let cls = phys.pfnClassCached(pfn)
@@ -209,7 +209,7 @@ public final class Host {
         {
             switch unshare(vma, vaddr) {
             case .success(let p): pfn = p
-            case .failure(let e): return -e.errno
+            case .failure(let e): return -e
             }
         } else if longterm && profile.unshareRO && pfn == phys.zeroPfn {
             // 6.5 on: the zero page is never pinned (c8070b787519).
@@ -229,19 +229,17 @@ public final class Host {
 
     /// FAULT_FLAG_UNSHARE: a fresh pool page (hugetlb: a fresh aligned block for the whole huge
     /// page) mapped read-only in place of the old pte, an exclusive anonymous page.
-    private func unshare(_ vma: VMA, _ vaddr: VAddr) -> Result<PFN, Errno> {
+    private func unshare(_ vma: VMA, _ vaddr: VAddr) -> Result<PFN, KErrno> {
         counters.faults += 1
         return freshPage(vma, vaddr) { Pte(pfn: $0, writable: false, exclusive: true) }
     }
 
-    /// A positive errno carried through `Result`.
-    public struct Errno: Error, Equatable { public var errno: Int }
 
     /// Makes the pte at `vaddr` present (and writable for a write) under the fault rules of
     /// SPEC.md §2 and returns the frame it then maps. The VMA's permissions are the caller's
     /// business; raw pfn VMAs fault only `linear` pages in (the vfio-pci fault handler, whose
     /// generation the profile picks).
-    func handle_fault(_ vma: VMA, _ vaddr: VAddr, write: Bool) -> Result<PFN, Errno> {
+    func handle_fault(_ vma: VMA, _ vaddr: VAddr, write: Bool) -> Result<PFN, KErrno> {
         let vpn = vaddr.vpn
         if let pte = pte(vaddr) {
             if !write || pte.writable { return .success(pte.pfn) }
@@ -260,7 +258,7 @@ public final class Host {
             return cowFault(vma, vaddr)
         }
         if !vma.flags.isDisjoint(with: [.io, .pfnmap]) {
-            guard vma.flags.contains(.linear) else { return .failure(Errno(errno: EFAULT)) }
+            guard vma.flags.contains(.linear) else { return .failure(.EFAULT) }
             counters.faults += 1
             return .success(pfnmapFault(vma, vaddr))
         }
@@ -271,7 +269,7 @@ public final class Host {
             mm.setPtes(vpn, 1, Pte(pfn: zero, writable: false))
             return .success(zero)
         }
-        guard let pfn = phys.allocPage() else { return .failure(Errno(errno: ENOMEM)) }
+        guard let pfn = phys.allocPage() else { return .failure(.ENOMEM) }
         mm.setPtes(vpn, 1, Pte(pfn: pfn, writable: vma.write))
         return .success(pfn)
     }
@@ -317,7 +315,7 @@ public final class Host {
 
     /// A fresh pool page (a fresh aligned block for the whole huge page in hugetlb) mapped
     /// writable at `vaddr`: a missing hugetlb page, or a private copy-on-write.
-    private func cowFault(_ vma: VMA, _ vaddr: VAddr) -> Result<PFN, Errno> {
+    private func cowFault(_ vma: VMA, _ vaddr: VAddr) -> Result<PFN, KErrno> {
         // A 4 KiB copy is writable whatever the VMA says; a hugetlb block as the VMA allows.
         freshPage(vma, vaddr) { Pte(pfn: $0, writable: vma.isHugetlb ? vma.write : true) }
     }
@@ -325,15 +323,15 @@ public final class Host {
     /// Takes a fresh pool page, or in hugetlb a fresh aligned block for the whole huge page
     /// (pool exhausted: -ENOMEM, hugetlb -EFAULT), maps it at `vaddr` with the pte `make` gives
     /// for its first frame, and returns the frame at `vaddr`.
-    private func freshPage(_ vma: VMA, _ vaddr: VAddr, _ make: (PFN) -> Pte) -> Result<PFN, Errno> {
+    private func freshPage(_ vma: VMA, _ vaddr: VAddr, _ make: (PFN) -> Pte) -> Result<PFN, KErrno> {
         if vma.isHugetlb {
             let npages = vma.hugetlbSize >> PAGE_SHIFT
-            guard let block = phys.allocAligned(npages: npages) else { return .failure(Errno(errno: EFAULT)) }
+            guard let block = phys.allocAligned(npages: npages) else { return .failure(.EFAULT) }
             let hstart = VAddr(vaddr.rawValue & ~(vma.hugetlbSize - 1))
             mm.setPtes(hstart.vpn, npages, make(block))
             return .success(block + Int((vaddr - hstart) >> PAGE_SHIFT))
         }
-        guard let pfn = phys.allocPage() else { return .failure(Errno(errno: ENOMEM)) }
+        guard let pfn = phys.allocPage() else { return .failure(.ENOMEM) }
         mm.setPtes(vaddr.vpn, 1, make(pfn))
         return .success(pfn)
     }
@@ -383,7 +381,7 @@ public final class Host {
     public func fixup_user_fault(_ mm: MM, _ vaddr: VAddr, write: Bool) -> Int {
         guard let vma = mm.findVMAIntersection(vaddr, vaddr + 1) else { return -EFAULT }
         if write ? !vma.write : !vma.read { return -EFAULT }
-        if case .failure(let e) = handle_fault(vma, vaddr, write: write) { return -e.errno }
+        if case .failure(let e) = handle_fault(vma, vaddr, write: write) { return -e }
         return 0
     }
 

@@ -69,43 +69,73 @@ public struct Prot: OptionSet, Hashable, Sendable {
     @inlinable public static var IOMMU_WRITE: Prot { Prot(rawValue: 2) }
 }
 
-// Linux asm-generic errno values, hard-coded: traces and reports must not depend on the host's
-// <errno.h>. Engines return them negated, as the kernel does.
-public let EPERM = 1
-public let ESRCH = 3
-public let EINTR = 4
-public let E2BIG = 7
-public let ENOMEM = 12
-public let EACCES = 13
-public let EFAULT = 14
-public let EBUSY = 16
-public let EEXIST = 17
-public let ENODEV = 19
-public let EINVAL = 22
-public let ENOSPC = 28
-public let EOPNOTSUPP = 95
+/// A Linux errno, with Linux's (asm-generic) values and names, hard-coded: traces and reports
+/// must not depend on the host's <errno.h>, and one type keeps Glibc's constants of the same
+/// names out of the way. Engines and the container return it negated, as the kernel does
+/// (`return -ENOMEM`); a fault carries it through `Result`.
+public struct KErrno: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The positive value.
+    public let value: Int
 
-/// The symbolic name of a (positive) errno value, for reports.
-public func errnoName(_ errno: Int) -> String {
-    switch errno {
-    case EPERM: "EPERM"
-    case ESRCH: "ESRCH"
-    case EINTR: "EINTR"
-    case E2BIG: "E2BIG"
-    case ENOMEM: "ENOMEM"
-    case EACCES: "EACCES"
-    case EFAULT: "EFAULT"
-    case EBUSY: "EBUSY"
-    case EEXIST: "EEXIST"
-    case ENODEV: "ENODEV"
-    case EINVAL: "EINVAL"
-    case ENOSPC: "ENOSPC"
-    case EOPNOTSUPP: "EOPNOTSUPP"
-    default: "E\(errno)"
+    /// Only a value: the constants are statically initialized, free to use on any path.
+    @inlinable public init(value: Int) { self.value = value }
+
+    public static let EPERM = KErrno(value: 1)
+    public static let ESRCH = KErrno(value: 3)
+    public static let EINTR = KErrno(value: 4)
+    public static let E2BIG = KErrno(value: 7)
+    public static let ENOMEM = KErrno(value: 12)
+    public static let EACCES = KErrno(value: 13)
+    public static let EFAULT = KErrno(value: 14)
+    public static let EBUSY = KErrno(value: 16)
+    public static let EEXIST = KErrno(value: 17)
+    public static let ENODEV = KErrno(value: 19)
+    public static let EINVAL = KErrno(value: 22)
+    public static let ENOSPC = KErrno(value: 28)
+    public static let EOPNOTSUPP = KErrno(value: 95)
+
+    /// The symbolic name, `ENOMEM`; `E` and the value for one not listed here.
+    public var name: String {
+        switch value {
+        case 1: "EPERM"
+        case 3: "ESRCH"
+        case 4: "EINTR"
+        case 7: "E2BIG"
+        case 12: "ENOMEM"
+        case 13: "EACCES"
+        case 14: "EFAULT"
+        case 16: "EBUSY"
+        case 17: "EEXIST"
+        case 19: "ENODEV"
+        case 22: "EINVAL"
+        case 28: "ENOSPC"
+        case 95: "EOPNOTSUPP"
+        default: "E\(value)"
+        }
     }
+
+    public var description: String { name }
 }
+
+/// The kernel's negative return: `-ENOMEM` is -12.
+@inlinable public prefix func - (e: KErrno) -> Int { -e.value }
+
+// The kernel's spellings, for the code that mirrors it.
+public let EPERM = KErrno.EPERM
+public let ESRCH = KErrno.ESRCH
+public let EINTR = KErrno.EINTR
+public let E2BIG = KErrno.E2BIG
+public let ENOMEM = KErrno.ENOMEM
+public let EACCES = KErrno.EACCES
+public let EFAULT = KErrno.EFAULT
+public let EBUSY = KErrno.EBUSY
+public let EEXIST = KErrno.EEXIST
+public let ENODEV = KErrno.ENODEV
+public let EINVAL = KErrno.EINVAL
+public let ENOSPC = KErrno.ENOSPC
+public let EOPNOTSUPP = KErrno.EOPNOTSUPP
 
 /// A return value in the kernel's "count or -errno" convention, spelled for a reader.
 public func retName(_ ret: Int) -> String {
-    ret < 0 ? "-\(errnoName(-ret))" : String(ret)
+    ret < 0 ? "-\(KErrno(value: -ret).name)" : String(ret)
 }
