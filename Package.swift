@@ -81,7 +81,7 @@ let package = Package(
         ),
         .testTarget(name: "VFIOModelTests", dependencies: ["VFIOModel", "TestSupport"]),
         .testTarget(name: "VFIOEnginesTests", dependencies: ["VFIOEngines", "VFIOModel", "TestSupport"]),
-        .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat", "Zstd", "TestSupport"]),
+        .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat", "Zstd", "Replay", "VFIOEngines", "TestSupport"]),
         .testTarget(name: "ReplayTests", dependencies: ["Replay", "TraceFormat", "VFIOEngines", "VFIOModel", "TestSupport"]),
         .testTarget(name: "TraceGenTests", dependencies: ["TraceGen", "TraceFormat", "Replay", "VFIOEngines", "TestSupport"]),
         .testTarget(name: "RecordTests", dependencies: ["Record", "TraceFormat", "Replay", "VFIOEngines", "TestSupport"]),

@@ -13,7 +13,7 @@ public func parseBPFTrace(_ text: String, file: String) throws(TraceError) -> [(
             let kv = w.split(separator: "=", maxSplits: 1)
             if kv.count == 2 { fields[kv[0]] = kv[1] }
         }
-        func bad(_ what: String) -> TraceError { TraceError(file: file, .line(i + 1), "\(kind) line: \(what): '\(raw.prefix(100))'") }
+        func bad(_ what: String) -> TraceError { TraceError(file: file, .line(i + 1), .syntax, "\(kind) line: \(what): '\(raw.prefix(100))'") }
         func field(_ k: Substring) throws(TraceError) -> UInt64 {
             guard let v = fields[k], v.hasPrefix("0x"), let n = UInt64(v.dropFirst(2), radix: 16) else { throw bad("no hex \(k)=") }
             return n

@@ -61,7 +61,7 @@ public func parseFlatView(_ text: String, source: String) throws(TraceError) -> 
         }
         guard inMemoryView, let dash = trimmed.firstIndex(of: "-"), trimmed.first?.isHexDigit == true else { continue }
         func bad(_ what: String) -> TraceError {
-            TraceError(file: source, .line(i + 1), "not a flat view range (\(what)): '\(line.prefix(80))'")
+            TraceError(file: source, .line(i + 1), .syntax, "not a flat view range (\(what)): '\(line.prefix(80))'")
         }
         guard let start = UInt64(trimmed[..<dash], radix: 16) else { throw bad("start") }
         let rest = trimmed[trimmed.index(after: dash)...]
@@ -78,7 +78,7 @@ public func parseFlatView(_ text: String, source: String) throws(TraceError) -> 
         out.append(FlatRange(start: start, last: last, kind: FlatRange.Kind(kind), name: name))
     }
     guard seenView && inMemoryView else {
-        throw TraceError(file: source, .file, "no flat view of the \"memory\" address space (is this 'info mtree -f' output?)")
+        throw TraceError(file: source, .file, .syntax, "no flat view of the \"memory\" address space (is this 'info mtree -f' output?)")
     }
     return out
 }

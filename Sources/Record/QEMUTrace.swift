@@ -32,7 +32,7 @@ public struct QEMUTraceLog {
             let words = line.split(separator: " ")
             guard let event = words.first, event.hasPrefix("vfio_") else { continue }
             func bad(_ what: String) -> TraceError {
-                TraceError(file: file, .line(i + 1), "\(event): \(what): '\(raw.prefix(100))'")
+                TraceError(file: file, .line(i + 1), .syntax, "\(event): \(what): '\(raw.prefix(100))'")
             }
             if let time {
                 guard time >= lastTime else { throw bad("event out of order (its time is before the line above)") }

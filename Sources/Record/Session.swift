@@ -56,7 +56,7 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
         for m in maps {
             guard case let .map(iova, vaddr, _, _) = m else { continue }
             guard entries.contains(where: { $0.start <= vaddr && vaddr < $0.end }) else {
-                throw TraceError(file: fv.source, .file, "section at guest \(hex(iova)) has host address \(hex(vaddr)), outside every mapping of \(src.mapsName)")
+                throw TraceError(file: fv.source, .file, .impossible, "section at guest \(hex(iova)) has host address \(hex(vaddr)), outside every mapping of \(src.mapsName)")
             }
         }
         out.append(.mark("realize: the vfio listener maps QEMU's flat view (RAM and ROM sections, ROM read-only)"))
@@ -72,7 +72,7 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
         }
         let parsed = try QEMUTraceLog(log.text, file: log.source) { gpa in rom.contains { $0.start <= gpa && gpa <= $0.last } }
         guard !parsed.statements.isEmpty || parsed.unplaceable > 0 else {
-            throw TraceError(file: log.source, .file, "no vfio_listener_region_add/del or vfio_dma_map/unmap event: not a trace log of QEMU's VFIO listener, or tracing was off")
+            throw TraceError(file: log.source, .file, .syntax, "no vfio_listener_region_add/del or vfio_dma_map/unmap event: not a trace log of QEMU's VFIO listener, or tracing was off")
         }
         if parsed.unplaceable > 0 {
             let a = "\(parsed.unplaceable) vIOMMU maps left out: QEMU's trace does not carry their host addresses"
@@ -89,7 +89,7 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
         out.append(.mark("the requests \(bt.source) saw on the host"))
         let requests = try parseBPFTrace(bt.text, file: bt.source)
         guard !requests.isEmpty else {
-            throw TraceError(file: bt.source, .file, "no MAP_DMA or UNMAP_DMA line: not output of tools/capture/vfio-dma.bt, or the process made no request")
+            throw TraceError(file: bt.source, .file, .syntax, "no MAP_DMA or UNMAP_DMA line: not output of tools/capture/vfio-dma.bt, or the process made no request")
         }
         for (s, line) in requests {
             try checkInsideMaps(s, entries, file: bt.source, line: line)
@@ -104,7 +104,7 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
 func checkInsideMaps(_ s: Statement, _ entries: [MapsEntry], file: String, line: Int) throws(TraceError) {
     guard case let .map(iova, vaddr, _, _) = s else { return }
     guard entries.contains(where: { $0.start <= vaddr && vaddr < $0.end }) else {
-        throw TraceError(file: file, .line(line), "map of iova \(hex(iova)) at host address \(hex(vaddr)) lies outside every recorded mapping")
+        throw TraceError(file: file, .line(line), .impossible, "map of iova \(hex(iova)) at host address \(hex(vaddr)) lies outside every recorded mapping")
     }
 }
 
@@ -127,7 +127,7 @@ public func recordQEMU(socket: String, pid: Int32, recorder: inout Recorder) thr
 /// A whole text file, /proc files included (they report a size of 0).
 public func readProcText(_ path: String) throws -> String {
     guard let h = FileHandle(forReadingAtPath: path) else {
-        throw TraceError(file: path, .file, "cannot open: \(String(cString: strerror(errno)))")
+        throw TraceError.io(file: path, "cannot open")
     }
     defer { try? h.close() }
     return String(decoding: (try h.readToEnd()) ?? Data(), as: UTF8.self)

@@ -362,7 +362,7 @@ public struct Replayer {
                     if let o { outcomes.append(o) }
                 case .failure(let error):
                     throw TraceError(
-                        file: reader.file, reader.lastLocation,
+                        file: reader.file, reader.lastLocation, .impossible,
                         "event \(event) (\(s.keyword)) cannot happen: \(error.message)")
                 }
                 collectViolations(i)
@@ -421,7 +421,7 @@ public struct Replayer {
         guard let pages = s.pagesAsked, pages > maxPages else { return }
         let bytes = (maxPages &<< PAGE_SHIFT) >> PAGE_SHIFT == maxPages ? maxPages << PAGE_SHIFT : UInt64.max
         throw TraceError(
-            file: reader.file, reader.lastLocation,
+            file: reader.file, reader.lastLocation, .tooLarge,
             "event \(event) (\(s.keyword)) asks for \(pages) pages, over the budget of \(maxPages) "
                 + "(\(humanBytes(bytes))) per statement: --max-pages raises it")
     }
@@ -529,7 +529,7 @@ final class StatementList: StatementSource {
         guard index < statements.count else { return nil }
         let s = statements[index]
         index += 1
-        if let problem = rules.problem(s) { throw TraceError(file: file, lastLocation, problem) }
+        if let problem = rules.problem(s) { throw TraceError(file: file, lastLocation, .invalid, problem) }
         return s
     }
 }

@@ -24,12 +24,12 @@ public enum ReportDiff {
 
     private static func traces(_ data: Data, _ file: String) throws(TraceError) -> [(String, [String: Any])] {
         guard let doc = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw TraceError(file: file, .file, "not a JSON report")
+            throw TraceError(file: file, .file, .syntax, "not a JSON report")
         }
         guard doc["schema"] as? Int == JSONReport.schema else {
-            throw TraceError(file: file, .file, "report schema \(doc["schema"].map { "\($0)" } ?? "missing"), this version reads \(JSONReport.schema)")
+            throw TraceError(file: file, .file, .syntax, "report schema \(doc["schema"].map { "\($0)" } ?? "missing"), this version reads \(JSONReport.schema)")
         }
-        guard let list = doc["traces"] as? [[String: Any]] else { throw TraceError(file: file, .file, "no traces list") }
+        guard let list = doc["traces"] as? [[String: Any]] else { throw TraceError(file: file, .file, .syntax, "no traces list") }
         return list.map { (($0["trace"] as? String) ?? "?", $0) }
     }
 

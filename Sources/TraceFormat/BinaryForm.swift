@@ -73,7 +73,7 @@ final class BinarySink {
         do {
             compressor = try ZstdCompressor(level: 3)
         } catch {
-            throw TraceError(file: out.name, .file, "cannot start compression: \(error)")
+            throw TraceError(file: out.name, .file, .compression, "cannot start compression: \(error)", cause: .zstd(code: error.code, name: error.name))
         }
         emit(BinaryLayout.header())
     }
@@ -110,7 +110,7 @@ final class BinarySink {
                 try compressor.compress(raw, endFrame: endFrame, into: &produced)
             }
         } catch {
-            throw TraceError(file: out.name, .file, "compression failed: \(error)")
+            throw TraceError(file: out.name, .file, .compression, "compression failed: \(error)", cause: .zstd(code: error.code, name: error.name))
         }
         frameBytes = endFrame ? 0 : frameBytes + content.count
         content.removeAll(keepingCapacity: true)
@@ -158,34 +158,34 @@ final class BinarySource {
         do {
             dctx = try ZstdDecompressor(windowLogMax: 23)
         } catch {
-            throw TraceError(file: input.name, .file, "cannot start decompression: \(error)")
+            throw TraceError(file: input.name, .file, .compression, "cannot start decompression: \(error)", cause: .zstd(code: error.code, name: error.name))
         }
         try readHeader()
     }
 
-    private func fail(_ at: UInt64, _ message: String) -> TraceError {
-        TraceError(file: input.name, .byte(at), message)
+    private func fail(_ at: UInt64, _ code: TraceError.Code, _ message: String, cause: TraceError.Cause? = nil) -> TraceError {
+        TraceError(file: input.name, .byte(at), code, message, cause: cause)
     }
 
     private func readHeader() throws(TraceError) {
         guard try input.ensure(BinaryLayout.headerSize) else {
-            throw fail(UInt64(input.available), "file ends inside the \(BinaryLayout.headerSize)-byte header (truncated)")
+            throw fail(UInt64(input.available), .truncated, "file ends inside the \(BinaryLayout.headerSize)-byte header (truncated)")
         }
         try input.withAvailable { (h) throws(TraceError) in
             let frameMagic = BinaryLayout.get(h, 0, as: UInt32.self)
-            guard frameMagic == BinaryLayout.headerFrameMagic else { throw fail(0, "not a pinreplay binary trace (bad magic)") }
+            guard frameMagic == BinaryLayout.headerFrameMagic else { throw fail(0, .corrupt, "not a pinreplay binary trace (bad magic)") }
             guard BinaryLayout.get(h, 4, as: UInt32.self) == UInt32(BinaryLayout.headerPayload) else {
-                throw fail(4, "header frame size is not \(BinaryLayout.headerPayload)")
+                throw fail(4, .corrupt, "header frame size is not \(BinaryLayout.headerPayload)")
             }
             for i in 0..<8 where h[8 + i] != BinaryLayout.magic[i] {
-                throw fail(UInt64(8 + i), "not a pinreplay binary trace (bad magic)")
+                throw fail(UInt64(8 + i), .corrupt, "not a pinreplay binary trace (bad magic)")
             }
             let version = BinaryLayout.get(h, 16, as: UInt16.self)
             guard version == BinaryLayout.version else {
-                throw fail(16, "unsupported format version \(version) (this reader knows \(BinaryLayout.version))")
+                throw fail(16, .corrupt, "unsupported format version \(version) (this reader knows \(BinaryLayout.version))")
             }
-            guard BinaryLayout.get(h, 18, as: UInt16.self) == 0 else { throw fail(18, "unknown format flags set") }
-            guard BinaryLayout.get(h, 20, as: UInt32.self) == 0 else { throw fail(20, "reserved header bytes are not zero") }
+            guard BinaryLayout.get(h, 18, as: UInt16.self) == 0 else { throw fail(18, .corrupt, "unknown format flags set") }
+            guard BinaryLayout.get(h, 20, as: UInt32.self) == 0 else { throw fail(20, .corrupt, "reserved header bytes are not zero") }
             crc.update(UnsafeRawBufferPointer(rebasing: h[0..<BinaryLayout.headerSize]))
         }
         input.consume(BinaryLayout.headerSize)
@@ -206,7 +206,7 @@ final class BinarySource {
     private enum Parsed {
         case needMore
         case record(Statement?, size: Int)
-        case problem(String)
+        case problem(TraceError.Code, String)
     }
 
     private func nextRecord() throws(TraceError) -> Statement? {
@@ -218,10 +218,10 @@ final class BinarySource {
                 let avail = UnsafeRawBufferPointer(start: base + cStart, count: cEnd - cStart)
                 var r = PayloadReader(avail)
                 guard let type = try? r.varint(), let length = try? r.varint() else {
-                    return avail.count >= 20 ? .problem("record header is not two varints") : .needMore
+                    return avail.count >= 20 ? .problem(.corrupt, "record header is not two varints") : .needMore
                 }
                 guard length <= UInt64(maxRecordPayload) else {
-                    return .problem("record length \(length) is past the \(maxRecordPayload)-byte limit")
+                    return .problem(.corrupt, "record length \(length) is past the \(maxRecordPayload)-byte limit")
                 }
                 guard avail.count - r.pos >= Int(length) else { return .needMore }
                 let payload = UnsafeRawBufferPointer(start: avail.baseAddress! + r.pos, count: Int(length))
@@ -231,14 +231,14 @@ final class BinarySource {
                     if let statement { try validator.check(statement) }
                     return .record(statement, size: r.pos + Int(length))
                 } catch {
-                    return .problem(error.message)
+                    return .problem(.invalid, error.message)
                 }
             }
             switch parsed {
             case .needMore:
                 return nil
-            case .problem(let message):
-                throw recordError(message)
+            case .problem(let code, let message):
+                throw recordError(code, message)
             case .record(let statement, let size):
                 lastRecord = (recordIndex, contentOffset)
                 cStart += size
@@ -250,8 +250,8 @@ final class BinarySource {
         }
     }
 
-    private func recordError(_ message: String) -> TraceError {
-        TraceError(file: input.name, .record(index: recordIndex, contentOffset: contentOffset), message)
+    private func recordError(_ code: TraceError.Code, _ message: String) -> TraceError {
+        TraceError(file: input.name, .record(index: recordIndex, contentOffset: contentOffset), code, message)
     }
 
     /// Moves the stream forward: decompresses more content, or at a frame boundary reads the
@@ -260,9 +260,9 @@ final class BinarySource {
         if !inFrame {
             guard try input.ensure(4) else {
                 if input.available == 0 {
-                    throw fail(input.offset, "file ends after record \(recordIndex) without its trailer (truncated)")
+                    throw fail(input.offset, .truncated, "file ends after record \(recordIndex) without its trailer (truncated)")
                 }
-                throw fail(input.offset, "file ends inside a frame header (truncated)")
+                throw fail(input.offset, .truncated, "file ends inside a frame header (truncated)")
             }
             let magic = input.withAvailable { BinaryLayout.get($0, 0, as: UInt32.self) }
             switch magic {
@@ -272,11 +272,11 @@ final class BinarySource {
             case BinaryLayout.zstdFrameMagic:
                 inFrame = true
             default:
-                throw fail(input.offset, "expected a zstd frame or the trailer, found \(hex(UInt64(magic)))")
+                throw fail(input.offset, .corrupt, "expected a zstd frame or the trailer, found \(hex(UInt64(magic)))")
             }
         }
         if input.available == 0, try !input.fill() {
-            throw fail(input.offset, "file ends inside a zstd frame (truncated)")
+            throw fail(input.offset, .truncated, "file ends inside a zstd frame (truncated)")
         }
         // Keep room for what the decoder produces.
         if cStart > 0 && cStart == cEnd {
@@ -304,45 +304,45 @@ final class BinarySource {
                 return r
             }
         } catch {
-            throw fail(offset, "corrupt zstd frame: \(error.name)")
+            throw fail(offset, .corrupt, "corrupt zstd frame: \(error.name)", cause: .zstd(code: error.code, name: error.name))
         }
         input.consume(consumed)
         cEnd += result.produced
         if result.frameDone { inFrame = false }
         if consumed == 0 && result.produced == 0 && !result.frameDone, try !input.fill() {
-            throw fail(input.offset, "file ends inside a zstd frame (truncated)")
+            throw fail(input.offset, .truncated, "file ends inside a zstd frame (truncated)")
         }
     }
 
     private func readTrailer() throws(TraceError) {
         let at = input.offset
         guard try input.ensure(BinaryLayout.trailerSize) else {
-            throw fail(at, "file ends inside the trailer (truncated)")
+            throw fail(at, .truncated, "file ends inside the trailer (truncated)")
         }
         guard cStart == cEnd else {
-            throw recordError("stream ends inside a record (\(cEnd - cStart) bytes left over)")
+            throw recordError(.truncated, "stream ends inside a record (\(cEnd - cStart) bytes left over)")
         }
         let computed = crc.value
         try input.withAvailable { (t) throws(TraceError) in
             guard BinaryLayout.get(t, 4, as: UInt32.self) == UInt32(BinaryLayout.trailerPayload) else {
-                throw fail(at + 4, "trailer frame size is not \(BinaryLayout.trailerPayload)")
+                throw fail(at + 4, .corrupt, "trailer frame size is not \(BinaryLayout.trailerPayload)")
             }
             for i in 0..<8 where t[8 + i] != BinaryLayout.trailerMagic[i] {
-                throw fail(at + 8 + UInt64(i), "bad trailer magic")
+                throw fail(at + 8 + UInt64(i), .corrupt, "bad trailer magic")
             }
             let count = BinaryLayout.get(t, 16, as: UInt64.self)
             guard count == recordIndex else {
-                throw fail(at + 16, "trailer counts \(count) records, the stream holds \(recordIndex)")
+                throw fail(at + 16, .corrupt, "trailer counts \(count) records, the stream holds \(recordIndex)")
             }
             let stored = BinaryLayout.get(t, 24, as: UInt32.self)
             guard stored == computed else {
-                throw fail(at + 24, "CRC-32 mismatch (trailer \(hex(UInt64(stored))), file \(hex(UInt64(computed)))): corrupt")
+                throw fail(at + 24, .corrupt, "CRC-32 mismatch (trailer \(hex(UInt64(stored))), file \(hex(UInt64(computed)))): corrupt")
             }
-            guard BinaryLayout.get(t, 28, as: UInt32.self) == 0 else { throw fail(at + 28, "reserved trailer bytes are not zero") }
+            guard BinaryLayout.get(t, 28, as: UInt32.self) == 0 else { throw fail(at + 28, .corrupt, "reserved trailer bytes are not zero") }
         }
         input.consume(BinaryLayout.trailerSize)
         if try input.ensure(1) {
-            throw fail(input.offset, "\(input.available)+ bytes after the trailer")
+            throw fail(input.offset, .corrupt, "\(input.available)+ bytes after the trailer")
         }
         finished = true
     }

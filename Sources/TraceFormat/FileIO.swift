@@ -45,7 +45,7 @@ final class ByteInput {
         if end == buffer.count { buffer.append(contentsOf: repeatElement(0, count: buffer.count)) }
         let n = buffer.withUnsafeMutableBytes { raw in readRetrying(fd, raw.baseAddress! + end, min(raw.count - end, readLimit)) }
         if n < 0 {
-            throw TraceError(file: name, .byte(offset + UInt64(available)), "read failed: \(String(cString: strerror(errno)))")
+            throw TraceError.io(file: name, "read failed", at: .byte(offset + UInt64(available)))
         }
         if n == 0 {
             atEOF = true
@@ -83,12 +83,12 @@ final class ByteInput {
         if path == "-" { return try spool(STDIN_FILENO, name: "<stdin>") }
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            throw TraceError(file: path, .file, "cannot open: \(String(cString: strerror(errno)))")
+            throw TraceError.io(file: path, "cannot open")
         }
         var st = stat()
         if fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
             close(fd)
-            throw TraceError(file: path, .file, "is a directory")
+            throw TraceError(file: path, .file, .io, "is a directory")
         }
         if (st.st_mode & S_IFMT) != S_IFREG && lseek(fd, 0, SEEK_CUR) < 0 {
             defer { close(fd) }
@@ -100,14 +100,15 @@ final class ByteInput {
     private static func spool(_ source: Int32, name: String) throws(TraceError) -> ByteInput {
         var template = Array("/tmp/pinreplay-input.XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else { throw TraceError(file: name, .file, "cannot create a temporary file") }
+        guard fd >= 0 else { throw TraceError.io(file: name, "cannot create a temporary file") }
         template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let n = chunk.withUnsafeMutableBytes { readRetrying(source, $0.baseAddress!, $0.count) }
             guard n >= 0 else {
+                let error = TraceError.io(file: name, "read failed")
                 close(fd)
-                throw TraceError(file: name, .file, "read failed: \(String(cString: strerror(errno)))")
+                throw error
             }
             if n == 0 { break }
             try writeAll(fd, chunk[0..<n], name: name)
@@ -118,7 +119,7 @@ final class ByteInput {
 
     /// Rewinds to the start of the file (for a second pass).
     func rewind() throws(TraceError) {
-        guard lseek(fd, 0, SEEK_SET) == 0 else { throw TraceError(file: name, .file, "cannot rewind") }
+        guard lseek(fd, 0, SEEK_SET) == 0 else { throw TraceError.io(file: name, "cannot rewind") }
         start = 0
         end = 0
         offset = 0
@@ -151,7 +152,7 @@ public func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>, name: String) thro
         let n = bytes.withUnsafeBytes { raw in write(fd, raw.baseAddress! + done, raw.count - done) }
         if n < 0 {
             if errno == EINTR { continue }
-            throw TraceError(file: name, .file, "write failed: \(String(cString: strerror(errno)))")
+            throw TraceError.io(file: name, "write failed")
         }
         done += n
     }
@@ -161,7 +162,7 @@ public func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>, name: String) thro
 public func temporaryFile() throws(TraceError) -> Int32 {
     var template = Array("/tmp/pinreplay-spool.XXXXXX".utf8CString)
     let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-    guard fd >= 0 else { throw TraceError(file: "/tmp", .file, "cannot create a temporary file: \(String(cString: strerror(errno)))") }
+    guard fd >= 0 else { throw TraceError.io(file: "/tmp", "cannot create a temporary file") }
     template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
     return fd
 }
@@ -172,7 +173,7 @@ public func copyAll(from: Int32, to: Int32) throws(TraceError) {
     var chunk = [UInt8](repeating: 0, count: 1 << 16)
     while true {
         let n = chunk.withUnsafeMutableBytes { readRetrying(from, $0.baseAddress!, $0.count) }
-        guard n >= 0 else { throw TraceError(file: "<temporary file>", .file, "read failed: \(String(cString: strerror(errno)))") }
+        guard n >= 0 else { throw TraceError.io(file: "<temporary file>", "read failed") }
         if n == 0 { return }
         try writeAll(to, chunk[0..<n], name: to == 1 ? "<stdout>" : "<output>")
     }
@@ -197,9 +198,9 @@ public final class AtomicOutput {
         }
         var st = stat()
         if lstat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
-            guard (st.st_mode & S_IFMT) != S_IFDIR else { throw TraceError(file: path, .file, "is a directory") }
+            guard (st.st_mode & S_IFMT) != S_IFDIR else { throw TraceError(file: path, .file, .io, "is a directory") }
             let fd = Glibc.open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
-            guard fd >= 0 else { throw TraceError(file: path, .file, "cannot open: \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else { throw TraceError.io(file: path, "cannot open") }
             self.fd = fd
             tempPath = nil
             return
@@ -211,7 +212,7 @@ public final class AtomicOutput {
             return fd
         }
         guard fd >= 0 else {
-            throw TraceError(file: path, .file, "cannot create: \(String(cString: strerror(errno)))")
+            throw TraceError.io(file: path, "cannot create")
         }
         fchmod(fd, 0o644)
         self.fd = fd
@@ -245,21 +246,23 @@ public final class AtomicOutput {
             if fd != STDOUT_FILENO {
                 committed = true
                 guard close(fd) == 0 else {
-                    throw TraceError(file: name, .file, "cannot write: \(String(cString: strerror(errno)))")
+                    throw TraceError.io(file: name, "cannot write")
                 }
             }
             return
         }
         defer { TemporaryFiles.unregister(tempPath) }
         guard fsync(fd) == 0, close(fd) == 0 else {
+            let error = TraceError.io(file: name, "cannot write")
             unlink(tempPath)
             committed = true
-            throw TraceError(file: name, .file, "cannot write: \(String(cString: strerror(errno)))")
+            throw error
         }
         committed = true
         guard rename(tempPath, name) == 0 else {
+            let error = TraceError.io(file: name, "cannot rename into place")
             unlink(tempPath)
-            throw TraceError(file: name, .file, "cannot rename into place: \(String(cString: strerror(errno)))")
+            throw error
         }
     }
 }
@@ -354,7 +357,7 @@ public func replaceDirectory(_ dir: String, files: [(name: String, bytes: [UInt8
         TemporaryFiles.register(template)
         return true
     }
-    guard made else { throw TraceError(file: dir, .file, "cannot create a directory beside it: \(String(cString: strerror(errno)))") }
+    guard made else { throw TraceError.io(file: dir, "cannot create a directory beside it") }
     let tmp = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     func removeTemporary() {
         removeDirectory(tmp)
@@ -366,14 +369,14 @@ public func replaceDirectory(_ dir: String, files: [(name: String, bytes: [UInt8
             let path = tmp + "/" + f.name
             TemporaryFiles.register(path)
             let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw TraceError(file: path, .file, "cannot create: \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else { throw TraceError.io(file: path, "cannot create") }
             defer { close(fd) }
             try writeAll(fd, f.bytes[...], name: path)
-            guard fsync(fd) == 0 else { throw TraceError(file: path, .file, "cannot write: \(String(cString: strerror(errno)))") }
+            guard fsync(fd) == 0 else { throw TraceError.io(file: path, "cannot write") }
         }
         var st = stat()
         if stat(dir, &st) != 0 {
-            guard rename(tmp, dir) == 0 else { throw TraceError(file: dir, .file, "cannot rename into place: \(String(cString: strerror(errno)))") }
+            guard rename(tmp, dir) == 0 else { throw TraceError.io(file: dir, "cannot rename into place") }
             for f in files { TemporaryFiles.unregister(tmp + "/" + f.name) }
             TemporaryFiles.unregister(tmp)
             return
@@ -381,9 +384,9 @@ public func replaceDirectory(_ dir: String, files: [(name: String, bytes: [UInt8
         if !exchange(tmp, dir) {
             // No atomic exchange: move the old one aside, the new one in.
             let old = tmp + ".old"
-            guard rename(dir, old) == 0 else { throw TraceError(file: dir, .file, "cannot move aside: \(String(cString: strerror(errno)))") }
-            guard rename(tmp, dir) == 0 else { throw TraceError(file: dir, .file, "cannot rename into place: \(String(cString: strerror(errno)))") }
-            guard rename(old, tmp) == 0 else { throw TraceError(file: old, .file, "cannot remove: \(String(cString: strerror(errno)))") }
+            guard rename(dir, old) == 0 else { throw TraceError.io(file: dir, "cannot move aside") }
+            guard rename(tmp, dir) == 0 else { throw TraceError.io(file: dir, "cannot rename into place") }
+            guard rename(old, tmp) == 0 else { throw TraceError.io(file: old, "cannot remove") }
         }
         // tmp now holds the old set.
         removeTemporary()

@@ -26,10 +26,10 @@ public struct TextParser {
     public mutating func parse(bytes line: UnsafeBufferPointer<UInt8>) throws(TraceError) -> Statement? {
         lineNumber += 1
         guard line.count <= Self.maxLine else {
-            throw TraceError(file: file, .line(lineNumber), "line longer than \(Self.maxLine) bytes")
+            throw TraceError(file: file, .line(lineNumber), .syntax, "line longer than \(Self.maxLine) bytes")
         }
         guard line.allSatisfy({ $0 < 0x80 }) || String(validating: line, as: UTF8.self) != nil else {
-            throw TraceError(file: file, .line(lineNumber), "line is not valid UTF-8")
+            throw TraceError(file: file, .line(lineNumber), .syntax, "line is not valid UTF-8")
         }
         var end = line.firstIndex(of: UInt8(ascii: "#")) ?? line.count
         if end > 0, line[end - 1] == UInt8(ascii: "\r") { end -= 1 }
@@ -45,7 +45,7 @@ public struct TextParser {
             try validator.check(statement)
             return statement
         } catch {
-            throw TraceError(file: file, .line(lineNumber), error.message)
+            throw TraceError(file: file, .line(lineNumber), .syntax, error.message)
         }
     }
 
@@ -55,7 +55,7 @@ public struct TextParser {
     /// Called after the last line: a file with no header is not a trace.
     public func finish() throws(TraceError) {
         if !sawHeader {
-            throw TraceError(file: file, .file, "no 'vptr-text 1' header: empty or not a text trace")
+            throw TraceError(file: file, .file, .syntax, "no 'vptr-text 1' header: empty or not a text trace")
         }
     }
 

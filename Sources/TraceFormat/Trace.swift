@@ -47,7 +47,7 @@ public final class TraceReader {
     /// A file shorter than the magic but matching its first bytes is a binary trace cut short.
     private static func looksBinary(_ input: ByteInput) throws(TraceError) -> Bool {
         _ = try input.ensure(16)
-        if input.available == 0 { throw TraceError(file: input.name, .byte(0), "empty file: not a trace") }
+        if input.available == 0 { throw TraceError(file: input.name, .byte(0), .truncated, "empty file: not a trace") }
         return input.withAvailable { h in
             let magic = withUnsafeBytes(of: BinaryLayout.headerFrameMagic.littleEndian) { Array($0) }
             if h.count < 4 && Array(h) == Array(magic[..<h.count]) { return true }
@@ -169,7 +169,7 @@ final class TextSource {
             if let newline { return newline }
             scanned = input.available
             if scanned > TextParser.maxLine {
-                throw TraceError(file: input.name, .line(parser.lineNumber + 1), "line longer than \(TextParser.maxLine) bytes")
+                throw TraceError(file: input.name, .line(parser.lineNumber + 1), .syntax, "line longer than \(TextParser.maxLine) bytes")
             }
             if try !input.fill() {
                 return input.available == 0 ? nil : input.available
@@ -209,7 +209,7 @@ public final class TraceWriter {
         do {
             try validator.check(s)
         } catch {
-            throw TraceError(file: file, .record(index: count, contentOffset: 0), "refusing to write an invalid statement: \(error.message)")
+            throw TraceError(file: file, .record(index: count, contentOffset: 0), .invalid, "refusing to write an invalid statement: \(error.message)")
         }
         count += 1
         switch sink {

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    @preconcurrency import Glibc
+#endif
+
 /// Where in a trace something is wrong.
 public enum TraceLocation: Equatable, Sendable {
     /// A line of a text trace (1-based).
@@ -10,16 +14,57 @@ public enum TraceLocation: Equatable, Sendable {
     case file
 }
 
-/// A malformed, truncated or corrupt trace: which file, where, and what is wrong, in one line.
+/// A malformed, truncated or corrupt trace, or a file that cannot be read or written: which
+/// file, where, what kind of failure, and what is wrong, in one line; with the system's or
+/// libzstd's error beneath it where there is one.
 public struct TraceError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// What kind of failure it is: what a caller may act on without reading the message.
+    public enum Code: String, Equatable, Sendable {
+        /// The file cannot be opened, read, written, created or renamed.
+        case io
+        /// The input ends before the format says it does.
+        case truncated
+        /// Framing, checksums or compressed data are damaged.
+        case corrupt
+        /// The text (a trace, or another tool's output) does not parse.
+        case syntax
+        /// A statement breaks a rule of the format.
+        case invalid
+        /// The simulated world cannot follow the trace (a pte outside every VMA).
+        case impossible
+        /// A statement asks for more than the page budget (`--max-pages`).
+        case tooLarge
+        /// libzstd failed to start or to compress.
+        case compression
+    }
+
+    /// The error beneath, where the system or a library gave one.
+    public enum Cause: Equatable, Sendable {
+        /// `errno` of the failed system call.
+        case errno(Int32)
+        /// libzstd's error code and name.
+        case zstd(code: Int, name: String)
+    }
+
     public var file: String
     public var location: TraceLocation
+    public var code: Code
     public var message: String
+    public var cause: Cause?
 
-    public init(file: String, _ location: TraceLocation, _ message: String) {
+    public init(file: String, _ location: TraceLocation, _ code: Code, _ message: String, cause: Cause? = nil) {
         self.file = file
         self.location = location
+        self.code = code
         self.message = message
+        self.cause = cause
+    }
+
+    /// A failed system call: `what` ("cannot open") and `strerror(errno)`, errno kept as the
+    /// cause. Read `errno` before anything else can change it.
+    public static func io(file: String, _ what: String, at location: TraceLocation = .file) -> TraceError {
+        let e = errno
+        return TraceError(file: file, location, .io, "\(what): \(String(cString: strerror(e)))", cause: .errno(e))
     }
 
     public var description: String {

@@ -78,7 +78,7 @@ struct RecordCommand: ParsableCommand {
     private func sources() throws -> RecordSources {
         func openPagemap(_ path: String) throws -> Int32 {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw TraceError(file: path, .file, "cannot open: \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else { throw TraceError.io(file: path, "cannot open") }
             return fd  // closed at exit
         }
         let mapsPath = maps.first ?? "/proc/\(pid ?? 0)/maps"
@@ -91,7 +91,7 @@ struct RecordCommand: ParsableCommand {
         src.capIpcLock = pid.flatMap { capIpcLock(pid: $0) }
         if let kpageflags {
             guard let fd = openKpageflags(kpageflags) else {
-                throw TraceError(file: kpageflags, .file, "cannot open: \(String(cString: strerror(errno)))")
+                throw TraceError.io(file: kpageflags, "cannot open")
             }
             src.kpageflagsFD = fd  // closed at exit
         } else if pid != nil {

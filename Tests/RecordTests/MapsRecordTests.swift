@@ -72,7 +72,7 @@ import VFIOEngines
 
     @Test("A maps line that does not parse is an error naming the file and line")
     func badLine() {
-        #expect(throws: TraceError(file: "maps", .line(2), "not a maps line (permissions): '7f1000000000-7f1040000000 rwzp 00000000 00:00 0'")) {
+        #expect(throws: TraceError(file: "maps", .line(2), .syntax, "not a maps line (permissions): '7f1000000000-7f1040000000 rwzp 00000000 00:00 0'")) {
             try parseMaps("7f0000000000-7f0000001000 r--p 0 00:00 0\n7f1000000000-7f1040000000 rwzp 00000000 00:00 0\n", file: "maps")
         }
     }

@@ -1,7 +1,9 @@
 import Foundation
+import Replay
 import Testing
 import TestSupport
 import TraceFormat
+import VFIOEngines
 
 /// Every cut and every single-byte corruption of a binary trace is an error naming the file
 /// and where, never a crash, a hang or a silently shorter stream.
@@ -41,6 +43,7 @@ import TraceFormat
             #expect(e != nil, "cut at \(cut) of \(bytes.count) went unnoticed")
             #expect(e?.file.hasSuffix("damaged.vptr") == true)
             if let e { #expect(e.location != .line(0)) }
+            #expect(e?.code == .truncated, "cut at \(cut): \(e.map { "\($0.code)" } ?? "none"): \(e?.message ?? "")")
         }
     }
 
@@ -53,6 +56,8 @@ import TraceFormat
                 damaged[i] ^= pattern
                 let e = Self.verifyError(damaged, in: dir)
                 #expect(e != nil, "byte \(i) ^ \(pattern) went unnoticed")
+                // Damage reads as damage (or as a file that ends early), never as a failed read.
+                #expect(e.map { [.corrupt, .truncated, .invalid].contains($0.code) } ?? true, "byte \(i) ^ \(pattern): \(e?.code.rawValue ?? "")")
             }
         }
     }
@@ -68,7 +73,26 @@ import TraceFormat
         var m = bytes
         m[0] = 0
         #expect(Self.verifyError(m, in: dir)?.description.hasSuffix("byte 0: not a pinreplay binary trace (bad magic)") == true)
-        #expect(Self.verifyError(Array(bytes.dropLast(32)), in: dir)?.message.contains("without its trailer") == true)
-        #expect(Self.verifyError(bytes + [0], in: dir)?.message.contains("after the trailer") == true)
+        #expect(Self.verifyError(v, in: dir)?.code == .corrupt)
+        let noTrailer = Self.verifyError(Array(bytes.dropLast(32)), in: dir)
+        #expect(noTrailer?.code == .truncated)
+        #expect(noTrailer?.message.hasSuffix("without its trailer (truncated)") == true)
+        let extra = Self.verifyError(bytes + [0], in: dir)
+        #expect(extra?.code == .corrupt)
+        #expect(extra?.message == "1+ bytes after the trailer")
+    }
+
+    @Test("A file that cannot be opened is an io error carrying errno; a world that cannot follow is impossible")
+    func codes() throws {
+        let missing = try #require(throws: TraceError.self) { try TraceReader(path: "/nonexistent/trace.vptr") }
+        #expect(missing.code == .io)
+        #expect(missing.cause == .errno(2))
+        #expect(missing.description == "/nonexistent/trace.vptr: cannot open: No such file or directory")
+        let path = Paths.fixtures.appendingPathComponent("pte-outside.txt").path
+        var observer = NoObserver()
+        let outside = try #require(throws: TraceError.self) { try Replayer(engines: [V4_16()]).replay(path: path, observer: &observer) }
+        #expect(outside.code == .impossible)
+        #expect(outside.location == .line(4))
+        #expect(outside.cause == nil)
     }
 }

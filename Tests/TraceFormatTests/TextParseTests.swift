@@ -58,13 +58,13 @@ import TraceFormat
 
     @Test("Header: missing, wrong version, or not first")
     func header() {
-        #expect(throws: TraceError(file: "t.txt", .line(1), "unsupported text trace version '2' (this reader knows 1)")) {
+        #expect(throws: TraceError(file: "t.txt", .line(1), .syntax, "unsupported text trace version '2' (this reader knows 1)")) {
             try Self.parse("vptr-text 2\n")
         }
-        #expect(throws: TraceError(file: "t.txt", .line(2), "first line must be 'vptr-text 1', not 'map 0 0 4K r'")) {
+        #expect(throws: TraceError(file: "t.txt", .line(2), .syntax, "first line must be 'vptr-text 1', not 'map 0 0 4K r'")) {
             try Self.parse("# comment\nmap 0 0 4K r\n")
         }
-        #expect(throws: TraceError(file: "t.txt", .file, "no 'vptr-text 1' header: empty or not a text trace")) {
+        #expect(throws: TraceError(file: "t.txt", .file, .syntax, "no 'vptr-text 1' header: empty or not a text trace")) {
             try Self.parse("# nothing\n\n")
         }
     }
