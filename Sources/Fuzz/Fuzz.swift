@@ -127,12 +127,7 @@ enum FuzzTarget: String, CaseIterable {
         let path = directory + "/" + name
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         precondition(fd >= 0, "cannot write \(path)")
-        var done = 0
-        while done < input.count {
-            let n = Glibc.write(fd, input.baseAddress! + done, input.count - done)
-            precondition(n > 0 || errno == EINTR, "cannot write \(path)")
-            if n > 0 { done += n }
-        }
+        do throws(TraceError) { try writeAll(fd, Array(input)[...], name: path) } catch { preconditionFailure("\(error)") }
         close(fd)
         return path
     }
