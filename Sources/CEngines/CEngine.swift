@@ -20,6 +20,7 @@ public final class CEngine: PinEngine, @unchecked Sendable {
         UnsafeMutablePointer<pinreplay_world>?, UnsafePointer<pinreplay_dma>?, UInt, UnsafeMutablePointer<UInt>?, Int32
     ) -> Int32
 
+    /// The file's stem, as the reports name the engine.
     public let name: String
     /// The C file, as named on the command line.
     public let path: String

@@ -28,7 +28,9 @@ public enum PfnLabel: String, Sendable {
 
 /// Frames of one label inside a chunk, in pfn order.
 public struct PfnSpan: Equatable, Sendable {
+    /// The frames' class.
     public var label: PfnLabel
+    /// How many consecutive frames have it.
     public var pages: UInt64
 }
 
@@ -37,6 +39,7 @@ public struct MapMarker: Sendable {
     public var event: Int
     public var start: UInt64
     public var end: UInt64
+    /// A divergence or a violation, and its kind.
     public var finding: FindingKind
 }
 

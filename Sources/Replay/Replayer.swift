@@ -27,12 +27,15 @@ private final class ResultsBox: @unchecked Sendable {
 
 /// Per-engine figures over a whole trace.
 public struct EngineSummary: Sendable {
+    /// The engine, by canonical name.
     public var engine: String
+    /// What the engine did, counted per operation (the cost model prices them).
     public var counters = CostCounters()
     /// Chunks passed to `iommu_map()` over all map requests.
     public var chunksMapped = 0
     /// Pages in those chunks.
     public var pagesPinned: UInt64 = 0
+    /// The highest `locked_vm` after any request.
     public var lockedVMPeak: Int64 = 0
     /// `locked_vm` after the last event, before the final teardown.
     public var lockedVMFinal: Int64 = 0
@@ -43,7 +46,9 @@ public struct Divergence: Sendable {
     public var event: Int
     /// The request in canonical text form.
     public var request: String
+    /// `map`, `unmap`, `pin` or `unpin`.
     public var op: String
+    /// The most serious way the outcomes differ.
     public var kind: DivergenceKind
     /// The nearest `mark` before the request, if any.
     public var mark: String?
@@ -62,6 +67,7 @@ public struct Divergence: Sendable {
 public struct SharedFailure: Sendable {
     public var event: Int
     public var request: String
+    /// The return code every engine gave.
     public var ret: Int
     public var mark: String?
 }
@@ -70,6 +76,7 @@ public struct SharedFailure: Sendable {
 public struct CostlyRequest: Sendable {
     public var event: Int
     public var request: String
+    /// Each engine's estimated kernel time, ns, in engine order.
     public var estimates: [Int]
 }
 
@@ -101,17 +108,24 @@ public struct StateDifference: Sendable {
 public struct EngineViolation: Sendable {
     public var engine: String
     public var event: Int
+    /// What broke, and where.
     public var violation: Violation
 }
 
 /// Everything a replay of one trace found. Memory stays bounded whatever the trace: findings
 /// are counted, and only the first `examples` of each kind are kept.
 public struct TraceReport: Sendable {
+    /// The trace as named on the command line.
     public var trace: String
+    /// Text or binary.
     public var form: TraceForm
+    /// Statements after the header.
     public var events = 0
+    /// Map, unmap, pin and unpin statements.
     public var requests = 0
+    /// The engines, by canonical name, the reference first.
     public var engines: [String]
+    /// Per-engine figures, in engine order.
     public var summaries: [EngineSummary]
     /// The first divergences of each kind, in event order.
     public var divergences: [Divergence] = []
@@ -123,14 +137,18 @@ public struct TraceReport: Sendable {
     public var violationCounts: [ViolationKey: Int] = [:]
     /// The first requests that failed alike on every engine.
     public var sharedFailures: [SharedFailure] = []
+    /// Requests that failed alike on every engine, all of them.
     public var sharedFailureCount = 0
     /// Each time the engines' state stopped agreeing (the first ones).
     public var stateDifferences: [StateDifference] = []
     /// The most expensive requests (by the costliest engine's estimate), most expensive first.
     public var costliest: [CostlyRequest] = []
 
+    /// Divergences of every kind.
     public var divergenceCount: Int { divergenceCounts.reduce(0, +) }
+    /// Violations on every engine.
     public var violationCount: Int { violationCounts.values.reduce(0, +) }
+    /// Divergences of one kind.
     public func count(_ kind: DivergenceKind) -> Int { divergenceCounts[DivergenceKind.allCases.firstIndex(of: kind) ?? 0] }
 
     /// Exit status of SPEC.md §6: 1 when anything diverged or broke an invariant.
@@ -256,6 +274,7 @@ public struct NoObserver: ReplayObserver {
 /// Replays a trace through several engines in lockstep, each on its own simulated host, and
 /// compares their outcomes request by request.
 public struct Replayer {
+    /// The engines in lockstep, the reference first.
     public let engines: [any PinEngine]
     /// Called before each statement and before the teardown with how far the replay has come.
     public var progress: ((ReplayProgress) -> Void)?
@@ -270,6 +289,7 @@ public struct Replayer {
     /// Requests kept in `costliest`.
     public static let costliestKept = 10
 
+    /// At least one engine; each replays on a host of its own.
     public init(engines: [any PinEngine]) {
         precondition(!engines.isEmpty, "a replay needs at least one engine")
         self.engines = engines

@@ -46,9 +46,12 @@ public struct TraceError: Error, Equatable, Sendable, CustomStringConvertible {
         case zstd(code: Int, name: String)
     }
 
+    /// The file as the user named it (`<stdin>` for standard input).
     public var file: String
+    /// Where in it: a line, a byte, a record, or the file as a whole.
     public var location: TraceLocation
     public var code: Code
+    /// What is wrong, for a person.
     public var message: String
     public var cause: Cause?
 

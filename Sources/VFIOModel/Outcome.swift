@@ -1,7 +1,10 @@
 /// One chunk handed to `iommu_map()`: a `vfio_pin_pages_remote()` result at its iova.
 public struct Chunk: Equatable, Hashable, Sendable, CustomStringConvertible {
+    /// Where the device sees the chunk.
     public var iova: IOVA
+    /// Its first frame.
     public var pfn: PFN
+    /// Pages, at consecutive iovas and frames.
     public var npage: UInt64
     public init(iova: IOVA, pfn: PFN, npage: UInt64) {
         self.iova = iova
@@ -53,6 +56,7 @@ public enum ViolationKind: String, CaseIterable, Hashable, Sendable, CustomStrin
     public var description: String { rawValue }
 }
 
+/// An invariant the simulated kernel broke: each has its kind and the facts that show it.
 public enum Violation: Equatable, Sendable {
     /// An IOMMU entry maps a pfn that the page tables do not hold at that vaddr: `pages`
     /// foreign pages in one chunk, the first at `iova`/`vaddr` mapping `mapped` where the
