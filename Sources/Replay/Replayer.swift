@@ -1,28 +1,11 @@
-import Dispatch
 import TraceFormat
 import VFIOEngines
 import VFIOModel
 
-/// Per-engine results of a statement applied in parallel: each worker writes only its own slot
-/// and touches only its own host.
-private final class ResultsBox: @unchecked Sendable {
+/// The hosts, handed to worker threads: each worker touches only the host of its own index,
+/// and the hosts share nothing, so this is safe though `Host` is not `Sendable`.
+private struct DisjointHosts: @unchecked Sendable {
     let hosts: [Host]
-    private let slots: UnsafeMutableBufferPointer<Result<RequestOutcome?, WorldError>>
-
-    init(_ hosts: [Host]) {
-        self.hosts = hosts
-        slots = .allocate(capacity: hosts.count)
-        slots.initialize(repeating: .success(nil))
-    }
-
-    deinit {
-        slots.deinitialize()
-        slots.deallocate()
-    }
-
-    func store(_ i: Int, _ r: Result<RequestOutcome?, WorldError>) { slots[i] = r }
-
-    var results: [Result<RequestOutcome?, WorldError>] { Array(slots) }
 }
 
 /// Per-engine figures over a whole trace.
@@ -425,8 +408,8 @@ public struct Replayer {
             report.summaries[i].lockedVMFinal = host.mm.locked_vm
             host.event = event + 1
         }
-        let box = ResultsBox(hosts)
-        DispatchQueue.concurrentPerform(iterations: hosts.count) { box.hosts[$0].teardown() }
+        let disjoint = DisjointHosts(hosts: hosts)
+        _ = parallelMap(hosts.count, jobs: hosts.count) { disjoint.hosts[$0].teardown() }
         for (i, host) in hosts.enumerated() {
             collectViolations(i)
             report.summaries[i].counters = host.counters
@@ -462,11 +445,10 @@ public struct Replayer {
             for i in hosts.indices { results[i] = Result { () throws(WorldError) in try apply(s, to: hosts[i]) } }
             return
         }
-        let box = ResultsBox(hosts)
-        DispatchQueue.concurrentPerform(iterations: hosts.count) { i in
-            box.store(i, Result { () throws(WorldError) in try apply(s, to: box.hosts[i]) })
+        let disjoint = DisjointHosts(hosts: hosts)
+        results = parallelMap(hosts.count, jobs: hosts.count) { i in
+            Result { () throws(WorldError) in try apply(s, to: disjoint.hosts[i]) }
         }
-        results = box.results
     }
 
     /// Applies one statement to a host; requests return their outcome.
