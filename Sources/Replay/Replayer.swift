@@ -555,14 +555,10 @@ extension Prot {
 }
 
 extension VMA {
-    init(_ v: VMASpec) {
-        var flags: VMAFlags = []
-        if v.flags.contains(.io) { flags.insert(.io) }
-        if v.flags.contains(.pfnmap) { flags.insert(.pfnmap) }
-        if v.flags.contains(.mixedmap) { flags.insert(.mixedmap) }
-        if v.flags.contains(.shared) { flags.insert(.shared) }
-        if v.flags.contains(.linear) { flags.insert(.linear) }
-        if v.flags.contains(.hugepage) { flags.insert(.hugepage) }
+    /// The world's VMA for a `vma` statement. The trace's flag bits are the world's, bit for
+    /// bit (a test holds every keyword to its world flag), so a new flag cannot be dropped here.
+    public init(_ v: VMASpec) {
+        let flags = VMAFlags(rawValue: v.flags.rawValue)
         self.init(
             start: VAddr(v.start), end: VAddr(v.end), read: v.read, write: v.write, exec: v.exec, flags: flags,
             hugetlbSize: v.hugetlb, pgoff: v.pgoff)

@@ -1,5 +1,6 @@
 import Testing
 import TestSupport
+import TraceFormat
 import VFIOModel
 
 import Replay
@@ -66,5 +67,20 @@ import Replay
         let d = try #require(Differ.compare([o, o], effects: [.init(lockedVM: 0, ramRefs: -1), .init(lockedVM: 0, ramRefs: -4)], engines: engines))
         #expect(d.kind == .pageReferences)
         #expect(d.detail == "net ram page references a -1, b -4")
+    }
+}
+
+/// The trace's VMA flags reach the world bit for bit.
+@Suite struct VMABridgeTests {
+    @Test("Every VMA flag keyword of the trace form is the world flag of the same name")
+    func flags() {
+        let world: [String: VMAFlags] = [
+            "io": .io, "pfnmap": .pfnmap, "mixedmap": .mixedmap, "shared": .shared, "linear": .linear, "hugepage": .hugepage,
+        ]
+        #expect(Set(VMAFlagSet.keywords.map(\.0)) == Set(world.keys))
+        for (keyword, flag) in VMAFlagSet.keywords {
+            let v = VMA(VMASpec(start: 0x1000, end: 0x2000, flags: flag))
+            #expect(v.flags == world[keyword], "\(keyword)")
+        }
     }
 }
