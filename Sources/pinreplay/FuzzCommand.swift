@@ -60,10 +60,12 @@ struct FuzzCommand: ParsableCommand {
         }
         print("\(index) traces, seed \(seed), engines \(selected.map(\.name).joined(separator: ",")): \(found.count) kinds found")
         if !found.isEmpty {
-            print("kind".padded(34) + "traces".padded(8) + "reproducer")
+            // As wide as the longest kind: engine names (a C file's stem) can be long.
+            let width = max(34, (found.map(\.finding.description.count).max() ?? 0) + 2)
+            print("kind".padded(width) + "traces".padded(8) + "reproducer")
             for f in found {
                 let where_ = out.map { $0 + "/" + fuzzer.fileName(f) } ?? "index \(f.index), \(f.reproducer.count) statements"
-                print(f.finding.description.padded(34) + "\(f.count)".padded(8) + where_)
+                print(f.finding.description.padded(width) + "\(f.count)".padded(8) + where_)
             }
             throw ExitCode(1)
         }

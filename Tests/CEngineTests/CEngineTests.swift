@@ -173,4 +173,11 @@ import VFIOModel
         #expect(twice.status == 2)
         #expect(twice.stderr == "pinreplay: engine 'c-v4.16' named twice\n")
     }
+
+    @Test("fuzz takes C engines too: 200 swarm traces find nothing between v4.16 and its C rendering")
+    func fuzzEquivalence() throws {
+        let r = try CLI.run(["fuzz", "--engines", "v4.16,Tests/Fixtures/c-engines/c-v4.16.c", "--seed", "7", "--count", "200"])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout == "200 traces, seed 7, engines v4.16,c-v4.16: 0 kinds found\n")
+    }
 }
