@@ -511,7 +511,7 @@ public enum HTMLReport {
         h2 small{font-weight:normal;color:#57606a}h3{font-size:15px;margin:22px 0 6px}h4{font-size:14px;margin:14px 0 6px}h5{font-size:14px;margin:0 0 4px}
         code,td.num,.chunks td{font-family:"Liberation Mono","DejaVu Sans Mono",monospace;font-size:12.5px}
         table{border-collapse:collapse;margin:6px 0}th,td{border:1px solid #d0d7de;padding:2px 8px;text-align:left;vertical-align:top}
-        th{background:#f6f8fa}td.num{text-align:right}tr.differs td{background:#fff8e1}tr.diff td{background:#ffe8a3}
+        th{background:#f6f8fa}td.num{text-align:right;white-space:nowrap}tr.differs td{background:#fff8e1}tr.diff td{background:#ffe8a3}
         tr.gap td{color:#57606a;font-style:italic;border-left:0;border-right:0}
         .headline{font-weight:bold;padding:8px 12px;border-radius:6px}.found{background:#fff1f0;border-left:5px solid #d62728}
         .clean{background:#effaf1;border-left:5px solid #2e7d32}tr.found td,tr.clean td{background:none}
