@@ -1,8 +1,9 @@
+import TraceFormat
+import VFIOModel
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import TraceFormat
-import VFIOModel
 
 /// `replay --format html`: one self-contained page (inline CSS and SVG, no script, no font or
 /// image from elsewhere) with, per trace, the first findings, the address space as a map with

@@ -1,10 +1,11 @@
 import Dispatch
 import Synchronization
+import TraceFormat
+import VFIOModel
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import TraceFormat
-import VFIOModel
 
 /// The output forms of `pinreplay replay`.
 public enum ReplayFormat: String, Sendable, CaseIterable {

@@ -418,7 +418,6 @@ public struct Replayer {
         return report
     }
 
-
     /// Refuses a statement that asks for more pages than `maxPages`, before it runs.
     func checkBudget<R: StatementSource>(_ s: Statement, event: Int, _ reader: R) throws(TraceError) {
         guard let pages = s.pagesAsked, pages > maxPages else { return }

@@ -38,8 +38,6 @@ public struct RFCv1: SinglePageEngine {
         return pinned
     }
 
-
-
     func vfio_pin_pages_remote(
         _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ npage: Int, _ pfn_base: inout PFN,
         _ lock_cap: Bool, _ limit: UInt64

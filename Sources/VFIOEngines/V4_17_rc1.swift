@@ -25,8 +25,6 @@ public struct V4_17_rc1: SinglePageEngine {
 
     enum Exit { case out, unpinOut }
 
-
-
     func vfio_pin_pages_remote(
         _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ npage: Int, _ pfn_base: inout PFN,
         _ lock_cap: Bool, _ limit: UInt64

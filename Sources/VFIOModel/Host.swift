@@ -234,7 +234,6 @@ public final class Host {
         return freshPage(vma, vaddr) { Pte(pfn: $0, writable: false, exclusive: true) }
     }
 
-
     /// Makes the pte at `vaddr` present (and writable for a write) under the fault rules of
     /// SPEC.md §2 and returns the frame it then maps. The VMA's permissions are the caller's
     /// business; raw pfn VMAs fault only `linear` pages in (the vfio-pci fault handler, whose

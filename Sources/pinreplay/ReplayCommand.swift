@@ -1,6 +1,6 @@
 import ArgumentParser
-import Dispatch
 import CEngines
+import Dispatch
 import Replay
 import Synchronization
 import TraceFormat

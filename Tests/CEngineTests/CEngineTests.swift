@@ -1,8 +1,8 @@
 import CEngines
 import Foundation
 import Replay
-import Testing
 import TestSupport
+import Testing
 import TraceFormat
 import VFIOEngines
 import VFIOModel

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Shell completion as a shell runs it: bash sources the generated script and calls its
 /// completion function on partial command lines.

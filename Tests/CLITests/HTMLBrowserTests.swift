@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The HTML report as a person sees it: headless Chromium renders the seed's boot to a PNG,
 /// which must show the map's colours, and its DOM must hold the report's sections.

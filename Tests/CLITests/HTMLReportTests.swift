@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `replay --format html`: one self-contained page, checked here for its structure and exact
 /// content without a browser.

@@ -1,9 +1,10 @@
 import Foundation
+import TestSupport
+import Testing
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Testing
-import TestSupport
 
 /// `pinreplay record` end to end on saved inputs.
 @Suite struct RecordCLITests {

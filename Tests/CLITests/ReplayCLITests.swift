@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `pinreplay replay` end to end through the built executable.
 @Suite struct ReplayCLITests {

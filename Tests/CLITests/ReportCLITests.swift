@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// What a reviewer reads first: the first findings, divergences folded under the state
 /// difference they follow, shared failures, cost per request, several traces, the schema.

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `dump`, `convert`, `stat`, `verify` end to end, files and standard input.
 @Suite struct TraceCLITests {

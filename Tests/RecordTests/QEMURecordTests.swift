@@ -1,8 +1,8 @@
 import Foundation
 import Record
 import Replay
-import Testing
 import TestSupport
+import Testing
 import TraceFormat
 import VFIOEngines
 

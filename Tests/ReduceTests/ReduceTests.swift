@@ -1,8 +1,8 @@
 import Foundation
 import Reduce
 import Replay
-import Testing
 import TestSupport
+import Testing
 import TraceFormat
 import VFIOEngines
 import VFIOModel

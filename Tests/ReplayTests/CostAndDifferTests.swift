@@ -1,9 +1,8 @@
-import Testing
+import Replay
 import TestSupport
+import Testing
 import TraceFormat
 import VFIOModel
-
-import Replay
 
 @Suite struct CostModelTests {
     @Test("Calibration: the seed's 16 GiB BAR costs about 0.4 s (377.5 ms) in v4.16 and about a microsecond in v4.17-rc1")

@@ -1,6 +1,6 @@
 import Replay
-import Testing
 import TestSupport
+import Testing
 import VFIOModel
 
 /// The worked table of docs/COST.md: estimated kernel time of the seed's BAR and of 6.18's

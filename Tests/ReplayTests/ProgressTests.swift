@@ -1,7 +1,7 @@
 import Replay
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 import VFIOEngines
 
 /// Progress: one report per statement and one for the teardown, never past 100 % of the

@@ -1,7 +1,7 @@
 import Foundation
 import Replay
-import Testing
 import TestSupport
+import Testing
 import TraceFormat
 import TraceGen
 import VFIOEngines

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 import TraceFormat
 
 /// Text → binary → text, byte for byte; deterministic binary output; forward compatibility.

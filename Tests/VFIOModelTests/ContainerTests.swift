@@ -1,5 +1,5 @@
-import Testing
 import TestSupport
+import Testing
 import VFIOModel
 
 /// vfio_dma_do_map / vfio_dma_do_unmap / external pins, with 4.16 semantics.

@@ -1,5 +1,5 @@
-import Testing
 import TestSupport
+import Testing
 import VFIOModel
 
 /// The fault rules of SPEC.md §2, seen through GUP and touch.
