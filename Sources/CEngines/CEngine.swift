@@ -115,30 +115,37 @@ enum World {
         Unmanaged<Host>.fromOpaque(p.unsafelyUnwrapped).takeUnretainedValue()
     }
 
-    static let getUserPage: @convention(c) (UnsafeMutableRawPointer?, UInt, Int32, UnsafeMutablePointer<UInt>?) -> Int = {
-        p, vaddr, write, pfn in
-        let k = host(p)
-        guard let mm = k.current_mm else { return -EFAULT }
-        var page: PFN = 0
-        let ret = k.get_user_pages(mm, VAddr(UInt64(vaddr)), write: write != 0, &page)
-        if ret == 1 { pfn?.pointee = UInt(page.rawValue) }
-        return ret
-    }
+    static let getUserPage:
+        @convention(c) (UnsafeMutableRawPointer?, UInt, Int32, UnsafeMutablePointer<UInt>?, UnsafeMutablePointer<pinreplay_vma>?) -> Int = {
+            p, vaddr, write, pfn, vma in
+            let k = host(p)
+            guard let mm = k.current_mm else { return -EFAULT }
+            var page: PFN = 0
+            let ret = k.get_user_pages(mm, VAddr(UInt64(vaddr)), write: write != 0, &page)
+            guard ret == 1 else { return ret }
+            pfn?.pointee = UInt(page.rawValue)
+            // The VMA GUP went through: its own lookup, not counted as a find_vma.
+            if let vma, let found = mm.findVMAIntersection(VAddr(UInt64(vaddr)), VAddr(UInt64(vaddr) + 1)) {
+                vma.pointee = World.vma(found)
+            }
+            return ret
+        }
 
     static let findVMAIntersection:
-        @convention(c) (UnsafeMutableRawPointer?, UInt, UInt, UnsafeMutablePointer<pinreplay_vma>?, Int32) -> Int32 = {
-            p, start, end, out, counted in
+        @convention(c) (UnsafeMutableRawPointer?, UInt, UInt, UnsafeMutablePointer<pinreplay_vma>?) -> Int32 = {
+            p, start, end, out in
             let k = host(p)
-            guard let mm = k.current_mm else { return 0 }
-            let found =
-                counted != 0
-                ? k.find_vma_intersection(mm, VAddr(UInt64(start)), VAddr(UInt64(end)))
-                : mm.findVMAIntersection(VAddr(UInt64(start)), VAddr(UInt64(end)))
-            guard let vma = found else { return 0 }
-            out?.pointee = pinreplay_vma(
-                start: UInt(vma.start.rawValue), end: UInt(vma.end.rawValue), flags: vm_flags(vma), pgoff: UInt(vma.pgoff))
+            guard let mm = k.current_mm, let found = k.find_vma_intersection(mm, VAddr(UInt64(start)), VAddr(UInt64(end))) else {
+                return 0
+            }
+            out?.pointee = World.vma(found)
             return 1
         }
+
+    /// A VMA as world.h describes it.
+    static func vma(_ v: VMA) -> pinreplay_vma {
+        pinreplay_vma(start: UInt(v.start.rawValue), end: UInt(v.end.rawValue), flags: vm_flags(v), pgoff: UInt(v.pgoff))
+    }
 
     static let pfnClass: @convention(c) (UnsafeMutableRawPointer?, UInt) -> Int32 = { p, pfn in
         switch host(p).phys.pfnClassCached(PFN(UInt64(pfn))) {

@@ -173,7 +173,7 @@ PR_SHIM struct vm_area_struct *find_vma_intersection(struct mm_struct *mm, unsig
 {
 	struct pinreplay_vma v;
 	(void)mm;
-	if (!pr_world->find_vma_intersection(pr_world->host, start, end, &v, 1))
+	if (!pr_world->find_vma_intersection(pr_world->host, start, end, &v))
 		return 0;
 	return pr_vma_slot(&v);
 }
@@ -214,16 +214,14 @@ PR_SHIM long pr_gup(unsigned long start, unsigned long nr_pages, unsigned int gu
 	unsigned long i;
 	for (i = 0; i < nr_pages; i++) {
 		unsigned long vaddr = start + i * PAGE_SIZE, pfn = 0;
-		long ret = pr_world->get_user_page(pr_world->host, vaddr, !!(gup_flags & FOLL_WRITE), &pfn);
+		struct pinreplay_vma v;
+		long ret = pr_world->get_user_page(pr_world->host, vaddr, !!(gup_flags & FOLL_WRITE), &pfn, vmas ? &v : 0);
 		if (ret != 1)
 			return i ? (long)i : ret;
 		if (pages)
 			pages[i] = pfn_to_page(pfn);
-		if (vmas) {
-			/* The VMA GUP went through: GUP's own lookup, not counted again. */
-			struct pinreplay_vma v;
-			vmas[i] = pr_world->find_vma_intersection(pr_world->host, vaddr, vaddr + 1, &v, 0) ? pr_vma_slot(&v) : 0;
-		}
+		if (vmas)
+			vmas[i] = pr_vma_slot(&v);
 	}
 	return (long)nr_pages;
 }

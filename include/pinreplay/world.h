@@ -66,12 +66,14 @@ struct pinreplay_world {
 	/* Zeroed before each call, added to the host's counters after it. */
 	struct pinreplay_counts counts;
 
-	/* get_user_pages*() of one page: 1 with *pfn set (one reference taken), or -errno. */
-	long (*get_user_page)(void *host, unsigned long vaddr, int write, unsigned long *pfn);
-	/* find_vma_intersection(): 1 with *vma filled, or 0. Counts a find_vma when `counted`
-	 * (GUP's own lookup is part of GUP's cost). */
+	/* get_user_pages*() of one page: 1 with *pfn set (one reference taken), or -errno. With
+	 * `vma` not NULL, a pinned page also fills it with the VMA GUP went through (part of
+	 * GUP's cost, so one call into the world a page, not two). */
+	long (*get_user_page)(void *host, unsigned long vaddr, int write, unsigned long *pfn,
+			      struct pinreplay_vma *vma);
+	/* find_vma_intersection(): 1 with *vma filled, or 0. Counts a find_vma. */
 	int (*find_vma_intersection)(void *host, unsigned long start, unsigned long end,
-				     struct pinreplay_vma *vma, int counted);
+				     struct pinreplay_vma *vma);
 	/* The class of a frame (enum pinreplay_pfn_class). */
 	int (*pfn_class)(void *host, unsigned long pfn);
 	/* put_page(): drops one reference of a frame that has a struct page. */
