@@ -71,7 +71,7 @@ public enum HTMLReport {
     /// first cause first.
     static func first(_ r: TraceReport, id: String) -> String {
         var items: [String] = []
-        if let d = r.divergences.min(by: { $0.event < $1.event }) {
+        if let d = r.firstDivergence {
             items.append(
                 "<li><b>First divergence</b>: <a href=\"#\(id)-event-\(d.event)\">event \(d.event)</a>, \(d.kind.rawValue): "
                     + "<code>\(esc(d.request))</code><br>\(esc(d.detail))</li>")
@@ -80,7 +80,7 @@ public enum HTMLReport {
             items.append(
                 "<li><b>First violation</b>: event \(v.event), \(esc(v.engine)): \(v.violation.kind): \(esc(v.violation.detail))</li>")
         }
-        if let c = r.stateDifferences.first, r.divergenceCount > 0 {
+        if let c = r.firstStateDifference {
             items.append("<li><b>State first differs</b> after event \(c.event): \(esc(c.describe(r.engines)))</li>")
         }
         guard !items.isEmpty else { return "" }
@@ -143,15 +143,21 @@ public enum HTMLReport {
         return boxes
     }
 
-    /// Where `vaddr` lies on the map: inside its box, or at the edge of the nearest one.
-    static func position(_ vaddr: UInt64, _ boxes: [Box]) -> Double? {
-        guard let last = boxes.last else { return nil }
+    /// The index of the first box that ends above `vaddr` (binary search; boxes are sorted).
+    static func firstBox(endingAbove vaddr: UInt64, _ boxes: [Box]) -> Int {
         var lo = 0
         var hi = boxes.count
         while lo < hi {
             let mid = (lo + hi) / 2
             if boxes[mid].end <= vaddr { lo = mid + 1 } else { hi = mid }
         }
+        return lo
+    }
+
+    /// Where `vaddr` lies on the map: inside its box, or at the edge of the nearest one.
+    static func position(_ vaddr: UInt64, _ boxes: [Box]) -> Double? {
+        guard let last = boxes.last else { return nil }
+        let lo = firstBox(endingAbove: vaddr, boxes)
         guard lo < boxes.count else { return last.x + last.width }
         let b = boxes[lo]
         guard vaddr >= b.start else { return b.x }
@@ -162,13 +168,7 @@ public enum HTMLReport {
     static func spans(_ ranges: [(start: UInt64, end: UInt64)], _ boxes: [Box]) -> [(x0: Double, x1: Double)] {
         var out: [(x0: Double, x1: Double)] = []
         for r in ranges {
-            var lo = 0
-            var hi = boxes.count
-            while lo < hi {
-                let mid = (lo + hi) / 2
-                if boxes[mid].end <= r.start { lo = mid + 1 } else { hi = mid }
-            }
-            var i = lo
+            var i = firstBox(endingAbove: r.start, boxes)
             while i < boxes.count && boxes[i].start < r.end {
                 let b = boxes[i]
                 let s = max(r.start, b.start)
@@ -334,12 +334,10 @@ public enum HTMLReport {
         if r.divergenceCount > r.divergences.count { h += " <small>(\(r.divergences.count) kept as examples)</small>" }
         h += "</h3>\n"
         guard r.divergenceCount > 0 else { return h + "<p>None: every engine gave the same outcome for every request.</p>\n" }
-        h += groups(r.divergences.filter { $0.since == nil }, r, map, id: id, maxExamples: maxExamples)
-        let causes = Dictionary(grouping: r.divergences.filter { $0.since != nil }) { $0.since ?? 0 }
+        let (direct, causes) = r.divergencesByCause()
+        h += groups(direct, r, map, id: id, maxExamples: maxExamples)
         // As many causes as examples of a kind: a churn trace may have thousands.
-        for event in causes.keys.sorted().prefix(maxExamples) {
-            let group = causes[event] ?? []
-            let cause = r.stateDifferences.first { $0.event == event }
+        for (event, cause, group) in causes.prefix(maxExamples) {
             h += "<div class=\"since\"><p><b>Since event \(event)</b>: \(esc(cause?.describe(r.engines) ?? "the engines' state differs")); "
             h += TextReport.plural(group.count, "request") + (group.count == 1 ? " follows" : " follow") + ".</p>\n"
             h += groups(group, r, map, id: id, maxExamples: maxExamples) + "</div>\n"
@@ -348,8 +346,7 @@ public enum HTMLReport {
             h += "<p class=\"note\">… divergences following \(causes.count - maxExamples) later state differences are not shown.</p>\n"
         }
         if r.divergenceCount > r.divergences.count {
-            let totals = DivergenceKind.allCases.filter { r.count($0) > 0 }.map { "\($0.rawValue) \(r.count($0))" }
-            h += "<p class=\"note\">In all: " + totals.joined(separator: ", ") + ".</p>\n"
+            h += "<p class=\"note\">In all: " + esc(SummaryReport.divergences(r)) + ".</p>\n"
         }
         return h
     }
@@ -469,7 +466,7 @@ public enum HTMLReport {
 
     static func costliest(_ r: TraceReport, id: String, maxExamples: Int) -> String {
         var h = "<h3 id=\"\(id)-costliest\">Costliest requests</h3>\n"
-        let list = r.costliest.prefix(maxExamples).filter { ($0.estimates.max() ?? 0) > 0 }
+        let list = r.costliestShown(maxExamples)
         guard !list.isEmpty else { return h + "<p>None.</p>\n" }
         h += "<div class=\"scroll\"><table><tr><th>event</th><th>request</th>" + r.engines.map { "<th>\(esc($0))</th>" }.joined() + "</tr>\n"
         for c in list {

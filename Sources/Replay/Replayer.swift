@@ -139,6 +139,27 @@ public struct TraceReport: Sendable {
 }
 
 extension TraceReport {
+    /// The first divergence by event: where a report opens.
+    public var firstDivergence: Divergence? { divergences.min { $0.event < $1.event } }
+
+    /// Where the engines' state first stopped agreeing, when anything diverged.
+    public var firstStateDifference: StateDifference? { divergenceCount > 0 ? stateDifferences.first : nil }
+
+    /// The kept divergences that came while the engines' state agreed, and those that followed
+    /// an earlier state difference, grouped by it in event order (the "since event N" sections).
+    public func divergencesByCause() -> (direct: [Divergence], causes: [(event: Int, cause: StateDifference?, divergences: [Divergence])]) {
+        let grouped = Dictionary(grouping: divergences.filter { $0.since != nil }) { $0.since ?? 0 }
+        let causes = grouped.keys.sorted().map { event in
+            (event, stateDifferences.first { $0.event == event }, grouped[event] ?? [])
+        }
+        return (divergences.filter { $0.since == nil }, causes)
+    }
+
+    /// The first `count` of the costliest requests that cost anything at all.
+    public func costliestShown(_ count: Int) -> [CostlyRequest] {
+        costliest.prefix(count).filter { ($0.estimates.max() ?? 0) > 0 }
+    }
+
     /// The violations grouped for a report: per engine that has any, per kind in
     /// `ViolationKind` order, the total and the first `maxExamples` kept.
     public func violationGroups(maxExamples: Int) -> [(engine: String, kinds: [(kind: ViolationKind, total: Int, examples: [EngineViolation])])] {

@@ -37,13 +37,13 @@ public enum TextReport {
     /// The first divergence and the first violation, right under the title: where to look.
     static func firstFindings(_ r: TraceReport) -> String {
         var out = ""
-        if let d = r.divergences.min(by: { $0.event < $1.event }) {
+        if let d = r.firstDivergence {
             out += "first divergence: event \(d.event), \(d.kind.rawValue): \(d.request)\n    \(d.detail)\n"
         }
         if let v = r.violations.first {
             out += "first violation: event \(v.event), \(v.engine): \(v.violation.kind): \(v.violation.detail)\n"
         }
-        if let c = r.stateDifferences.first, r.divergenceCount > 0 {
+        if let c = r.firstStateDifference {
             out += "state first differs after event \(c.event): \(c.describe(r.engines))\n"
         }
         return out
@@ -96,12 +96,9 @@ public enum TextReport {
         var out = "divergences: \(r.divergenceCount)"
         if r.divergenceCount > r.divergences.count { out += " (\(r.divergences.count) kept as examples)" }
         out += "\n"
-        let direct = r.divergences.filter { $0.since == nil }
+        let (direct, causes) = r.divergencesByCause()
         out += groups(direct, r, maxExamples: maxExamples, indent: "  ", counted: r.divergences.count == r.divergenceCount ? nil : r)
-        let causes = Dictionary(grouping: r.divergences.filter { $0.since != nil }) { $0.since ?? 0 }
-        for event in causes.keys.sorted() {
-            let group = causes[event] ?? []
-            let cause = r.stateDifferences.first { $0.event == event }
+        for (event, cause, group) in causes {
             out += "  since event \(event): \(cause?.describe(r.engines) ?? "the engines' state differs"); "
             out += plural(group.count, "request") + (group.count == 1 ? " follows" : " follow") + "\n"
             out += groups(group, r, maxExamples: maxExamples, indent: "    ", counted: nil)
@@ -128,8 +125,7 @@ public enum TextReport {
         }
         if let counted {
             // Examples were capped: the counts of every kind, from the totals.
-            let totals = DivergenceKind.allCases.filter { counted.count($0) > 0 }.map { "\($0.rawValue) \(counted.count($0))" }
-            out += "\(indent)in all: " + totals.joined(separator: ", ") + "\n"
+            out += "\(indent)in all: " + SummaryReport.divergences(counted) + "\n"
         }
         return out
     }
@@ -148,7 +144,7 @@ public enum TextReport {
 
     /// The most expensive requests by estimated kernel time, each engine's estimate beside.
     static func costliest(_ r: TraceReport, maxExamples: Int) -> String {
-        let list = r.costliest.prefix(maxExamples).filter { ($0.estimates.max() ?? 0) > 0 }
+        let list = r.costliestShown(maxExamples)
         guard !list.isEmpty else { return "costliest requests: none\n" }
         var rows: [[String]] = [["  costliest requests (estimated)"] + r.engines]
         for c in list {

@@ -96,17 +96,19 @@ public final class Host {
     /// writable mapping) and returns 1; reserved and mmio frames are skipped, returning 0.
     public func put_pfn(_ pfn: PFN, _ prot: Prot) -> Int {
         counters.put_pfn += 1
-        // One class lookup: a ram frame is what put_page() would find again.
         guard !is_invalid_reserved_pfn(pfn) else { return 0 }
-        _ramRefsNet -= 1
-        phys.addRef(pfn, -1)
+        dropRef(pfn, .ram)  // the class is known: one lookup a page
         return 1
     }
 
     /// `put_page()`: drops one reference of a frame with a struct page (ram or reserved); a
     /// frame without one has none to drop. C engines call it directly.
     public func put_page(_ pfn: PFN) {
-        let cls = phys.pfnClassCached(pfn)
+        dropRef(pfn, phys.pfnClassCached(pfn))
+    }
+
+    /// Drops one reference of a frame of class `cls`.
+    @inline(__always) private func dropRef(_ pfn: PFN, _ cls: PfnClass) {
         if cls == .mmio { return }
         if cls == .ram { _ramRefsNet -= 1 }
         phys.addRef(pfn, -1)
