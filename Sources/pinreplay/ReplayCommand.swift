@@ -152,7 +152,8 @@ enum ProgressLine {
             s.shown = true
             let percent = p.totalMapPages == 0 ? 100 : Int(p.mappedPages * 100 / p.totalMapPages)
             let what = p.statement.map { "event \(p.event) of \(p.events) (\($0))" } ?? "teardown after event \(p.events)"
-            let elapsed = Double((clock.now - since).components.seconds) + Double((clock.now - since).components.attoseconds) / 1e18
+            let d = (clock.now - since).components
+            let elapsed = Double(d.seconds) + Double(d.attoseconds) / 1e18
             printError(
                 "\r\(s.trace): \(what), \(percent)% of mapped pages before it, \(formatFixed(elapsed, 1)) s in it\u{1b}[K", newline: false)
         }
