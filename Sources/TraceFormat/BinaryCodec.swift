@@ -179,11 +179,21 @@ func appendVarint(_ value: UInt64, to out: inout [UInt8]) {
 // MARK: - Decoding
 
 /// Reads fields out of one record's payload; running short is an error.
+///
+/// The payload must be followed by at least `PayloadReader.slack` readable bytes (the decoder's
+/// content buffer keeps them): a varint is read as one 8-byte load whatever its length.
 struct PayloadReader {
+    /// Bytes readable past the end of any payload.
+    static let slack = 8
+
     let bytes: UnsafeRawBufferPointer
+    private let base: UnsafeRawPointer
     var pos = 0
 
-    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+    init(_ bytes: UnsafeRawBufferPointer) {
+        self.bytes = bytes
+        base = UnsafeRawPointer(bytes.baseAddress.unsafelyUnwrapped)
+    }
 
     /// Whether every byte has been read: appended fields are optional.
     var isAtEnd: Bool { pos >= bytes.count }
@@ -194,19 +204,50 @@ struct PayloadReader {
         return bytes[pos]
     }
 
+    /// LEB128. A one-byte value is a load and a test; up to eight bytes are one load, a
+    /// search for the stop bit and three steps that squeeze out the continuation bits; longer
+    /// ones, and fields that run past the payload, take the byte loop.
+    @inline(__always)
     mutating func varint() throws(StatementProblem) -> UInt64 {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            let b = try byte()
-            if shift == 63 && b > 1 { throw StatementProblem("varint past 64 bits") }
-            result |= UInt64(b & 0x7F) << shift
-            if b & 0x80 == 0 { return result }
-            shift += 7
-            if shift > 63 { throw StatementProblem("varint past 64 bits") }
+        let w = UInt64(littleEndian: (base + pos).loadUnaligned(as: UInt64.self))
+        if w & 0x80 == 0, pos < bytes.count {
+            pos &+= 1
+            return w & 0x7f
         }
+        let stops = ~w & 0x8080_8080_8080_8080
+        if stops != 0 {
+            let n = (stops.trailingZeroBitCount &+ 1) &>> 3
+            if n <= bytes.count &- pos {
+                pos &+= n
+                var x = w & (UInt64.max &>> UInt64(64 &- 8 &* n))
+                x = (x & 0x007f_007f_007f_007f) | ((x & 0x7f00_7f00_7f00_7f00) &>> 1)
+                x = (x & 0x0000_3fff_0000_3fff) | ((x & 0x3fff_0000_3fff_0000) &>> 2)
+                return (x & 0x0000_0000_0fff_ffff) | ((x & 0x0fff_ffff_0000_0000) &>> 4)
+            }
+        }
+        return try longVarint()
     }
 
+    private mutating func longVarint() throws(StatementProblem) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        var p = pos
+        while p < bytes.count {
+            let b = bytes[p]
+            p += 1
+            if shift == 63 && b > 1 { break }
+            result |= UInt64(b & 0x7F) << shift
+            if b & 0x80 == 0 {
+                pos = p
+                return result
+            }
+            shift += 7
+            if shift > 63 { break }
+        }
+        throw StatementProblem(p == bytes.count ? "record payload ends inside a field" : "varint past 64 bits")
+    }
+
+    @inline(__always)
     mutating func delta(_ reg: inout UInt64) throws(StatementProblem) -> UInt64 {
         let z = try varint()
         let d = Int64(bitPattern: (z >> 1) ^ (0 &- (z & 1)))
@@ -233,6 +274,7 @@ struct PayloadReader {
         return s
     }
 
+    @inline(__always)
     mutating func access(allowNone: Bool) throws(StatementProblem) -> Access {
         let b = try byte()
         guard b <= 3, allowNone || b != 0 else { throw StatementProblem("access byte \(b) is not valid here") }
@@ -243,12 +285,11 @@ struct PayloadReader {
 struct RecordDecoder {
     private var reg = DeltaRegisters()
 
-    /// Decodes one record; nil for a type this version does not know (skipped). Bytes past the
-    /// fields this version knows are ignored: newer writers may append fields.
-    mutating func decode(type: UInt64, payload: UnsafeRawBufferPointer) throws(StatementProblem) -> Statement? {
-        guard let t = RecordType(rawValue: type) else { return nil }
+    /// Decodes one record of a type this version knows. Bytes past the fields this version
+    /// knows are ignored: newer writers may append fields.
+    mutating func decode(_ type: RecordType, payload: UnsafeRawBufferPointer) throws(StatementProblem) -> Statement {
         var r = PayloadReader(payload)
-        switch t {
+        switch type {
         case .pageShift:
             return .pageShift(try r.varint())
         case .memlock:

@@ -136,8 +136,12 @@ final class BinarySource {
     private var crc = CRC32()
     private var decoder = RecordDecoder()
     private var validator = StatementValidator()
-    /// Decompressed bytes not yet parsed: `content[cStart..<cEnd]`.
-    private var content = [UInt8](repeating: 0, count: 1 << 18)
+    /// Decompressed bytes not yet parsed: `content[cStart..<cEnd]`. Raw storage, owned here,
+    /// so the record loop reads it through a pointer; its last `PayloadReader.slack` bytes are
+    /// never written, only read past a record's end.
+    private var content = BinarySource.zeroed((1 << 18) + PayloadReader.slack)
+    /// The bytes of `content` the decompressor may fill.
+    private var capacity: Int { content.count - PayloadReader.slack }
     private var cStart = 0
     private var cEnd = 0
     private var inFrame = false
@@ -161,6 +165,14 @@ final class BinarySource {
             throw TraceError(file: input.name, .file, .compression, "cannot start decompression: \(error)", cause: .zstd(code: error.code, name: error.name))
         }
         try readHeader()
+    }
+
+    deinit { content.deallocate() }
+
+    private static func zeroed(_ count: Int) -> UnsafeMutableRawBufferPointer {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 8)
+        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        return buffer
     }
 
     private func fail(_ at: UInt64, _ code: TraceError.Code, _ message: String, cause: TraceError.Cause? = nil) -> TraceError {
@@ -194,60 +206,49 @@ final class BinarySource {
     /// The next statement, or nil after a complete, verified trailer.
     func next() throws(TraceError) -> Statement? {
         while true {
-            if let s = try nextRecord() { return s }
+            let s = try nextRecord()
+            if case .some = s { return s }
             if finished { return nil }
             try pump()
         }
     }
 
-    /// Parses one complete record out of the content buffer: the statement, or nil when more
-    /// content is needed (or the record was of an unknown type and skipped, then loops).
-    /// What one look at the content buffer found.
-    private enum Parsed {
-        case needMore
-        case record(Statement?, size: Int)
-        case problem(TraceError.Code, String)
-    }
-
+    /// Parses complete records out of the content buffer until one is a statement this
+    /// version knows; nil when more content is needed. This is the decoder's hot path: one
+    /// pointer, no closure and no intermediate enum per record, so a statement is built once
+    /// and moved out.
     private func nextRecord() throws(TraceError) -> Statement? {
-        while true {
-            // One pass over the buffer per record, without throwing closures: this is the
-            // decoder's hot path.
-            let parsed: Parsed = content.withUnsafeBytes { raw in
-                guard let base = raw.baseAddress else { return .needMore }
-                let avail = UnsafeRawBufferPointer(start: base + cStart, count: cEnd - cStart)
-                var r = PayloadReader(avail)
-                guard let type = try? r.varint(), let length = try? r.varint() else {
-                    return avail.count >= 20 ? .problem(.corrupt, "record header is not two varints") : .needMore
-                }
-                guard length <= UInt64(maxRecordPayload) else {
-                    return .problem(.corrupt, "record length \(length) is past the \(maxRecordPayload)-byte limit")
-                }
-                guard avail.count - r.pos >= Int(length) else { return .needMore }
-                let payload = UnsafeRawBufferPointer(start: avail.baseAddress! + r.pos, count: Int(length))
-                if framingOnly { return .record(nil, size: r.pos + Int(length)) }
-                do throws(StatementProblem) {
-                    let statement = try decoder.decode(type: type, payload: payload)
-                    if let statement { try validator.check(statement) }
-                    return .record(statement, size: r.pos + Int(length))
-                } catch {
-                    return .problem(.invalid, error.message)
-                }
-            }
-            switch parsed {
-            case .needMore:
+        while cStart < cEnd {
+            var r = PayloadReader(UnsafeRawBufferPointer(start: content.baseAddress! + cStart, count: cEnd - cStart))
+            guard let type = try? r.varint(), let length = try? r.varint() else {
+                if cEnd - cStart >= 20 { throw recordError(.corrupt, "record header is not two varints") }
                 return nil
-            case .problem(let code, let message):
-                throw recordError(code, message)
-            case .record(let statement, let size):
-                lastRecord = (recordIndex, contentOffset)
-                cStart += size
-                contentOffset += UInt64(size)
-                recordIndex += 1
-                if let statement { return statement }
-                if !framingOnly { skippedRecords += 1 }
+            }
+            guard length <= UInt64(maxRecordPayload) else {
+                throw recordError(.corrupt, "record length \(length) is past the \(maxRecordPayload)-byte limit")
+            }
+            guard r.bytes.count - r.pos >= Int(length) else { return nil }
+            let size = r.pos + Int(length)
+            let payload = UnsafeRawBufferPointer(start: r.bytes.baseAddress! + r.pos, count: Int(length))
+            let at = (recordIndex, contentOffset)
+            cStart += size
+            contentOffset += UInt64(size)
+            recordIndex += 1
+            if framingOnly { continue }
+            guard let known = RecordType(rawValue: type) else {
+                skippedRecords += 1
+                continue
+            }
+            lastRecord = at
+            do throws(StatementProblem) {
+                let statement = try decoder.decode(known, payload: payload)
+                try validator.check(statement)
+                return statement
+            } catch {
+                throw TraceError(file: input.name, .record(index: at.0, contentOffset: at.1), .invalid, error.message)
             }
         }
+        return nil
     }
 
     private func recordError(_ code: TraceError.Code, _ message: String) -> TraceError {
@@ -282,13 +283,20 @@ final class BinarySource {
         if cStart > 0 && cStart == cEnd {
             cStart = 0
             cEnd = 0
-        } else if content.count - cEnd < ZstdDecompressor.recommendedOutputSize {
-            content.removeSubrange(0..<cStart)
-            cEnd -= cStart
-            cStart = 0
-            if content.count - cEnd < ZstdDecompressor.recommendedOutputSize {
-                content += [UInt8](repeating: 0, count: ZstdDecompressor.recommendedOutputSize)
+        } else if capacity - cEnd < ZstdDecompressor.recommendedOutputSize {
+            // Move the partial record to the front; grow only for a record larger than the
+            // buffer (at most `maxRecordPayload`).
+            let pending = cEnd - cStart
+            if capacity - pending < ZstdDecompressor.recommendedOutputSize {
+                let grown = Self.zeroed(pending + ZstdDecompressor.recommendedOutputSize + PayloadReader.slack)
+                grown.baseAddress!.copyMemory(from: content.baseAddress! + cStart, byteCount: pending)
+                content.deallocate()
+                content = grown
+            } else {
+                content.baseAddress!.copyMemory(from: content.baseAddress! + cStart, byteCount: pending)
             }
+            cStart = 0
+            cEnd = pending
         }
         let offset = input.offset
         var consumed = 0
@@ -296,9 +304,7 @@ final class BinarySource {
         do {
             result = try input.withAvailable { (raw) throws(ZstdError) in
                 var pos = 0
-                let r = try content.withMutableBytes { (out) throws(ZstdError) in
-                    try dctx.decompress(raw, &pos, into: UnsafeMutableRawBufferPointer(rebasing: out[cEnd...]))
-                }
+                let r = try dctx.decompress(raw, &pos, into: UnsafeMutableRawBufferPointer(rebasing: content[cEnd..<capacity]))
                 crc.update(UnsafeRawBufferPointer(rebasing: raw[0..<pos]))
                 consumed = pos
                 return r
