@@ -7,6 +7,7 @@
 //   pinreplay (exe) -> Bench, Record, Reduce, CEngines
 //   Bench, Reduce -> Replay, TraceGen
 //   Record -> TraceGen -> TraceFormat -> Zstd -> CZstd
+//   TraceFormat -> VFIOModel (statements declare the world's VMAs and frame classes)
 //   Replay -> TraceFormat, VFIOEngines -> VFIOModel
 //   CEngines -> CEngineABI (include/pinreplay/world.h), VFIOModel
 import PackageDescription
@@ -47,7 +48,7 @@ let package = Package(
         // One file per kernel version of vfio_pin_pages_remote().
         .target(name: "VFIOEngines", dependencies: ["VFIOModel"], swiftSettings: hotPath),
         // Trace statements, the text form and the zstd binary form.
-        .target(name: "TraceFormat", dependencies: ["Zstd"], swiftSettings: hotPath),
+        .target(name: "TraceFormat", dependencies: ["Zstd", "VFIOModel"], swiftSettings: hotPath),
         // Replay of traces through engines, the differ and the reports.
         .target(name: "Replay", dependencies: ["TraceFormat", "VFIOEngines", "VFIOModel"], swiftSettings: hotPath),
         // Shrinking traces to reproducers (ddmin) and searching for them (swarm fuzzing).
@@ -57,9 +58,9 @@ let package = Package(
         // Engines compiled from a reviewer's own C: the kernel block against pinreplay's headers.
         .target(name: "CEngines", dependencies: ["CEngineABI", "VFIOModel"]),
         // Synthetic QEMU boots.
-        .target(name: "TraceGen", dependencies: ["TraceFormat"]),
+        .target(name: "TraceGen", dependencies: ["TraceFormat", "VFIOModel"]),
         // Traces from real processes: /proc/PID/maps and pagemap.
-        .target(name: "Record", dependencies: ["TraceFormat", "TraceGen"]),
+        .target(name: "Record", dependencies: ["TraceFormat", "TraceGen", "VFIOModel"]),
         // Benchmarks behind `pinreplay bench`: figures, never pass/fail.
         .target(name: "Bench", dependencies: ["Replay", "Reduce", "TraceGen", "TraceFormat", "VFIOEngines", "VFIOModel"]),
         // The command-line tool; stays thin.
@@ -84,7 +85,7 @@ let package = Package(
         .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat", "Zstd", "Replay", "VFIOEngines", "TestSupport"]),
         .testTarget(name: "ReplayTests", dependencies: ["Replay", "TraceFormat", "VFIOEngines", "VFIOModel", "TestSupport"]),
         .testTarget(name: "TraceGenTests", dependencies: ["TraceGen", "TraceFormat", "Replay", "VFIOEngines", "TestSupport"]),
-        .testTarget(name: "RecordTests", dependencies: ["Record", "TraceFormat", "Replay", "VFIOEngines", "TestSupport"]),
+        .testTarget(name: "RecordTests", dependencies: ["Record", "TraceFormat", "Replay", "VFIOEngines", "VFIOModel", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
         .testTarget(
             name: "CEngineTests", dependencies: ["CEngines", "Replay", "TraceFormat", "VFIOEngines", "VFIOModel", "TestSupport"]),

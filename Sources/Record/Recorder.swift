@@ -1,6 +1,7 @@
 import Foundation
 import TraceFormat
 import TraceGen
+import VFIOModel
 
 #if canImport(Glibc)
     import Glibc
@@ -49,7 +50,7 @@ public struct Recorder {
             v.flags.formUnion([.io, .pfnmap])
         } else if e.path.hasPrefix("/dev/hugepages") || e.path.contains("/hugepages/") {
             if e.start % hugetlbSize == 0 && e.end % hugetlbSize == 0 {
-                v.hugetlb = hugetlbSize
+                v.hugetlbSize = hugetlbSize
                 note("hugetlbfs mappings use \(hugetlbSize >> 20) MiB pages")
             }
         }
@@ -104,8 +105,8 @@ public struct Recorder {
 
     /// The class of each of `count` frames from `pfn` from a kpageflags file, and whether it is
     /// the zero page: nil where the file has no entry.
-    static func classes(kpageflagsFD fd: Int32, pfn: UInt64, count: UInt64) -> [(kind: PfnKind, zero: Bool)?] {
-        var out: [(kind: PfnKind, zero: Bool)?] = []
+    static func classes(kpageflagsFD fd: Int32, pfn: UInt64, count: UInt64) -> [(kind: PfnClass, zero: Bool)?] {
+        var out: [(kind: PfnClass, zero: Bool)?] = []
         var buf = [UInt64](repeating: 0, count: Int(min(count, 4096)))
         var at = pfn
         while at < pfn + count {
@@ -113,12 +114,12 @@ public struct Recorder {
             let got = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, Int(n) * 8, off_t(at * 8)) }
             guard got > 0 else { break }
             for f in buf[0..<(got / 8)] {
-                let kind: PfnKind = f & (KPF.zeroPage | KPF.reserved) != 0 ? .reserved : f & KPF.nopage != 0 ? .mmio : .ram
+                let kind: PfnClass = f & (KPF.zeroPage | KPF.reserved) != 0 ? .reserved : f & KPF.nopage != 0 ? .mmio : .ram
                 out.append((kind, f & KPF.zeroPage != 0))
             }
             at += UInt64(got / 8)
         }
-        out += [(kind: PfnKind, zero: Bool)?](repeating: nil, count: Int(count) - out.count)
+        out += [(kind: PfnClass, zero: Bool)?](repeating: nil, count: Int(count) - out.count)
         return out
     }
 
@@ -131,7 +132,7 @@ public struct Recorder {
         var vmas: [VMASpec] = []
         for e in maps { if let v = vma(e) { vmas.append(v) } }
         var ptes: [Statement] = []
-        var classed: [(start: UInt64, count: UInt64, kind: PfnKind)] = []
+        var classed: [(start: UInt64, count: UInt64, kind: PfnClass)] = []
         var zeroPfn: UInt64?
         var unreadFlags = false
         var hidden = false
@@ -139,7 +140,7 @@ public struct Recorder {
         var cursor: UInt64 = 0x10_0000 + (rng.below(1 << 16) << 9)
         if let fd = pagemapFD {
             for v in vmas where v.flags.isDisjoint(with: [.io, .pfnmap]) {
-                for r in Self.presentRuns(pagemapFD: fd, start: v.start, end: v.end) {
+                for r in Self.presentRuns(pagemapFD: fd, start: v.start.rawValue, end: v.end.rawValue) {
                     var pfn = r.pfn
                     if pfn == 0 {
                         hidden = true
@@ -205,7 +206,7 @@ public struct Recorder {
             out.append(.zeroPage(KernelImage.zeroPfn))
         }
         // Every frame seen, by class (merged, in order); faults later take pages above them.
-        var merged: [(start: UInt64, count: UInt64, kind: PfnKind)] = []
+        var merged: [(start: UInt64, count: UInt64, kind: PfnClass)] = []
         for r in classed.sorted(by: { $0.start < $1.start }) {
             if let l = merged.last, l.kind == r.kind, r.start <= l.start + l.count {
                 merged[merged.count - 1].count = max(l.start + l.count, r.start + r.count) - l.start

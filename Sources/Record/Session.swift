@@ -1,5 +1,6 @@
 import Foundation
 import TraceFormat
+import VFIOModel
 
 #if canImport(Glibc)
     import Glibc
@@ -226,7 +227,7 @@ func snapshotChanges(from old: [Statement], to new: [Statement]) -> [Statement] 
     let newSet = Set(new.map(\.canonicalText))
     var out: [Statement] = []
     for v in oldVMAs where !newSet.contains(Statement.vma(v).canonicalText) {
-        out.append(.munmap(start: v.start, end: v.end))
+        out.append(.munmap(start: v.start.rawValue, end: v.end.rawValue))
     }
     let fresh = newVMAs.filter { !oldSet.contains(Statement.vma($0).canonicalText) }
     out += fresh.map { .vma($0) }
@@ -244,7 +245,7 @@ func snapshotChanges(from old: [Statement], to new: [Statement]) -> [Statement] 
     }
     for s in new {
         guard case let .pte(vaddr, _, _, _, _) = s else { continue }
-        if !oldSet.contains(s.canonicalText) || fresh.contains(where: { $0.start <= vaddr && vaddr < $0.end }) { out.append(s) }
+        if !oldSet.contains(s.canonicalText) || fresh.contains(where: { $0.vma.contains(VAddr(vaddr)) }) { out.append(s) }
     }
     return out
 }

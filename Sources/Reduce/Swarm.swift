@@ -1,5 +1,6 @@
 import TraceFormat
 import TraceGen
+import VFIOModel
 
 /// Random, valid traces for `fuzz`, in the style of swarm testing: each trace switches a random
 /// subset of features on, so that rare combinations are not drowned by the common ones. Trace
@@ -39,7 +40,7 @@ public enum Swarm {
         if has(.memlock) { out.append(.memlock(r.below(32) << 12)) }
         if has(.memlock) && r.chance(30) { out.append(.capIpcLock(true)) }
         if has(.disableHugepages) { out.append(.disableHugepages(true)) }
-        if has(.hugeLeaves) { out.append(.thp(pick(THPSetting.allCases))) }
+        if has(.hugeLeaves) { out.append(.thp(pick(THPMode.allCases))) }
         out.append(.pfns(.ram, start: 0x1000, count: 0x100))
         if has(.reservedNeighbours) { out.append(.pfns(.reserved, start: 0x1000 + r.below(0x100), count: 1 + r.below(4))) }
         if has(.zeroPage) {
@@ -68,12 +69,12 @@ public enum Swarm {
             regions.append((shared, 16))
         }
         if has(.hugetlb) {
-            out.append(.vma(VMASpec(start: huge, end: huge + (4 << 20), hugetlb: 2 << 20, name: "hugetlbfs")))
+            out.append(.vma(VMASpec(start: huge, end: huge + (4 << 20), hugetlbSize: 2 << 20, name: "hugetlbfs")))
             regions.append((huge, 1024))
         }
         if has(.pfnmapLinear) || has(.hugeLeaves) {
             let pgoff: UInt64 = has(.pfnZero) ? 0 : pick([0x80000, 0x80001, 0x1000])
-            let flags: VMAFlagSet = r.chance(20) ? [.io, .pfnmap, .shared, .linear, .hugepage] : [.io, .pfnmap, .shared, .linear]
+            let flags: VMAFlags = r.chance(20) ? [.io, .pfnmap, .shared, .linear, .hugepage] : [.io, .pfnmap, .shared, .linear]
             out.append(.vma(VMASpec(start: bar, end: bar + (4 << 20), read: true, write: r.chance(90), flags: flags, pgoff: pgoff, name: "BAR")))
             if has(.hugeLeaves) && pgoff & 0x1ff == 0 {
                 out.append(.pte(vaddr: bar, count: 512, pfn: pgoff, readOnly: r.chance(20), leaf: .m2))

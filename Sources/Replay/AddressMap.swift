@@ -119,9 +119,9 @@ public struct AddressMapObserver: ReplayObserver {
         var range: (UInt64, UInt64)?
         switch s {
         case .vma(let v):
-            Self.keep(&vmas, v.start, v.end &- v.start, VMALabel(kind: VMAKind(v), name: v.name), dropped: &map.dropped)
+            Self.keep(&vmas, v.start.rawValue, v.end - v.start, VMALabel(kind: VMAKind(v), name: v.name), dropped: &map.dropped)
         case let .pfns(kind, start, count):
-            phys.declare(PfnClass(kind), start: PFN(start), count: min(count, Self.pageLimit))
+            phys.declare(kind, start: PFN(start), count: min(count, Self.pageLimit))
         case let .pool(start, count):
             phys.addPool(start: PFN(start), count: min(count, Self.pageLimit))
         case .zeroPage(let pfn):

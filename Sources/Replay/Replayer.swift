@@ -485,17 +485,17 @@ public struct Replayer {
         case .disableHugepages(let yes):
             h.disable_hugepages = yes
         case .thp(let t):
-            h.thp = THPMode(t)
+            h.thp = t
         case .dmaEntryLimit(let n):
             h.iommu.dma_avail = Int(clamping: n)
         case let .pfns(kind, start, count):
-            h.phys.declare(PfnClass(kind), start: PFN(start), count: count)
+            h.phys.declare(kind, start: PFN(start), count: count)
         case .zeroPage(let pfn):
             h.phys.zeroPfn = PFN(pfn)
         case let .pool(start, count):
             h.phys.addPool(start: PFN(start), count: count)
         case .vma(let v):
-            h.mm.mmap(VMA(v))
+            h.mm.mmap(v.vma)
         case let .munmap(start, end):
             h.mm.munmap(VAddr(start), VAddr(end))
         case let .pte(vaddr, count, pfn, readOnly, leaf):
@@ -512,16 +512,6 @@ public struct Replayer {
             return h.vfio_iommu_type1_unpin_pages(IOVA(iova), Int(clamping: count))
         }
         return nil
-    }
-}
-
-extension PfnClass {
-    init(_ kind: PfnKind) {
-        switch kind {
-        case .ram: self = .ram
-        case .reserved: self = .reserved
-        case .mmio: self = .mmio
-        }
     }
 }
 
@@ -556,31 +546,10 @@ final class StatementList: StatementSource {
     }
 }
 
-extension THPMode {
-    init(_ t: THPSetting) {
-        switch t {
-        case .always: self = .always
-        case .madvise: self = .madvise
-        case .never: self = .never
-        }
-    }
-}
-
 extension Prot {
     init(_ access: Access) {
         self = []
         if access.contains(.read) { insert(.IOMMU_READ) }
         if access.contains(.write) { insert(.IOMMU_WRITE) }
-    }
-}
-
-extension VMA {
-    /// The world's VMA for a `vma` statement. The trace's flag bits are the world's, bit for
-    /// bit (a test holds every keyword to its world flag), so a new flag cannot be dropped here.
-    public init(_ v: VMASpec) {
-        let flags = VMAFlags(rawValue: v.flags.rawValue)
-        self.init(
-            start: VAddr(v.start), end: VAddr(v.end), read: v.read, write: v.write, exec: v.exec, flags: flags,
-            hugetlbSize: v.hugetlb, pgoff: v.pgoff)
     }
 }

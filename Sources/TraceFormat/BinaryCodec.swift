@@ -1,3 +1,5 @@
+import VFIOModel
+
 // The record layer of the binary form (docs/FORMAT.md): `type` varint, `length` varint, then
 // `length` payload bytes. Addresses are zigzag deltas against a register of their kind (vaddr,
 // iova, pfn) that each record leaves at the end of the range it named, so a trace laid out in
@@ -88,14 +90,14 @@ struct RecordEncoder {
             reg.pfn = start &+ count
         case .vma(let v):
             type = .vma
-            putDelta(v.start, \.vaddr)
+            putDelta(v.start.rawValue, \.vaddr)
             putVarint((v.end - v.start) >> 12)
             payload.append((v.read ? 1 : 0) | (v.write ? 2 : 0) | (v.exec ? 4 : 0))
             payload.append(v.flags.rawValue)
-            putVarint(v.hugetlb == 0 ? 0 : UInt64(v.hugetlb.trailingZeroBitCount))
+            putVarint(v.hugetlbSize == 0 ? 0 : UInt64(v.hugetlbSize.trailingZeroBitCount))
             putVarint(v.pgoff)
             putString(v.name)
-            reg.vaddr = v.end
+            reg.vaddr = v.end.rawValue
         case let .munmap(start, end):
             type = .munmap
             putDelta(start, \.vaddr)
@@ -302,13 +304,13 @@ struct RecordDecoder {
             return .disableHugepages(try r.bool())
         case .thp:
             let b = try r.byte()
-            guard let t = THPSetting(rawValue: b) else { throw StatementProblem("thp byte \(b) is unknown") }
+            guard let t = THPMode(rawValue: b) else { throw StatementProblem("thp byte \(b) is unknown") }
             return .thp(t)
         case .dmaEntryLimit:
             return .dmaEntryLimit(try r.varint())
         case .pfns:
             let k = try r.byte()
-            guard let kind = PfnKind(rawValue: k) else { throw StatementProblem("pfn class byte \(k) is unknown") }
+            guard let kind = PfnClass(rawValue: k) else { throw StatementProblem("pfn class byte \(k) is unknown") }
             let start = try r.delta(&reg.pfn)
             let count = try r.varint()
             reg.pfn = start &+ count
@@ -339,7 +341,7 @@ struct RecordDecoder {
             return .vma(
                 VMASpec(
                     start: start, end: end, read: perms & 1 != 0, write: perms & 2 != 0, exec: perms & 4 != 0,
-                    flags: VMAFlagSet(rawValue: flags), hugetlb: hugeShift == 0 ? 0 : 1 << hugeShift, pgoff: pgoff,
+                    flags: VMAFlags(rawValue: flags), hugetlbSize: hugeShift == 0 ? 0 : 1 << hugeShift, pgoff: pgoff,
                     name: name))
         case .munmap:
             let start = try r.delta(&reg.vaddr)

@@ -1,17 +1,4 @@
-/// The class a `pfns` statement gives a range of frames.
-public enum PfnKind: UInt8, Sendable, CaseIterable {
-    case ram = 0
-    case reserved = 1
-    case mmio = 2
-
-    public var keyword: String {
-        switch self {
-        case .ram: "ram"
-        case .reserved: "reserved"
-        case .mmio: "mmio"
-        }
-    }
-}
+import VFIOModel
 
 /// The access a `map` (r|w|rw|-) or `pin` (r|w|rw) asks for, from the device's view.
 public struct Access: OptionSet, Hashable, Sendable {
@@ -31,38 +18,12 @@ public struct Access: OptionSet, Hashable, Sendable {
     }
 }
 
-/// VMA flags as a trace spells them, in canonical order.
-public struct VMAFlagSet: OptionSet, Hashable, Sendable {
-    public var rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
-    public static let io = VMAFlagSet(rawValue: 1 << 0)
-    public static let pfnmap = VMAFlagSet(rawValue: 1 << 1)
-    public static let mixedmap = VMAFlagSet(rawValue: 1 << 2)
-    public static let shared = VMAFlagSet(rawValue: 1 << 3)
-    public static let linear = VMAFlagSet(rawValue: 1 << 4)
-    /// `VM_HUGEPAGE` (MADV_HUGEPAGE), SPEC-LATER §7.
-    public static let hugepage = VMAFlagSet(rawValue: 1 << 5)
-
-    /// Keywords in the order SPEC.md §5 and SPEC-LATER §7 list them.
-    public static let keywords: [(String, VMAFlagSet)] = [
+extension VMAFlags {
+    /// The flags' keywords in the order SPEC.md §5 and SPEC-LATER §7 list them.
+    public static let keywords: [(String, VMAFlags)] = [
         ("io", .io), ("pfnmap", .pfnmap), ("mixedmap", .mixedmap), ("shared", .shared), ("linear", .linear),
         ("hugepage", .hugepage),
     ]
-}
-
-/// The host's transparent_hugepage `enabled` setting (`thp` statement).
-public enum THPSetting: UInt8, Sendable, CaseIterable {
-    case always = 0
-    case madvise = 1
-    case never = 2
-
-    public var keyword: String {
-        switch self {
-        case .always: "always"
-        case .madvise: "madvise"
-        case .never: "never"
-        }
-    }
 }
 
 /// The size of the leaves a `pte` statement declares, as log2 of bytes: 4K, 2M or 1G.
@@ -83,38 +44,39 @@ public enum LeafSize: UInt8, Sendable, CaseIterable {
     public var pages: UInt64 { 1 << UInt64(rawValue - 12) }
 }
 
-/// A `vma` statement.
+/// A `vma` statement: the world's VMA it declares, and the name `/proc/PID/maps` gave it. The
+/// VMA's fields read through (`spec.start`, `spec.flags`): a trace and the world share one
+/// description of a VMA, so replay hands `vma` to the world as it is.
+@dynamicMemberLookup
 public struct VMASpec: Equatable, Sendable {
-    public var start: UInt64
-    public var end: UInt64
-    public var read: Bool
-    public var write: Bool
-    public var exec: Bool
-    public var flags: VMAFlagSet
-    /// Huge page size in bytes; 0 when not hugetlb.
-    public var hugetlb: UInt64
-    /// `vm_pgoff` in pages.
-    public var pgoff: UInt64
+    public var vma: VMA
     /// Empty when the statement has no `name=`.
     public var name: String
 
-    public init(
-        start: UInt64, end: UInt64, read: Bool = true, write: Bool = true, exec: Bool = false,
-        flags: VMAFlagSet = [], hugetlb: UInt64 = 0, pgoff: UInt64 = 0, name: String = ""
-    ) {
-        self.start = start
-        self.end = end
-        self.read = read
-        self.write = write
-        self.exec = exec
-        self.flags = flags
-        self.hugetlb = hugetlb
-        self.pgoff = pgoff
+    public init(_ vma: VMA, name: String = "") {
+        self.vma = vma
         self.name = name
     }
 
+    /// A VMA from the raw addresses a trace spells.
+    public init(
+        start: UInt64, end: UInt64, read: Bool = true, write: Bool = true, exec: Bool = false,
+        flags: VMAFlags = [], hugetlbSize: UInt64 = 0, pgoff: UInt64 = 0, name: String = ""
+    ) {
+        self.init(
+            VMA(
+                start: VAddr(start), end: VAddr(end), read: read, write: write, exec: exec, flags: flags,
+                hugetlbSize: hugetlbSize, pgoff: pgoff),
+            name: name)
+    }
+
+    public subscript<T>(dynamicMember field: WritableKeyPath<VMA, T>) -> T {
+        get { vma[keyPath: field] }
+        set { vma[keyPath: field] = newValue }
+    }
+
     /// `rw-`, `r-x`, ...
-    public var perms: String { (read ? "r" : "-") + (write ? "w" : "-") + (exec ? "x" : "-") }
+    public var perms: String { (vma.read ? "r" : "-") + (vma.write ? "w" : "-") + (vma.exec ? "x" : "-") }
 }
 
 /// One statement of a trace (SPEC.md §5). Every statement after the header is an event.
@@ -126,10 +88,10 @@ public enum Statement: Equatable, Sendable {
     case lockedVM(UInt64)
     case disableHugepages(Bool)
     /// The host's transparent_hugepage `enabled`; default always.
-    case thp(THPSetting)
+    case thp(THPMode)
     /// The vfio_iommu_type1 `dma_entry_limit` module parameter; initial snapshot only.
     case dmaEntryLimit(UInt64)
-    case pfns(PfnKind, start: UInt64, count: UInt64)
+    case pfns(PfnClass, start: UInt64, count: UInt64)
     case zeroPage(UInt64)
     case pool(start: UInt64, count: UInt64)
     case vma(VMASpec)
@@ -192,15 +154,15 @@ public enum Statement: Equatable, Sendable {
         case .capIpcLock(let y): return "cap_ipc_lock " + (y ? "yes" : "no")
         case .lockedVM(let n): return "locked_vm \(n)"
         case .disableHugepages(let y): return "disable_hugepages " + (y ? "yes" : "no")
-        case .thp(let t): return "thp " + t.keyword
+        case .thp(let t): return "thp \(t)"
         case .dmaEntryLimit(let n): return "dma_entry_limit \(n)"
-        case let .pfns(kind, start, count): return "pfns \(kind.keyword) \(hex(start)) \(count)"
+        case let .pfns(kind, start, count): return "pfns \(kind) \(hex(start)) \(count)"
         case .zeroPage(let pfn): return "zero_page \(hex(pfn))"
         case let .pool(start, count): return "pool \(hex(start)) \(count)"
         case .vma(let v):
-            var s = "vma \(hex(v.start)) \(hex(v.end)) \(v.perms)"
-            for (word, flag) in VMAFlagSet.keywords where v.flags.contains(flag) { s += " " + word }
-            if v.hugetlb != 0 { s += " hugetlb=" + hex(v.hugetlb) }
+            var s = "vma \(v.start) \(v.end) \(v.perms)"
+            for (word, flag) in VMAFlags.keywords where v.flags.contains(flag) { s += " " + word }
+            if v.hugetlbSize != 0 { s += " hugetlb=" + hex(v.hugetlbSize) }
             if v.pgoff != 0 { s += " pgoff=" + hex(v.pgoff) }
             if !v.name.isEmpty { s += " name=" + escapeTraceText(v.name) }
             return s

@@ -1,3 +1,5 @@
+import VFIOModel
+
 /// Parses the text form of SPEC.md §5 line by line. Comments and blank lines yield nothing;
 /// every other line after `vptr-text 1` yields one statement (an event).
 public struct TextParser {
@@ -86,7 +88,7 @@ public struct TextParser {
             return .disableHugepages(try yesNo(t[1]))
         case "thp":
             try t.arity(2)
-            guard let setting = THPSetting.allCases.first(where: { $0.keyword == t[1].string }) else {
+            guard let setting = THPMode.allCases.first(where: { $0.description == t[1].string }) else {
                 throw StatementProblem("thp must be always, madvise or never, not '\(t[1].string)'")
             }
             return .thp(setting)
@@ -95,7 +97,7 @@ public struct TextParser {
             return .dmaEntryLimit(try number(t[1]))
         case "pfns":
             try t.arity(4)
-            guard let kind = PfnKind.allCases.first(where: { $0.keyword == t[1].string }) else {
+            guard let kind = PfnClass.allCases.first(where: { $0.description == t[1].string }) else {
                 throw StatementProblem("pfns class must be ram, reserved or mmio, not '\(t[1].string)'")
             }
             return .pfns(kind, start: try number(t[2]), count: try number(t[3]))
@@ -178,11 +180,11 @@ public struct TextParser {
             let word = t[i].string
             let key = word.split(separator: "=", maxSplits: 1).first.map(String.init) ?? word
             guard seen.insert(key).inserted else { throw StatementProblem("VMA flag '\(key)' given twice") }
-            if let flag = VMAFlagSet.keywords.first(where: { $0.0 == word })?.1 {
+            if let flag = VMAFlags.keywords.first(where: { $0.0 == word })?.1 {
                 v.flags.insert(flag)
             } else if word.hasPrefix("hugetlb=") {
-                v.hugetlb = try number(t[i].dropFirst(8))
-                guard v.hugetlb != 0 else { throw StatementProblem("hugetlb=0 is not a huge page size") }
+                v.hugetlbSize = try number(t[i].dropFirst(8))
+                guard v.hugetlbSize != 0 else { throw StatementProblem("hugetlb=0 is not a huge page size") }
             } else if word.hasPrefix("pgoff=") {
                 v.pgoff = try number(t[i].dropFirst(6))
             } else if word.hasPrefix("name=") {

@@ -1,3 +1,5 @@
+import VFIOModel
+
 /// What `pinreplay stat` reports about a trace.
 public struct TraceStats: Sendable {
     public var form: TraceForm
@@ -39,7 +41,7 @@ public struct TraceStats: Sendable {
                 v.flags.contains(.pfnmap) ? "pfnmap"
                 : v.flags.contains(.io) ? "io"
                 : v.flags.contains(.mixedmap) ? "mixedmap"
-                : v.hugetlb != 0 ? "hugetlb"
+                : v.hugetlbSize != 0 ? "hugetlb"
                 : v.flags.contains(.shared) ? "shared" : "anon"
             let old = vmas[kind] ?? (0, 0)
             vmas[kind] = (old.count + 1, old.bytes &+ (v.end - v.start))

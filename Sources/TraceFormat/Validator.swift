@@ -1,3 +1,5 @@
+import VFIOModel
+
 /// The rules every statement must meet whatever form it came in (SPEC.md §5), with the little
 /// state they need: the first statement's `page_shift`, the reserved ranges for `zero_page`.
 struct StatementValidator {
@@ -6,7 +8,7 @@ struct StatementValidator {
     private static let pageMask: UInt64 = 0xfff
 
     /// `pfns` statements so far, newest last: a zero page must lie in a reserved range.
-    private var classRanges: [(start: UInt64, end: UInt64, kind: PfnKind)] = []
+    private var classRanges: [(start: UInt64, end: UInt64, kind: PfnClass)] = []
     /// Whether a request has come: `dma_entry_limit` is read when the container opens.
     private var sawRequest = false
 
@@ -32,13 +34,13 @@ struct StatementValidator {
         case let .pool(start, count):
             try Self.pfnRange(start, count)
         case .vma(let v):
-            try Self.vaRange(v.start, v.end)
-            if v.hugetlb != 0 {
-                guard v.hugetlb >= 4096, v.hugetlb & (v.hugetlb - 1) == 0 else {
-                    throw StatementProblem("hugetlb=\(hex(v.hugetlb)) is not a power of two of at least 4 KiB")
+            try Self.vaRange(v.start.rawValue, v.end.rawValue)
+            if v.hugetlbSize != 0 {
+                guard v.hugetlbSize >= 4096, v.hugetlbSize & (v.hugetlbSize - 1) == 0 else {
+                    throw StatementProblem("hugetlb=\(hex(v.hugetlbSize)) is not a power of two of at least 4 KiB")
                 }
-                guard v.start & (v.hugetlb - 1) == 0, v.end & (v.hugetlb - 1) == 0 else {
-                    throw StatementProblem("VMA \(hex(v.start))-\(hex(v.end)) is not aligned to its huge page size \(hex(v.hugetlb))")
+                guard v.start.rawValue & (v.hugetlbSize - 1) == 0, v.end.rawValue & (v.hugetlbSize - 1) == 0 else {
+                    throw StatementProblem("VMA \(v.start)-\(v.end) is not aligned to its huge page size \(hex(v.hugetlbSize))")
                 }
             }
         case let .munmap(start, end):

@@ -112,7 +112,7 @@ extension BootGenerator {
             return VMASpec(start: start, end: start + size, flags: [.shared], name: "/memfd:\(name) (deleted)")
         case .hugetlb2m, .hugetlb1g:
             return VMASpec(
-                start: start, end: start + size, hugetlb: config.backing.hugePage,
+                start: start, end: start + size, hugetlbSize: config.backing.hugePage,
                 name: "/dev/hugepages/qemu_back_mem.\(name) (deleted)")
         }
     }

@@ -11,8 +11,20 @@ public struct WorldError: Error, Equatable, Sendable, CustomStringConvertible {
 
 /// The host's transparent_hugepage `enabled` setting: whether vfio-pci may install huge
 /// pfnmap leaves (SPEC-LATER §2.5).
-public enum THPMode: Sendable {
-    case always, madvise, never
+public enum THPMode: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    // The raw values are the binary trace form's (docs/FORMAT.md).
+    case always = 0
+    case madvise = 1
+    case never = 2
+
+    /// The keyword a trace (and sysfs) spells the setting with.
+    public var description: String {
+        switch self {
+        case .always: "always"
+        case .madvise: "madvise"
+        case .never: "never"
+        }
+    }
 }
 
 /// The simulated host one engine runs on: physical memory, the one process (`current`), the

@@ -1,12 +1,14 @@
-/// What kind of memory a physical frame is (SPEC.md §2).
-public enum PfnClass: UInt8, Sendable, ConstantRunValue, CustomStringConvertible {
+/// What kind of memory a physical frame is (SPEC.md §2); a `pfns` statement's class. The raw
+/// values are the binary trace form's (docs/FORMAT.md).
+public enum PfnClass: UInt8, Sendable, CaseIterable, ConstantRunValue, CustomStringConvertible {
     /// Ordinary RAM: has a struct page, not PageReserved.
-    case ram
+    case ram = 0
     /// Has a struct page with PageReserved set: the zero page, firmware, the kernel image.
-    case reserved
+    case reserved = 1
     /// No struct page (`pfn_valid()` is false): device BARs and every undeclared frame.
-    case mmio
+    case mmio = 2
 
+    /// The keyword a trace spells the class with.
     public var description: String {
         switch self {
         case .ram: "ram"

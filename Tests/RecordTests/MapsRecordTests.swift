@@ -53,7 +53,7 @@ import VFIOEngines
         let anon = r.vma(maps[1])
         let huge = r.vma(maps[2])
         #expect(anon?.flags == [])
-        #expect(huge?.hugetlb == 2 << 20)
+        #expect(huge?.hugetlbSize == 2 << 20)
         #expect(r.assumptions.count == 2)
     }
 

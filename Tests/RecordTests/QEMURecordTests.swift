@@ -5,6 +5,7 @@ import TestSupport
 import Testing
 import TraceFormat
 import VFIOEngines
+import VFIOModel
 
 #if canImport(Glibc)
     import Glibc
@@ -76,10 +77,10 @@ import VFIOEngines
         #expect(maps.map(\.access) == ["rw", "r", "r", "rw", "r"])
         // RAM lies in one mapping of QEMU at least 256 MiB long, RAM from 1 MiB at its offset.
         let vmas = statements.compactMap { s -> VMASpec? in if case .vma(let v) = s { v } else { nil } }
-        let ram = try #require(vmas.first { $0.start <= maps[0].vaddr && maps[0].vaddr < $0.end })
+        let ram = try #require(vmas.first { $0.start.rawValue <= maps[0].vaddr && maps[0].vaddr < $0.end.rawValue })
         #expect(ram.end - ram.start >= 256 << 20)
         #expect(maps[3].vaddr == maps[0].vaddr + 0x10_0000)
-        for m in maps { #expect(vmas.contains { $0.start <= m.vaddr && m.vaddr + m.size <= $0.end }, "map at 0x\(String(m.iova, radix: 16))") }
+        for m in maps { #expect(vmas.contains { $0.start.rawValue <= m.vaddr && m.vaddr + m.size <= $0.end.rawValue }, "map at 0x\(String(m.iova, radix: 16))") }
         // isa-bios is the last 128 KiB of pc.bios.
         #expect(maps[2].vaddr == maps[4].vaddr + 0x2_0000)
 

@@ -69,17 +69,21 @@ import VFIOModel
     }
 }
 
-/// The trace's VMA flags reach the world bit for bit.
-@Suite struct VMABridgeTests {
-    @Test("Every VMA flag keyword of the trace form is the world flag of the same name")
-    func flags() {
+/// The trace form spells every world VMA flag, each by its kernel name.
+@Suite struct VMAFlagKeywordTests {
+    @Test("Every VMA flag has a keyword, and the text form reads each back to its flag")
+    func flags() throws {
         let world: [String: VMAFlags] = [
             "io": .io, "pfnmap": .pfnmap, "mixedmap": .mixedmap, "shared": .shared, "linear": .linear, "hugepage": .hugepage,
         ]
-        #expect(Set(VMAFlagSet.keywords.map(\.0)) == Set(world.keys))
-        for (keyword, flag) in VMAFlagSet.keywords {
-            let v = VMA(VMASpec(start: 0x1000, end: 0x2000, flags: flag))
-            #expect(v.flags == world[keyword], "\(keyword)")
+        #expect(Set(VMAFlags.keywords.map(\.0)) == Set(world.keys))
+        #expect(VMAFlags.keywords.reduce(VMAFlags()) { $0.union($1.1) }.rawValue == 0x3f)
+        for (keyword, flag) in VMAFlags.keywords {
+            let text = "vma 0x1000 0x2000 rw- \(keyword)"
+            #expect(Statement.vma(VMASpec(start: 0x1000, end: 0x2000, flags: flag)).canonicalText == text)
+            var parser = TextParser(file: "t.txt")
+            _ = try parser.parse(line: Substring(textHeader))
+            #expect(try parser.parse(line: Substring(text)) == .vma(VMASpec(start: 0x1000, end: 0x2000, flags: world[keyword] ?? [])))
         }
     }
 }

@@ -1,5 +1,6 @@
 import TraceFormat
 import TraceGen
+import VFIOModel
 
 /// Seeded random traces for the tests that compare engines or check that nothing traps.
 public enum RandomTrace {
@@ -19,7 +20,7 @@ public enum RandomTrace {
         }
         for _ in 0..<(10 + r.below(40)) {
             switch r.below(20) {
-            case 16: out.append(.thp(pick(THPSetting.allCases)))
+            case 16: out.append(.thp(pick(THPMode.allCases)))
             case 17: out.append(.touch(vaddr: pick(vmaBase + [bar]) + (r.below(8) << 12), count: 1 + r.below(8), write: r.chance(50)))
             case 18: out.append(.pte(vaddr: bar + (r.below(2) << 21), count: 512, pfn: r.below(4) << 9, readOnly: r.chance(30), leaf: .m2))
             case 19: out.append(.map(iova: 0x10_0000 + (r.below(4) << 20), vaddr: bar + (r.below(1024) << 12), size: (1 + r.below(1024)) << 12, access: pick([.read, [.read, .write]])))
@@ -33,8 +34,8 @@ public enum RandomTrace {
                 let start = pick(vmaBase) + (r.below(16) << 12)
                 let hugetlb: UInt64 = r.chance(15) ? 0x20_0000 : 0
                 let s = hugetlb > 0 ? start & ~(hugetlb - 1) : start
-                let flags = VMAFlagSet(rawValue: UInt8(r.below(64)))
-                out.append(.vma(VMASpec(start: s, end: s + max(hugetlb, (1 + r.below(16)) << 12), read: r.chance(90), write: r.chance(80), flags: flags, hugetlb: hugetlb, pgoff: r.below(0x200))))
+                let flags = VMAFlags(rawValue: UInt8(r.below(64)))
+                out.append(.vma(VMASpec(start: s, end: s + max(hugetlb, (1 + r.below(16)) << 12), read: r.chance(90), write: r.chance(80), flags: flags, hugetlbSize: hugetlb, pgoff: r.below(0x200))))
             case 7:
                 let b = pick(vmaBase) + (r.below(16) << 12)
                 out.append(.munmap(start: b, end: b + (1 + r.below(8)) << 12))

@@ -226,10 +226,10 @@ import VFIOModel
             try g.run { s throws(TraceError) in
                 switch s {
                 case .vma(let v):
-                    if mm.findVMAIntersection(VAddr(v.start), VAddr(v.end)) != nil {
-                        problems.append("vma \(hex(v.start))-\(hex(v.end)) lands on a live VMA")
+                    if mm.findVMAIntersection(v.start, v.end) != nil {
+                        problems.append("vma \(v.start)-\(v.end) lands on a live VMA")
                     }
-                    mm.mmap(VMA(start: VAddr(v.start), end: VAddr(v.end)))
+                    mm.mmap(VMA(start: v.start, end: v.end))
                 case let .munmap(start, end):
                     mm.munmap(VAddr(start), VAddr(end))
                 case let .map(_, vaddr, size, _):
