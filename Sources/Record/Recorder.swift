@@ -26,7 +26,7 @@ public struct Recorder {
     public mutating func vma(_ e: MapsEntry) -> VMASpec? {
         if e.path == "[vsyscall]" { return nil }
         var v = VMASpec(start: e.start, end: e.end, read: e.read, write: e.write, exec: e.exec)
-        v.name = String(e.path.map { $0 == "#" ? "_" : $0 })
+        v.name = TraceText(String(e.path.map { $0 == "#" ? "_" : $0 }))
         if e.shared { v.flags.insert(.shared) }
         if e.path == "anon_inode:[vfio-device]" || e.path.hasPrefix("/dev/vfio/devices/") {
             // A vfio-pci BAR mmap: VM_IO|VM_PFNMAP. On 4.16-era kernels the offset column is
@@ -197,7 +197,7 @@ public struct Recorder {
         var out: [Statement] = [.pageShift(12)]
         if let memlock { out.append(.memlock(memlock)) }
         if let capIpcLock { out.append(.capIpcLock(capIpcLock)) }
-        for a in assumptions { out.append(.mark("assumed: " + a)) }
+        for a in assumptions { out.append(.mark("assumed: \(a)")) }
         if let zeroPfn {
             out.append(.pfns(.reserved, start: zeroPfn, count: 1))
             out.append(.zeroPage(zeroPfn))

@@ -69,7 +69,7 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
         if src.flatView == nil {
             let a = "maps from the QEMU trace are read-write (the trace does not say; give --mtree)"
             recorder.assume(a)
-            out.append(.mark("assumed: " + a))
+            out.append(.mark("assumed: \(a)"))
         }
         let parsed = try QEMUTraceLog(log.text, file: log.source) { gpa in rom.contains { $0.start <= gpa && gpa <= $0.last } }
         guard !parsed.statements.isEmpty || parsed.unplaceable > 0 else {
@@ -78,7 +78,7 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
         if parsed.unplaceable > 0 {
             let a = "\(parsed.unplaceable) vIOMMU maps left out: QEMU's trace does not carry their host addresses"
             recorder.assume(a)
-            out.append(.mark("assumed: " + a))
+            out.append(.mark("assumed: \(a)"))
         }
         out.append(.mark("the VFIO listener's requests from \(log.source)"))
         for (s, line) in zip(parsed.statements, parsed.lines) {
@@ -207,7 +207,7 @@ public func watchQEMU(
         out += vmaChanges
         out += added.map(\.request)
     }
-    for a in recorder.assumptions where !out.contains(.mark("assumed: " + a)) { out.append(.mark("assumed: " + a)) }
+    for a in recorder.assumptions where !out.contains(.mark("assumed: \(a)")) { out.append(.mark("assumed: \(a)")) }
     return out
 }
 

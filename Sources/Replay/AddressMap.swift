@@ -8,7 +8,7 @@ public enum VMAKind: String, CaseIterable, Sendable {
     /// BARs are VM_IO/VM_PFNMAP; ROMs are QEMU's ROM and firmware blocks (writable anon memory
     /// the guest only reads) or read-only mappings; RAM is the remaining writable memory.
     public init(_ v: VMASpec) {
-        let name = v.name.lowercased()
+        let name = v.name.string.lowercased()
         if v.flags.contains(.io) || v.flags.contains(.pfnmap) {
             self = .bar
         } else if name.contains("rom") || name.contains("bios") || (v.read && !v.write) {
@@ -119,7 +119,7 @@ public struct AddressMapObserver: ReplayObserver {
         var range: (UInt64, UInt64)?
         switch s {
         case .vma(let v):
-            Self.keep(&vmas, v.start.rawValue, v.end - v.start, VMALabel(kind: VMAKind(v), name: v.name), dropped: &map.dropped)
+            Self.keep(&vmas, v.start.rawValue, v.end - v.start, VMALabel(kind: VMAKind(v), name: v.name.string), dropped: &map.dropped)
         case let .pfns(kind, start, count):
             phys.declare(kind, start: PFN(start), count: min(count, Self.pageLimit))
         case let .pool(start, count):

@@ -369,7 +369,7 @@ public struct Replayer {
                         event: event, statement: s.keyword, mappedPages: mappedPages, totalMapPages: totals.mapPages, events: totals.events))
                 if case let .map(_, _, size, _) = s { mappedPages &+= size >> PAGE_SHIFT }
             }
-            if case .mark(let text) = s { mark = text }
+            if case .mark(let text) = s { mark = text.string }
             observer.statement(event: event, s)
             try checkBudget(s, event: event, reader)
             outcomes.removeAll(keepingCapacity: true)

@@ -96,7 +96,7 @@ struct RecordEncoder {
             payload.append(v.flags.rawValue)
             putVarint(v.hugetlbSize == 0 ? 0 : UInt64(v.hugetlbSize.trailingZeroBitCount))
             putVarint(v.pgoff)
-            putString(v.name)
+            putText(v.name)
             reg.vaddr = v.end.rawValue
         case let .munmap(start, end):
             type = .munmap
@@ -147,7 +147,7 @@ struct RecordEncoder {
             reg.iova = iova &+ count << 12
         case .mark(let text):
             type = .mark
-            putString(text)
+            putText(text)
         }
         appendVarint(type.rawValue, to: &out)
         appendVarint(UInt64(payload.count), to: &out)
@@ -162,7 +162,8 @@ struct RecordEncoder {
         reg[keyPath: register] = v
     }
 
-    private mutating func putString(_ s: String) {
+    private mutating func putText(_ t: TraceText) {
+        let s = t.string
         putVarint(UInt64(s.utf8.count))
         payload.append(contentsOf: s.utf8)
     }
@@ -265,7 +266,7 @@ struct PayloadReader {
         }
     }
 
-    mutating func string() throws(StatementProblem) -> String {
+    mutating func text() throws(StatementProblem) -> TraceText {
         let n = try varint()
         guard n <= UInt64(bytes.count - pos) else { throw StatementProblem("string runs past its record") }
         let slice = UnsafeRawBufferPointer(rebasing: bytes[pos..<pos + Int(n)])
@@ -273,7 +274,7 @@ struct PayloadReader {
         guard let s = String(validating: slice, as: UTF8.self) else {
             throw StatementProblem("string is not valid UTF-8")
         }
-        return s
+        return TraceText(s)
     }
 
     @inline(__always)
@@ -289,6 +290,7 @@ struct RecordDecoder {
 
     /// Decodes one record of a type this version knows. Bytes past the fields this version
     /// knows are ignored: newer writers may append fields.
+    @inline(__always)
     mutating func decode(_ type: RecordType, payload: UnsafeRawBufferPointer) throws(StatementProblem) -> Statement {
         var r = PayloadReader(payload)
         switch type {
@@ -336,7 +338,7 @@ struct RecordDecoder {
                 throw StatementProblem("huge page shift \(hugeShift) is out of range")
             }
             let pgoff = try r.varint()
-            let name = try r.string()
+            let name = try r.text()
             reg.vaddr = end
             return .vma(
                 VMASpec(
@@ -400,7 +402,7 @@ struct RecordDecoder {
             reg.iova = iova &+ count << 12
             return .unpin(iova: iova, count: count)
         case .mark:
-            return .mark(try r.string())
+            return .mark(try r.text())
         }
     }
 }

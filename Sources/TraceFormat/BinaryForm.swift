@@ -169,6 +169,18 @@ final class BinarySource {
 
     deinit { content.deallocate() }
 
+    /// Starts over at the header, once the input has been rewound.
+    func restart() throws(TraceError) {
+        dctx.reset()
+        crc = CRC32()
+        decoder = RecordDecoder()
+        validator = StatementValidator()
+        (cStart, cEnd, inFrame, finished) = (0, 0, false, false)
+        (recordIndex, skippedRecords, contentOffset, lastRecord) = (0, 0, 0, (0, 0))
+        framingOnly = false
+        try readHeader()
+    }
+
     private static func zeroed(_ count: Int) -> UnsafeMutableRawBufferPointer {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 8)
         buffer.initializeMemory(as: UInt8.self, repeating: 0)
@@ -217,6 +229,7 @@ final class BinarySource {
     /// version knows; nil when more content is needed. This is the decoder's hot path: one
     /// pointer, no closure and no intermediate enum per record, so a statement is built once
     /// and moved out.
+    @inline(__always)
     private func nextRecord() throws(TraceError) -> Statement? {
         while cStart < cEnd {
             var r = PayloadReader(UnsafeRawBufferPointer(start: content.baseAddress! + cStart, count: cEnd - cStart))

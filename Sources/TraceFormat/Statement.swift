@@ -51,9 +51,9 @@ public enum LeafSize: UInt8, Sendable, CaseIterable {
 public struct VMASpec: Equatable, Sendable {
     public var vma: VMA
     /// Empty when the statement has no `name=`.
-    public var name: String
+    public var name: TraceText
 
-    public init(_ vma: VMA, name: String = "") {
+    public init(_ vma: VMA, name: TraceText = "") {
         self.vma = vma
         self.name = name
     }
@@ -61,7 +61,7 @@ public struct VMASpec: Equatable, Sendable {
     /// A VMA from the raw addresses a trace spells.
     public init(
         start: UInt64, end: UInt64, read: Bool = true, write: Bool = true, exec: Bool = false,
-        flags: VMAFlags = [], hugetlbSize: UInt64 = 0, pgoff: UInt64 = 0, name: String = ""
+        flags: VMAFlags = [], hugetlbSize: UInt64 = 0, pgoff: UInt64 = 0, name: TraceText = ""
     ) {
         self.init(
             VMA(
@@ -103,7 +103,7 @@ public enum Statement: Equatable, Sendable {
     case unmap(iova: UInt64, size: UInt64)
     case pin(iova: UInt64, count: UInt64, access: Access)
     case unpin(iova: UInt64, count: UInt64)
-    case mark(String)
+    case mark(TraceText)
 
     /// Whether this statement is a request the engines answer (map, unmap, pin, unpin).
     public var isRequest: Bool {
@@ -164,7 +164,7 @@ public enum Statement: Equatable, Sendable {
             for (word, flag) in VMAFlags.keywords where v.flags.contains(flag) { s += " " + word }
             if v.hugetlbSize != 0 { s += " hugetlb=" + hex(v.hugetlbSize) }
             if v.pgoff != 0 { s += " pgoff=" + hex(v.pgoff) }
-            if !v.name.isEmpty { s += " name=" + escapeTraceText(v.name) }
+            if !v.name.isEmpty { s += " name=" + escapeTraceText(v.name.string) }
             return s
         case let .munmap(start, end): return "munmap \(hex(start)) \(hex(end))"
         case let .pte(vaddr, count, pfn, ro, leaf):
@@ -176,7 +176,7 @@ public enum Statement: Equatable, Sendable {
         case let .unmap(iova, size): return "unmap \(hex(iova)) \(hex(size))"
         case let .pin(iova, count, access): return "pin \(hex(iova)) \(count) \(access.keyword)"
         case let .unpin(iova, count): return "unpin \(hex(iova)) \(count)"
-        case .mark(let text): return "mark " + escapeTraceText(text)
+        case .mark(let text): return "mark " + escapeTraceText(text.string)
         }
     }
 }

@@ -153,7 +153,7 @@ public struct TextParser {
             return .unpin(iova: try number(t[1]), count: try number(t[2]))
         case "mark":
             guard t.count >= 2 else { throw StatementProblem("mark needs a TEXT") }
-            return .mark(try t.text(from: 1))
+            return .mark(TraceText(try t.text(from: 1)))
         case "vptr-text":
             throw StatementProblem("a second 'vptr-text' header")
         default:
@@ -189,7 +189,7 @@ public struct TextParser {
                 v.pgoff = try number(t[i].dropFirst(6))
             } else if word.hasPrefix("name=") {
                 // name= runs to the end of the line.
-                v.name = try t.text(from: i, dropping: 5)
+                v.name = TraceText(try t.text(from: i, dropping: 5))
                 guard !v.name.isEmpty else { throw StatementProblem("name= is empty") }
                 break
             } else {

@@ -22,7 +22,8 @@ public final class TraceReader {
     }
 
     private let input: ByteInput
-    private var source: Source
+    /// A rewind restarts the source in place, keeping its buffers.
+    private let source: Source
     public let form: TraceForm
     /// Events returned so far; the last one returned is event number `eventCount`.
     public private(set) var eventCount = 0
@@ -121,9 +122,9 @@ public final class TraceReader {
     public func rewind() throws(TraceError) {
         try input.rewind()
         eventCount = 0
-        switch form {
-        case .text: source = .text(TextSource(input))
-        case .binary: source = .binary(try BinarySource(input))
+        switch source {
+        case .text(let t): t.restart()
+        case .binary(let b): try b.restart()
         }
     }
 }
@@ -138,6 +139,13 @@ final class TextSource {
     init(_ input: ByteInput) {
         self.input = input
         parser = TextParser(file: input.name)
+    }
+
+    /// Starts over at the first line, once the input has been rewound.
+    func restart() {
+        parser = TextParser(file: input.name)
+        done = false
+        bytesRead = 0
     }
 
     func next() throws(TraceError) -> Statement? {

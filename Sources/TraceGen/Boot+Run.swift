@@ -12,7 +12,7 @@ private struct Emitter {
 
     mutating func put(_ s: Statement) throws(TraceError) { try emit(s) }
 
-    mutating func mark(_ text: String) throws(TraceError) { try emit(.mark(text)) }
+    mutating func mark(_ text: String) throws(TraceError) { try emit(.mark(TraceText(text))) }
 
     /// Maps a section; returns false when the map would run past RLIMIT_MEMLOCK (-ENOMEM).
     mutating func map(_ s: BootGenerator.Section, charged: UInt64) throws(TraceError) -> Bool {
@@ -107,7 +107,7 @@ extension BootGenerator {
     func ramVMA(start: UInt64, size: UInt64, name: String) -> VMASpec {
         switch config.backing {
         case .anon, .thp:
-            return VMASpec(start: start, end: start + size, name: name)
+            return VMASpec(start: start, end: start + size, name: TraceText(name))
         case .memfd:
             return VMASpec(start: start, end: start + size, flags: [.shared], name: "/memfd:\(name) (deleted)")
         case .hugetlb2m, .hugetlb1g:

@@ -145,7 +145,7 @@ import TraceFormat
     func roundTrip(text: String) throws {
         let dir = Paths.scratch("escape-\(abs(text.hashValue))")
         let statements: [Statement] = [
-            .mark(text), .vma(VMASpec(start: 0x10000, end: 0x20000, name: text)), .map(iova: 0, vaddr: 0x10000, size: 4096, access: .read),
+            .mark(TraceText(text)), .vma(VMASpec(start: 0x10000, end: 0x20000, name: TraceText(text))), .map(iova: 0, vaddr: 0x10000, size: 4096, access: .read),
         ]
         let bin = dir.appendingPathComponent("t.vptr").path
         let txt = dir.appendingPathComponent("t.txt").path
@@ -159,8 +159,8 @@ import TraceFormat
             Issue.record("statements changed kind")
             return
         }
-        #expect(Array(m.utf8) == Array(text.utf8))
-        #expect(Array(v.name.utf8) == Array(text.utf8))
+        #expect(Array(m.string.utf8) == Array(text.utf8))
+        #expect(Array(v.name.string.utf8) == Array(text.utf8))
         // One statement per line: the text has exactly header + 3 lines.
         let lines = try String(contentsOfFile: txt, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
         #expect(lines.count == 5 && lines[4].isEmpty)

@@ -149,7 +149,7 @@ import VFIOModel
             }
         }
         #expect(live.isEmpty)
-        let marks = s.compactMap { if case .mark(let t) = $0 { String(t.prefix(while: { $0 != ":" })) } else { nil } }
+        let marks = s.compactMap { if case .mark(let t) = $0 { String(t.string.prefix(while: { $0 != ":" })) } else { nil } }
         #expect(Set(marks).isSuperset(of: ["realize", "firmware", "BAR sizing", "OS probe", "shutdown"]))
     }
 
