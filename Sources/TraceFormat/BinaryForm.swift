@@ -244,9 +244,9 @@ final class BinarySource {
             let size = r.pos + Int(length)
             let payload = UnsafeRawBufferPointer(start: r.bytes.baseAddress! + r.pos, count: Int(length))
             let at = (recordIndex, contentOffset)
-            cStart += size
-            contentOffset += UInt64(size)
-            recordIndex += 1
+            cStart &+= size
+            contentOffset &+= UInt64(size)
+            recordIndex &+= 1
             if framingOnly { continue }
             guard let known = RecordType(rawValue: type) else {
                 skippedRecords += 1

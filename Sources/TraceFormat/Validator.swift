@@ -12,9 +12,12 @@ struct StatementValidator {
     /// Whether a request has come: `dma_entry_limit` is read when the container opens.
     private var sawRequest = false
 
+    @inline(__always)
     mutating func check(_ s: Statement) throws(StatementProblem) {
-        if s.isRequest { sawRequest = true }
         switch s {
+        case .map, .unmap, .pin, .unpin:
+            // Requests take any values: misaligned or empty ones are the kernel's to refuse.
+            sawRequest = true
         case .dmaEntryLimit:
             guard !sawRequest else {
                 throw StatementProblem("dma_entry_limit after the first request: the kernel reads it when the container opens")
@@ -60,8 +63,7 @@ struct StatementValidator {
         case .mark(let text):
             // Any text: the text form escapes what it cannot write plainly.
             guard !text.isEmpty else { throw StatementProblem("mark text is empty") }
-        case .memlock, .capIpcLock, .disableHugepages, .thp, .map, .unmap, .pin, .unpin:
-            // Requests take any values: misaligned or empty ones are the kernel's to refuse.
+        case .memlock, .capIpcLock, .disableHugepages, .thp:
             break
         }
     }
