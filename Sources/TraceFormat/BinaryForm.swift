@@ -133,7 +133,10 @@ final class BinarySink {
 final class BinarySource {
     private let input: ByteInput
     private let dctx: ZstdDecompressor
-    private var crc = CRC32()
+    /// Reads and decompresses the frames after the header, ahead of the parser.
+    private var frames: FrameReader
+    /// The reader's last event was a failure: what every later call reports again.
+    private var failure: TraceError?
     private var decoder = RecordDecoder()
     private var validator = StatementValidator()
     /// Decompressed bytes not yet parsed: `content[cStart..<cEnd]`. Raw storage, owned here,
@@ -144,7 +147,6 @@ final class BinarySource {
     private var capacity: Int { content.count - PayloadReader.slack }
     private var cStart = 0
     private var cEnd = 0
-    private var inFrame = false
     private var finished = false
     /// Records parsed so far, known or not.
     private(set) var recordIndex: UInt64 = 0
@@ -164,21 +166,27 @@ final class BinarySource {
         } catch {
             throw TraceError(file: input.name, .file, .compression, "cannot start decompression: \(error)", cause: .zstd(code: error.code, name: error.name))
         }
-        try readHeader()
+        frames = FrameReader(input: input, dctx: dctx, crc: try Self.readHeader(input))
+        frames.start()
     }
 
-    deinit { content.deallocate() }
+    deinit {
+        frames.stop()
+        content.deallocate()
+    }
 
-    /// Starts over at the header, once the input has been rewound.
+    /// Rewinds the input and starts over at the header.
     func restart() throws(TraceError) {
+        frames.stop()
+        try input.rewind()
         dctx.reset()
-        crc = CRC32()
         decoder = RecordDecoder()
         validator = StatementValidator()
-        (cStart, cEnd, inFrame, finished) = (0, 0, false, false)
+        (cStart, cEnd, finished, failure) = (0, 0, false, nil)
         (recordIndex, skippedRecords, contentOffset, lastRecord) = (0, 0, 0, (0, 0))
         framingOnly = false
-        try readHeader()
+        frames = FrameReader(input: input, dctx: dctx, crc: try Self.readHeader(input))
+        frames.start()
     }
 
     private static func zeroed(_ count: Int) -> UnsafeMutableRawBufferPointer {
@@ -188,10 +196,21 @@ final class BinarySource {
     }
 
     private func fail(_ at: UInt64, _ code: TraceError.Code, _ message: String, cause: TraceError.Cause? = nil) -> TraceError {
+        Self.fail(input, at, code, message, cause: cause)
+    }
+
+    private static func fail(
+        _ input: ByteInput, _ at: UInt64, _ code: TraceError.Code, _ message: String, cause: TraceError.Cause? = nil
+    ) -> TraceError {
         TraceError(file: input.name, .byte(at), code, message, cause: cause)
     }
 
-    private func readHeader() throws(TraceError) {
+    /// Checks the header and returns the CRC-32 of its bytes.
+    private static func readHeader(_ input: ByteInput) throws(TraceError) -> CRC32 {
+        func fail(_ at: UInt64, _ code: TraceError.Code, _ message: String) -> TraceError {
+            Self.fail(input, at, code, message)
+        }
+        var crc = CRC32()
         guard try input.ensure(BinaryLayout.headerSize) else {
             throw fail(UInt64(input.available), .truncated, "file ends inside the \(BinaryLayout.headerSize)-byte header (truncated)")
         }
@@ -213,6 +232,7 @@ final class BinarySource {
             crc.update(UnsafeRawBufferPointer(rebasing: h[0..<BinaryLayout.headerSize]))
         }
         input.consume(BinaryLayout.headerSize)
+        return crc
     }
 
     /// The next statement, or nil after a complete, verified trailer.
@@ -221,7 +241,7 @@ final class BinarySource {
             let s = try nextRecord()
             if case .some = s { return s }
             if finished { return nil }
-            try pump()
+            try refill()
         }
     }
 
@@ -268,40 +288,35 @@ final class BinarySource {
         TraceError(file: input.name, .record(index: recordIndex, contentOffset: contentOffset), code, message)
     }
 
-    /// Moves the stream forward: decompresses more content, or at a frame boundary reads the
-    /// next frame's magic or the trailer.
-    private func pump() throws(TraceError) {
-        if !inFrame {
-            guard try input.ensure(4) else {
-                if input.available == 0 {
-                    throw fail(input.offset, .truncated, "file ends after record \(recordIndex) without its trailer (truncated)")
-                }
-                throw fail(input.offset, .truncated, "file ends inside a frame header (truncated)")
-            }
-            let magic = input.withAvailable { BinaryLayout.get($0, 0, as: UInt32.self) }
-            switch magic {
-            case BinaryLayout.trailerFrameMagic:
-                try readTrailer()
-                return
-            case BinaryLayout.zstdFrameMagic:
-                inFrame = true
-            default:
-                throw fail(input.offset, .corrupt, "expected a zstd frame or the trailer, found \(hex(UInt64(magic)))")
+    /// Takes the frame reader's next event: more content after what is left of the last, or
+    /// the end of the stream, checked.
+    private func refill() throws(TraceError) {
+        if let failure { throw failure }
+        switch frames.take() {
+        case .content(let chunk):
+            append(chunk)
+        case .endsBetweenFrames(let at):
+            failure = fail(at, .truncated, "file ends after record \(recordIndex) without its trailer (truncated)")
+        case .failure(let error):
+            failure = error
+        case let .trailer(bytes, at, crc, bytesAfter):
+            do throws(TraceError) {
+                try checkTrailer(bytes, at: at, crc: crc, bytesAfter: bytesAfter)
+                finished = true
+            } catch {
+                failure = error
             }
         }
-        if input.available == 0, try !input.fill() {
-            throw fail(input.offset, .truncated, "file ends inside a zstd frame (truncated)")
-        }
-        // Keep room for what the decoder produces.
-        if cStart > 0 && cStart == cEnd {
-            cStart = 0
-            cEnd = 0
-        } else if capacity - cEnd < ZstdDecompressor.recommendedOutputSize {
-            // Move the partial record to the front; grow only for a record larger than the
-            // buffer (at most `maxRecordPayload`).
-            let pending = cEnd - cStart
-            if capacity - pending < ZstdDecompressor.recommendedOutputSize {
-                let grown = Self.zeroed(pending + ZstdDecompressor.recommendedOutputSize + PayloadReader.slack)
+        if let failure { throw failure }
+    }
+
+    /// Appends `chunk` to the unparsed content, moving the partial record left over to the
+    /// front; grows the buffer only for a record larger than it (at most `maxRecordPayload`).
+    private func append(_ chunk: [UInt8]) {
+        let pending = cEnd - cStart
+        if capacity - cEnd < chunk.count {
+            if capacity - pending < chunk.count {
+                let grown = Self.zeroed(pending + max(chunk.count, ZstdDecompressor.recommendedOutputSize) + PayloadReader.slack)
                 grown.baseAddress!.copyMemory(from: content.baseAddress! + cStart, byteCount: pending)
                 content.deallocate()
                 content = grown
@@ -311,38 +326,17 @@ final class BinarySource {
             cStart = 0
             cEnd = pending
         }
-        let offset = input.offset
-        var consumed = 0
-        let result: (produced: Int, frameDone: Bool)
-        do {
-            result = try input.withAvailable { (raw) throws(ZstdError) in
-                var pos = 0
-                let r = try dctx.decompress(raw, &pos, into: UnsafeMutableRawBufferPointer(rebasing: content[cEnd..<capacity]))
-                crc.update(UnsafeRawBufferPointer(rebasing: raw[0..<pos]))
-                consumed = pos
-                return r
-            }
-        } catch {
-            throw fail(offset, .corrupt, "corrupt zstd frame: \(error.name)", cause: .zstd(code: error.code, name: error.name))
-        }
-        input.consume(consumed)
-        cEnd += result.produced
-        if result.frameDone { inFrame = false }
-        if consumed == 0 && result.produced == 0 && !result.frameDone, try !input.fill() {
-            throw fail(input.offset, .truncated, "file ends inside a zstd frame (truncated)")
-        }
+        chunk.withUnsafeBytes { content.baseAddress!.advanced(by: cEnd).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        cEnd += chunk.count
     }
 
-    private func readTrailer() throws(TraceError) {
-        let at = input.offset
-        guard try input.ensure(BinaryLayout.trailerSize) else {
-            throw fail(at, .truncated, "file ends inside the trailer (truncated)")
-        }
+    /// Checks the trailer the frame reader found at `at`, in the order a reader meets its
+    /// fields; `crc` is that of every byte before it.
+    private func checkTrailer(_ t: [UInt8], at: UInt64, crc computed: UInt32, bytesAfter: Int) throws(TraceError) {
         guard cStart == cEnd else {
             throw recordError(.truncated, "stream ends inside a record (\(cEnd - cStart) bytes left over)")
         }
-        let computed = crc.value
-        try input.withAvailable { (t) throws(TraceError) in
+        try t.withBytes { (t) throws(TraceError) in
             guard BinaryLayout.get(t, 4, as: UInt32.self) == UInt32(BinaryLayout.trailerPayload) else {
                 throw fail(at + 4, .corrupt, "trailer frame size is not \(BinaryLayout.trailerPayload)")
             }
@@ -359,10 +353,8 @@ final class BinarySource {
             }
             guard BinaryLayout.get(t, 28, as: UInt32.self) == 0 else { throw fail(at + 28, .corrupt, "reserved trailer bytes are not zero") }
         }
-        input.consume(BinaryLayout.trailerSize)
-        if try input.ensure(1) {
-            throw fail(input.offset, .corrupt, "\(input.available)+ bytes after the trailer")
+        if bytesAfter > 0 {
+            throw fail(at + UInt64(BinaryLayout.trailerSize), .corrupt, "\(bytesAfter)+ bytes after the trailer")
         }
-        finished = true
     }
 }

@@ -66,11 +66,9 @@ public final class TraceReader {
     /// The next event, or nil at the (verified) end of the trace.
     public func next() throws(TraceError) -> Statement? {
         let s: Statement?
-        // The source lives as long as this reader: borrowed, not retained and released for
-        // every event.
         switch source {
-        case .text(let t): s = try Unmanaged.passUnretained(t)._withUnsafeGuaranteedRef { t in Result { () throws(TraceError) in try t.next() } }.get()
-        case .binary(let b): s = try Unmanaged.passUnretained(b)._withUnsafeGuaranteedRef { b in Result { () throws(TraceError) in try b.next() } }.get()
+        case .text(let t): s = try t.next()
+        case .binary(let b): s = try b.next()
         }
         if case .some = s { eventCount &+= 1 }
         return s
@@ -120,11 +118,13 @@ public final class TraceReader {
 
     /// Starts over from the first event.
     public func rewind() throws(TraceError) {
-        try input.rewind()
         eventCount = 0
         switch source {
-        case .text(let t): t.restart()
-        case .binary(let b): try b.restart()
+        case .text(let t):
+            try input.rewind()
+            t.restart()
+        case .binary(let b):
+            try b.restart()
         }
     }
 }
