@@ -12,11 +12,14 @@ import VFIOModel
 /// One benchmark: what it measures and how, run in a process of its own so that its peak RSS
 /// is its own.
 public struct BenchCase: Sendable {
+    /// The name `--case` takes.
     public var name: String
+    /// What the case measures, one line.
     public var what: String
     /// Runs the case `runs` times and returns its figures as `key=value` pairs.
     public var run: @Sendable (_ runs: Int, _ scratch: String) throws -> [(String, String)]
 
+    /// Every case, in the order `pinreplay bench` runs them.
     public static let all: [BenchCase] = [barWalk, gpuBoot, terabyteGuest, viommuChurn, decode, fuzzRate, reduceBoot] + fragmentationCases
 }
 

@@ -6,9 +6,13 @@ import TraceFormat
 
 /// Figures of one case as measured from outside: its own figures, its wall time and peak RSS.
 public struct BenchResult: Sendable {
+    /// The case's name.
     public var name: String
+    /// The figures the case printed, name and value, in its order.
     public var figures: [(String, String)]
+    /// Wall time of the whole case process, generation included.
     public var wallSeconds: Double
+    /// Peak resident set of the case process, from the kernel.
     public var peakRSSKiB: Int
 }
 
@@ -67,6 +71,7 @@ public func runBenchChild(_ name: String, runs: Int) throws {
     for (k, v) in try c.run(runs, dir) { print("\(k)\t\(v)") }
 }
 
+/// A case that could not run or whose process failed.
 public struct BenchError: Error, CustomStringConvertible {
     public var description: String
     init(_ d: String) { description = d }

@@ -47,6 +47,7 @@ public final class CEngine: PinEngine, @unchecked Sendable {
     public var kernels: String { "\(kernelAPI)-era C, \(path)" }
     public var profile: EngineProfile { .v4_16 }
 
+    /// Calls the compiled `vfio_pin_pages_remote()` on `k`'s world.
     public func vfio_pin_pages_remote(
         _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ npage: Int, _ pfn_base: inout PFN, _ limit: UInt64,
         _ batch: inout VFIOBatch
@@ -59,6 +60,7 @@ public final class CEngine: PinEngine, @unchecked Sendable {
         return ret
     }
 
+    /// Calls the compiled `vfio_pin_page_external()` on `k`'s world.
     public func vfio_pin_page_external(_ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ pfn_base: inout PFN, _ do_accounting: Bool)
         -> Int
     {
@@ -70,6 +72,7 @@ public final class CEngine: PinEngine, @unchecked Sendable {
         return ret
     }
 
+    /// Calls the compiled `vfio_unpin_pages_remote()` on `k`'s world.
     public func vfio_unpin_pages_remote(_ k: Host, _ dma: VFIODma, _ iova: IOVA, _ pfn: PFN, _ npage: Int, _ do_accounting: Bool)
         -> Int
     {

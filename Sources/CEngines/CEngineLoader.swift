@@ -9,6 +9,7 @@ import VFIOModel
 /// Why a C engine could not be built or loaded; `message` names the file (and, for a compile
 /// error, the line) first.
 public struct CEngineError: Error, CustomStringConvertible, Equatable {
+    /// One line: the file, where, and what is wrong.
     public var message: String
     public var description: String { message }
 }
@@ -23,6 +24,7 @@ public enum KernelAPI: String, CaseIterable, Sendable {
     case v4_16 = "4.16"
 }
 
+/// Compiles a reviewer's C into an engine and loads it, caching the shared object.
 public enum CEngineLoader {
 
     /// Whether an `--engines` item names a C file rather than an engine.

@@ -2,10 +2,15 @@ import TraceFormat
 
 /// One line of `/proc/PID/maps`.
 public struct MapsEntry: Equatable, Sendable {
+    /// First address of the mapping.
     public var start: UInt64
+    /// Address just past the mapping.
     public var end: UInt64
+    /// The `r` permission.
     public var read: Bool
+    /// The `w` permission.
     public var write: Bool
+    /// The `x` permission.
     public var exec: Bool
     /// `s` in the permissions: a shared mapping.
     public var shared: Bool

@@ -2,6 +2,7 @@ import TraceFormat
 
 /// One range of a QEMU flat view (`info mtree -f`).
 public struct FlatRange: Equatable, Sendable {
+    /// First guest-physical or IOVA address of the range.
     public var start: UInt64
     /// Inclusive, as QEMU prints it.
     public var last: UInt64
@@ -22,6 +23,7 @@ extension FlatRange {
         /// `i/o`, `romd` and the rest: not mapped for DMA.
         case other(String)
 
+        /// Parses the monitor's output text.
         public init(_ text: String) {
             switch text {
             case "ram": self = .ram
@@ -86,9 +88,13 @@ public func parseFlatView(_ text: String, source: String) throws(TraceError) -> 
 /// A section QEMU's VFIO listener maps: guest range trimmed to whole pages, host address,
 /// read-only for ROM.
 public struct MappedSection: Hashable, Sendable {
+    /// Where the device sees the mapping.
     public var iova: UInt64
+    /// Bytes mapped.
     public var size: UInt64
+    /// QEMU's host virtual address backing it.
     public var vaddr: UInt64
+    /// Mapped for device reads only (ROM, read-only sections).
     public var readOnly: Bool
 
     /// Its `VFIO_IOMMU_MAP_DMA`.

@@ -10,6 +10,7 @@ import TraceFormat
 /// `vfio_iommu_map_notify iommu map|unmap @ 0xSTART - 0xLAST`,
 /// `vfio_region_mmap Region NAME [0xOFFSET - 0xEND]`.
 public struct QEMUTraceLog {
+    /// The statements made so far, in order.
     public var statements: [Statement] = []
     /// The log line each statement came from.
     public var lines: [Int] = []

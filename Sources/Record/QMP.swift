@@ -9,6 +9,7 @@ import TraceFormat
 public final class QMPClient {
     private let fd: Int32
     private var buffer = Data()
+    /// The QMP socket's path.
     public let path: String
 
     /// Connects, reads the greeting and enters command mode.
@@ -88,6 +89,7 @@ public final class QMPClient {
 /// A failure talking to QEMU or reading a capture.
 public struct RecordError: Error, CustomStringConvertible {
     public var description: String
+    /// An error saying `d`.
     public init(_ d: String) { description = d }
 }
 

@@ -19,6 +19,7 @@ public struct Recorder {
     /// Where the next BAR with a hidden address goes.
     private var barCursor: UInt64 = 0
 
+    /// A recorder with no snapshot taken yet.
     public init() {}
 
     /// The VMA statement a maps line stands for, or nil for mappings outside the process's

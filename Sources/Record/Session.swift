@@ -9,9 +9,13 @@ import VFIOModel
 /// What a recording is made of: a maps snapshot (with its pagemap) and, optionally, the map
 /// requests of a QEMU flat view.
 public struct RecordSources {
+    /// The text of `/proc/PID/maps`.
     public var mapsText: String
+    /// Where the maps text came from, for messages.
     public var mapsName: String
+    /// `/proc/PID/pagemap`, open, when the process can be read; nil leaves frames assumed.
     public var pagemapFD: Int32?
+    /// RLIMIT_MEMLOCK: nil when unknown, `.some(nil)` when unlimited.
     public var memlock: UInt64??
     /// Whether the process holds CAP_IPC_LOCK; nil when unknown.
     public var capIpcLock: Bool?
@@ -27,6 +31,7 @@ public struct RecordSources {
     /// Output of `tools/capture/vfio-dma.bt`.
     public var bpftrace: (text: String, source: String)?
 
+    /// A snapshot from maps text alone.
     public init(mapsText: String, mapsName: String) {
         self.mapsText = mapsText
         self.mapsName = mapsName

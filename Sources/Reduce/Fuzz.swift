@@ -6,10 +6,14 @@ import VFIOModel
 /// `fuzz`: random traces from one seed through the engines; every finding is reduced and
 /// kept once per thing it shows.
 public struct Fuzzer: Sendable {
+    /// The engines each trace runs through.
     public let engines: [any PinEngine]
+    /// The seed of trace 0; trace i uses its own stream from it.
     public let seed: UInt64
+    /// Traces run at once.
     public var jobs: Int
 
+    /// A fuzzer over `engines`.
     public init(engines: [any PinEngine], seed: UInt64, jobs: Int) {
         self.engines = engines
         self.seed = seed
@@ -18,9 +22,13 @@ public struct Fuzzer: Sendable {
 
     /// One finding: what it shows, where it came from, its reproducer.
     public struct Found: Sendable {
+        /// What was found.
         public var finding: Finding
+        /// The index of the trace that showed it first.
         public var index: UInt64
+        /// The swarm features that trace was made with.
         public var features: [Swarm.Feature]
+        /// The trace, reduced.
         public var reproducer: [Statement]
         /// Traces that showed the same thing, this one included.
         public var count = 1

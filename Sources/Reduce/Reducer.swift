@@ -12,13 +12,16 @@ import VFIOModel
 /// Deterministic: candidates are tried in a fixed order and, when several are evaluated at
 /// once, the first in that order wins whatever finishes first.
 public struct Reducer: Sendable {
+    /// The engines candidates run through.
     public let engines: [any PinEngine]
+    /// The finding every candidate must still show.
     public let keep: Finding
     /// Candidates evaluated at once.
     public var jobs: Int
     /// Called with the statement count as it shrinks.
     public var progress: (@Sendable (Int) -> Void)?
 
+    /// A reducer keeping `keep` on `engines`, trying `jobs` candidates at once.
     public init(engines: [any PinEngine], keep: Finding, jobs: Int) {
         self.engines = engines
         self.keep = keep

@@ -36,8 +36,11 @@ public struct PfnSpan: Equatable, Sendable {
 
 /// A finding placed in the address space: the vaddr range of the request it came at.
 public struct MapMarker: Sendable {
+    /// The event of the request.
     public var event: Int
+    /// First address it names.
     public var start: UInt64
+    /// Address just past the range it names.
     public var end: UInt64
     /// A divergence or a violation, and its kind.
     public var finding: FindingKind
@@ -92,8 +95,10 @@ public struct AddressMapObserver: ReplayObserver {
     private var phys = PhysMem()
     private var current: (event: Int, statement: Statement, range: (start: UInt64, end: UInt64)?)?
     private var lastOutcomes: [RequestOutcome] = []
+    /// The map built so far.
     public private(set) var map = AddressMap()
 
+    /// An observer with an empty map.
     public init() {}
 
     /// Page numbers stay below 2^52 whatever a trace asks for.
@@ -115,6 +120,7 @@ public struct AddressMapObserver: ReplayObserver {
         m.assign(first, count, value)
     }
 
+    /// Follows the VMAs, frame classes and maps as the trace declares them.
     public mutating func statement(event: Int, _ s: Statement) {
         var range: (UInt64, UInt64)?
         switch s {
@@ -148,6 +154,7 @@ public struct AddressMapObserver: ReplayObserver {
         current = (event, s, range)
     }
 
+    /// Marks the request on the map.
     public mutating func request(event: Int, engines: [String], outcomes: [RequestOutcome]) {
         lastOutcomes = outcomes
         guard let s = current?.statement else { return }
@@ -166,6 +173,7 @@ public struct AddressMapObserver: ReplayObserver {
         }
     }
 
+    /// Marks a kept finding at its request.
     public mutating func finding(event: Int, _ finding: FindingKind) {
         guard let current, current.event == event else { return }
         map.requests[event] = current.statement.canonicalText

@@ -29,8 +29,11 @@ public enum DivergenceKind: String, Sendable, CaseIterable {
 public enum Differ {
     /// What a request changed on one engine's host: `locked_vm` and net ram page references.
     public struct Effect: Equatable, Sendable {
+        /// `locked_vm` after the request.
         public var lockedVM: Int64
+        /// Net ram page references held after the request.
         public var ramRefs: Int64
+        /// The state after a request.
         public init(lockedVM: Int64, ramRefs: Int64) {
             self.lockedVM = lockedVM
             self.ramRefs = ramRefs

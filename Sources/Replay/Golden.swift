@@ -14,6 +14,7 @@ public enum Golden {
 
     /// The expected results of a golden trace: file name in its folder, text.
     public struct Results: Equatable, Sendable {
+        /// The expected files, by name, in name order.
         public var files: [(name: String, text: String)]
 
         public static func == (a: Results, b: Results) -> Bool {

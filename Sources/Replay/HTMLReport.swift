@@ -19,6 +19,7 @@ public enum HTMLReport {
     static let chunksHead = 8
     static let chunksAround = 8
 
+    /// The page for `traces`, each with the map its replay drew.
     public static func render(_ traces: [(report: TraceReport, map: AddressMap)], maxExamples: Int) -> String {
         var h = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         h += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"

@@ -128,10 +128,13 @@ extension JSONText {
 
 /// The jsonl stream of SPEC.md §4: one line per request per engine, as the replay runs.
 public struct JSONLObserver: ReplayObserver {
+    /// The jsonl written so far.
     public private(set) var text = ""
 
+    /// An empty stream.
     public init() {}
 
+    /// Appends the request's line.
     public mutating func request(event: Int, engines: [String], outcomes: [RequestOutcome]) {
         for (name, o) in zip(engines, outcomes) {
             text += JSONText.requestLine(event: event, engine: name, o) + "\n"
@@ -165,6 +168,7 @@ public enum JSONReport {
     /// The version of the document's layout; a consumer checks it before reading on.
     public static let schema = 2
 
+    /// The JSON report of `reports`, with its schema version.
     public static func render(_ reports: [TraceReport]) -> String {
         var j = JSONText()
         j.raw("{\"schema\":\(schema),\"traces\":[")

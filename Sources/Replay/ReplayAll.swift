@@ -14,6 +14,7 @@ public enum ReplayFormat: String, Sendable, CaseIterable {
 
 /// What replaying one trace gave.
 public struct TraceOutcome: Sendable {
+    /// What the replay found.
     public var report: TraceReport
     /// The address space and where the findings lie, for the HTML report.
     public var map: AddressMap?

@@ -26,6 +26,7 @@ public struct EngineSummary: Sendable {
 
 /// One request on which the engines' outcomes differ.
 public struct Divergence: Sendable {
+    /// The event number of the request.
     public var event: Int
     /// The request in canonical text form.
     public var request: String
@@ -48,16 +49,21 @@ public struct Divergence: Sendable {
 
 /// A request that failed alike (the same nonzero return code) on every engine.
 public struct SharedFailure: Sendable {
+    /// The event number of the request.
     public var event: Int
+    /// The request in canonical text form.
     public var request: String
     /// The return code every engine gave.
     public var ret: Int
+    /// The nearest `mark` before the request, if any.
     public var mark: String?
 }
 
 /// A request and each engine's estimated kernel time for it.
 public struct CostlyRequest: Sendable {
+    /// The event number of the request.
     public var event: Int
+    /// The request in canonical text form.
     public var request: String
     /// Each engine's estimated kernel time, ns, in engine order.
     public var estimates: [Int]
@@ -66,8 +72,11 @@ public struct CostlyRequest: Sendable {
 /// The engines' state stopped agreeing after this request: `locked_vm` and the net ram page
 /// references each engine holds then (in engine order).
 public struct StateDifference: Sendable {
+    /// The event number of the request.
     public var event: Int
+    /// `locked_vm` after the request, per engine.
     public var lockedVM: [Int64]
+    /// Net ram page references held after the request, per engine.
     public var ramRefs: [Int64]
 
     /// "v4.17-rc1's locked_vm differs by -3 and its ram page references by -3 from v4.16's".
@@ -89,7 +98,9 @@ public struct StateDifference: Sendable {
 
 /// A violation on one engine.
 public struct EngineViolation: Sendable {
+    /// The engine's name.
     public var engine: String
+    /// The event it happened at (past the last for the teardown).
     public var event: Int
     /// What broke, and where.
     public var violation: Violation
@@ -232,6 +243,7 @@ public struct ReplayProgress: Sendable {
     /// Pages of the maps before this event, against the pages of every map in the trace:
     /// never past 100 %, whatever the engines walk.
     public var mappedPages: UInt64
+    /// Pages of every map in the trace.
     public var totalMapPages: UInt64
     /// Events in the trace.
     public var events: Int
@@ -239,8 +251,11 @@ public struct ReplayProgress: Sendable {
 
 /// An engine and a violation kind.
 public struct ViolationKey: Hashable, Sendable {
+    /// The engine's name.
     public var engine: String
+    /// The kind of violation.
     public var kind: ViolationKind
+    /// The key of `kind` on `engine`.
     public init(engine: String, kind: ViolationKind) {
         self.engine = engine
         self.kind = kind
@@ -259,7 +274,9 @@ public protocol ReplayObserver {
 }
 
 extension ReplayObserver {
+    /// By default, nothing.
     public mutating func statement(event: Int, _ s: Statement) {}
+    /// By default, nothing.
     public mutating func finding(event: Int, _ finding: FindingKind) {}
 }
 
@@ -271,7 +288,9 @@ public enum FindingKind: Hashable, Sendable {
 
 /// An observer that ignores everything.
 public struct NoObserver: ReplayObserver {
+    /// An observer that does nothing.
     public init() {}
+    /// Ignores the request.
     public mutating func request(event: Int, engines: [String], outcomes: [RequestOutcome]) {}
 }
 

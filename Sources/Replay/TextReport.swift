@@ -4,6 +4,7 @@ import VFIOModel
 /// The default report, written for a kernel reviewer: a summary table per trace, then the
 /// divergences grouped by kind, then each engine's invariant violations grouped by kind.
 public enum TextReport {
+    /// The text report of one trace: first findings, then every section, `maxExamples` examples each.
     public static func render(_ r: TraceReport, maxExamples: Int, cost: Bool) -> String {
         var out = "== \(r.trace) (\(r.form.rawValue)): \(r.events) events, \(r.requests) requests\n"
         out += firstFindings(r)
@@ -188,6 +189,7 @@ public enum TextReport {
 
 /// `replay --summary`: one row per trace, for a run over many.
 public enum SummaryReport {
+    /// One row per trace, as text.
     public static func text(_ reports: [TraceReport]) -> String {
         let engines = reports.first?.engines ?? []
         var rows: [[String]] = [["trace", "events", "requests", "divergences", "violations"] + engines.map { "est. " + $0 }]
@@ -219,6 +221,7 @@ public enum SummaryReport {
         return parts.isEmpty ? "-" : parts.joined(separator: ", ")
     }
 
+    /// One object per trace, as JSON.
     public static func json(_ reports: [TraceReport]) -> String {
         var j = JSONText()
         j.raw("{\"schema\":\(JSONReport.schema),\"summary\":[")

@@ -8,8 +8,10 @@ public struct CRC32: Sendable {
 
     private var state: UInt32 = 0xFFFF_FFFF
 
+    /// The CRC of no bytes.
     public init() {}
 
+    /// Adds `bytes` to the checksum.
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
         var c = state
         Self.table.withUnsafeBufferPointer { t in
@@ -18,9 +20,11 @@ public struct CRC32: Sendable {
         state = c
     }
 
+    /// Adds `bytes` to the checksum.
     public mutating func update(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { update($0) }
     }
 
+    /// The CRC-32 of every byte added so far.
     public var value: UInt32 { state ^ 0xFFFF_FFFF }
 }

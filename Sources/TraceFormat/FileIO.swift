@@ -184,11 +184,13 @@ public func copyAll(from: Int32, to: Int32) throws(TraceError) {
 /// gets SIGINT, SIGTERM or SIGHUP, nothing is left. Only a regular file (or a new name) is
 /// replaced so: a device, a FIFO or a symlink (`/dev/null`, `/dev/stdout`) is written in place.
 public final class AtomicOutput {
+    /// The path, as messages spell it.
     public let name: String
     private let fd: Int32
     private let tempPath: String?
     private var committed = false
 
+    /// Opens a temporary file beside `path` (or `path` itself for a device such as /dev/null).
     public init(path: String) throws(TraceError) {
         name = path == "-" ? "<stdout>" : path
         if path == "-" {
@@ -232,10 +234,12 @@ public final class AtomicOutput {
     /// Where the bytes go, for a writer that streams to the file itself (the jsonl stream).
     public var fileDescriptor: Int32 { fd }
 
+    /// Writes all of `bytes`.
     public func write(_ bytes: [UInt8]) throws(TraceError) {
         try writeAll(fd, bytes[...], name: name)
     }
 
+    /// Writes all of `bytes`.
     public func write(_ bytes: ArraySlice<UInt8>) throws(TraceError) {
         try writeAll(fd, bytes, name: name)
     }
@@ -309,6 +313,7 @@ public enum TemporaryFiles {
         }
     }
 
+    /// Marks `path` for removal if the process is killed before it is renamed into place.
     public static func register(_ path: String) { register(Array(path.utf8CString)) }
 
     /// Forgets a path (it was renamed into place or removed).

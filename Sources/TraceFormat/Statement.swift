@@ -4,7 +4,9 @@ import VFIOModel
 public struct Access: OptionSet, Hashable, Sendable {
     public var rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// The device reads.
     public static let read = Access(rawValue: 1)
+    /// The device writes.
     public static let write = Access(rawValue: 2)
 
     /// `r`, `w`, `rw` or `-`.
@@ -49,10 +51,12 @@ public enum LeafSize: UInt8, Sendable, CaseIterable {
 /// description of a VMA, so replay hands `vma` to the world as it is.
 @dynamicMemberLookup
 public struct VMASpec: Equatable, Sendable {
+    /// The VMA the statement declares.
     public var vma: VMA
     /// Empty when the statement has no `name=`.
     public var name: TraceText
 
+    /// The statement declaring `vma`.
     public init(_ vma: VMA, name: TraceText = "") {
         self.vma = vma
         self.name = name
@@ -70,6 +74,7 @@ public struct VMASpec: Equatable, Sendable {
             name: name)
     }
 
+    /// The VMA's fields, read and written through.
     public subscript<T>(dynamicMember field: WritableKeyPath<VMA, T>) -> T {
         get { vma[keyPath: field] }
         set { vma[keyPath: field] = newValue }

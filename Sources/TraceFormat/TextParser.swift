@@ -3,12 +3,14 @@ import VFIOModel
 /// Parses the text form of SPEC.md §5 line by line. Comments and blank lines yield nothing;
 /// every other line after `vptr-text 1` yields one statement (an event).
 public struct TextParser {
+    /// The file's name, for errors.
     public let file: String
     /// The line last given to `parse(line:)`, 1-based.
     public private(set) var lineNumber = 0
     private var sawHeader = false
     private var validator = StatementValidator()
 
+    /// A parser before the header line of `file`.
     public init(file: String) { self.file = file }
 
     /// Whether the header line has been seen; a trace without one is empty or not a trace.

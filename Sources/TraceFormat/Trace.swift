@@ -24,6 +24,7 @@ public final class TraceReader {
     private let input: ByteInput
     /// A rewind restarts the source in place, keeping its buffers.
     private let source: Source
+    /// The form the file is in, found from its content.
     public let form: TraceForm
     /// Events returned so far; the last one returned is event number `eventCount`.
     public private(set) var eventCount = 0
@@ -196,13 +197,16 @@ public final class TraceWriter {
 
     private var sink: Sink
     private var validator = StatementValidator()
+    /// The form being written.
     public let form: TraceForm
+    /// The path being written.
     public let file: String
     /// Statements written so far.
     public private(set) var count: UInt64 = 0
     /// Bytes written, once finished.
     public private(set) var bytesWritten: UInt64 = 0
 
+    /// Starts writing `path` atomically: nothing appears there before `finish()`.
     public init(path: String, form: TraceForm) throws(TraceError) {
         let out = try AtomicOutput(path: path)
         self.form = form
@@ -213,6 +217,7 @@ public final class TraceWriter {
         }
     }
 
+    /// Appends `s`, refusing a statement the format rules reject.
     public func write(_ s: Statement) throws(TraceError) {
         do {
             try validator.check(s)

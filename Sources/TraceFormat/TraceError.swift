@@ -50,11 +50,14 @@ public struct TraceError: Error, Equatable, Sendable, CustomStringConvertible {
     public var file: String
     /// Where in it: a line, a byte, a record, or the file as a whole.
     public var location: TraceLocation
+    /// What kind of problem it is.
     public var code: Code
     /// What is wrong, for a person.
     public var message: String
+    /// The underlying system or zstd error, if one caused it.
     public var cause: Cause?
 
+    /// An error in `file` at `location`.
     public init(file: String, _ location: TraceLocation, _ code: Code, _ message: String, cause: Cause? = nil) {
         self.file = file
         self.location = location

@@ -2,21 +2,28 @@ import VFIOModel
 
 /// What `pinreplay stat` reports about a trace.
 public struct TraceStats: Sendable {
+    /// Text or binary.
     public var form: TraceForm
+    /// Statements after the header.
     public var events = 0
     /// Statements per keyword.
     public var perKeyword: [String: Int] = [:]
     /// Bytes asked for by `map` requests, per access (`r`, `w`, `rw`, `-`).
     public var mappedBytes: [String: UInt64] = [:]
+    /// Bytes the unmap requests name, summed.
     public var unmappedBytes: UInt64 = 0
     /// VMAs declared per kind (anon, shared, hugetlb, pfnmap, io, mixedmap): count and bytes.
     public var vmas: [String: (count: Int, bytes: UInt64)] = [:]
+    /// Pages `touch` statements name, by access.
     public var pagesTouched: (read: UInt64, write: UInt64) = (0, 0)
+    /// Pages `pte` statements set or clear.
     public var ptePages: UInt64 = 0
+    /// The file's size, when it is a regular file.
     public var fileBytes: UInt64?
     /// Size of the canonical text form of the same statements.
     public var canonicalTextBytes: UInt64 = 0
 
+    /// The VMA kinds `stat` counts, in its order.
     public static let vmaKinds = ["anon", "shared", "hugetlb", "mixedmap", "pfnmap", "io"]
 
     /// Reads the whole trace.

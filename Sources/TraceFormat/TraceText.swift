@@ -20,6 +20,7 @@ public struct TraceText: Hashable, Sendable, ExpressibleByStringInterpolation, C
         id = string.isEmpty ? 0 : TraceText.table.withLock { $0.intern(string) }
     }
 
+    /// The literal text, interned.
     public init(stringLiteral value: String) { self.init(value) }
 
     /// The text itself.
@@ -27,6 +28,7 @@ public struct TraceText: Hashable, Sendable, ExpressibleByStringInterpolation, C
         id == 0 ? "" : TraceText.table.withLock { $0.texts[Int(id)] }
     }
 
+    /// Whether the text is empty.
     public var isEmpty: Bool { id == 0 }
 
     /// The text itself.

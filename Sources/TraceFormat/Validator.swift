@@ -96,6 +96,7 @@ struct StatementValidator {
 /// reducer's candidate, a generated trace): statement after statement, in order.
 public struct TraceRules: Sendable {
     private var validator = StatementValidator()
+    /// Rules for a trace that has not started.
     public init() {}
 
     /// What is wrong with the next statement, or nil.

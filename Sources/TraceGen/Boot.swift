@@ -6,6 +6,7 @@ import TraceFormat
 /// The seed changes only what a seed should (physical placement of pool pages, host BAR
 /// addresses, the vIOMMU request mix); the boot's structure follows from the configuration.
 public struct BootGenerator {
+    /// The configuration being generated.
     public let config: GenConfig
     var rng: SplitMix64
     let host: HostLayout

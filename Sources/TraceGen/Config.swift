@@ -2,7 +2,9 @@ import TraceFormat
 
 /// A generator parameter that cannot be: exit 2 with this one line.
 public struct GenError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// What is wrong.
     public var message: String
+    /// An error saying `message`.
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }
@@ -40,7 +42,9 @@ public enum Machine: String, Sendable, CaseIterable {
 
 /// One BAR of an assigned device.
 public struct BARSpec: Equatable, Sendable {
+    /// The BAR number, 0 to 5.
     public var index: Int
+    /// Its size in bytes, a power of two.
     public var size: UInt64
     /// Offset of the MSI-X table page, which QEMU does not DMA-map: the BAR becomes the
     /// pieces around it.
@@ -49,7 +53,9 @@ public struct BARSpec: Equatable, Sendable {
 
 /// An assigned device: a name and its BARs.
 public struct DeviceSpec: Equatable, Sendable {
+    /// The device's name in marks and VMA names.
     public var name: String
+    /// Its memory BARs.
     public var bars: [BARSpec]
 
     /// Presets usable as `--device NAME`.
@@ -109,12 +115,19 @@ public func parseSize(_ text: String, what: String) throws(GenError) -> UInt64 {
 
 /// Everything that shapes a generated boot.
 public struct GenConfig: Sendable {
+    /// The profile the configuration started from.
     public var profile: String
+    /// The QEMU machine type.
     public var machine: Machine = .q35
+    /// Guest RAM in bytes.
     public var ram: UInt64
+    /// What backs guest RAM.
     public var backing: Backing
+    /// The assigned devices.
     public var devices: [DeviceSpec]
+    /// Guest reboots between boot and shutdown.
     public var reboots = 0
+    /// Seed for physical placement, host BAR addresses and the vIOMMU mix.
     public var seed: UInt64 = 1
     /// RLIMIT_MEMLOCK in bytes (`UInt64.max`: unlimited); nil is libvirt's choice, guest RAM
     /// + 1 GiB.
@@ -132,6 +145,7 @@ public struct GenConfig: Sendable {
     /// Map guest RAM only: no ROM windows, no PAM shadowing, as in a firmware-less boot.
     public var ramOnly = false
 
+    /// A configuration with the other settings at their defaults.
     public init(profile: String, ram: UInt64, backing: Backing, devices: [DeviceSpec]) {
         self.profile = profile
         self.ram = ram
@@ -145,8 +159,11 @@ public struct GenConfig: Sendable {
 
 /// A built-in scenario: a name, what it shows, and its defaults.
 public struct Profile: Sendable {
+    /// The name `--profile` takes.
     public var name: String
+    /// What the profile generates, one line.
     public var summary: String
+    /// Its configuration before any option changes it.
     public var defaults: GenConfig
 
     static func device(_ preset: String) -> DeviceSpec {
@@ -155,6 +172,7 @@ public struct Profile: Sendable {
         return d
     }
 
+    /// Every profile, in the order `--list` prints them.
     public static let all: [Profile] = {
         var gpu = GenConfig(profile: "gpu-16g-bar", ram: 16 << 30, backing: .thp, devices: [device("gpu")])
         gpu.seed = 1
@@ -185,5 +203,6 @@ public struct Profile: Sendable {
         ]
     }()
 
+    /// The profile called `name`.
     public static func named(_ name: String) -> Profile? { all.first { $0.name == name } }
 }

@@ -5,6 +5,7 @@ import TraceFormat
 public enum KernelImage {
     /// The image at 16 MiB: reserved (memblock-reserved `_text.._end`).
     public static let start: UInt64 = 0x1000
+    /// Frames in the range.
     public static let pages: UInt64 = 0x1800
     /// The shared zero page sits in the image's .bss, 32 pages before its end: a zero-page run
     /// longer than that leaves the reserved image and reaches ordinary RAM.

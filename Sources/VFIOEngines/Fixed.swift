@@ -17,6 +17,7 @@ import VFIOModel
 
 /// v4.16 plus a correct shortcut: one step per VM_PFNMAP VMA remainder.
 public struct Fixed: PinEngine {
+    /// The engine; it holds no state (the host does).
     public init() {}
     public var name: String { "fixed" }
     public var aliases: [String] { [] }
@@ -59,6 +60,7 @@ public struct Fixed: PinEngine {
 
     enum Exit { case out, unpinOut }
 
+    /// `vfio_pin_pages_remote()` of the fixed shortcut: pins a run of pages and returns how many.
     public func vfio_pin_pages_remote(
         _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ npage: Int, _ pfn_base: inout PFN, _ limit: UInt64,
         _ batch: inout VFIOBatch

@@ -8,6 +8,7 @@ import VFIOModel
 
 /// The first RFC: `try_io_pfnmap()` first, on any `VM_IO|VM_PFNMAP` VMA, pfn from `vm_pgoff`.
 public struct RFCv1: SinglePageEngine {
+    /// The engine; it holds no state (the host does).
     public init() {}
     public var name: String { "rfc-v1" }
     public var aliases: [String] { [] }

@@ -12,12 +12,14 @@ import VFIOModel
 /// Mainline before the patch: page-by-page walk, `rsvd` decided by the first pfn, a break on a
 /// non-contiguous pfn or an `rsvd` mismatch, unwind on error.
 public struct V4_16: SinglePageEngine {
+    /// The engine; it holds no state (the host does).
     public init() {}
     public var name: String { "v4.16" }
     public var aliases: [String] { ["old"] }
     public var summary: String { "mainline before the patch: page-by-page walk, rsvd from the first pfn" }
     public var kernels: String { "4.16 and before (4.x up to 5.11 pin the same way)" }
 
+    /// `vaddr_get_pfn()` of 4.16: the frame behind one user address.
     public func vaddr_get_pfn(_ k: Host, _ mm: MM, _ vaddr: VAddr, _ prot: Prot, _ pfn: inout PFN) -> Int {
         k.counters.vaddr_get_pfn += 1
         var page: PFN = 0
@@ -41,6 +43,7 @@ public struct V4_16: SinglePageEngine {
     /// Where the kernel function leaves through its labels.
     enum Exit { case out, unpinOut }
 
+    /// `vfio_pin_pages_remote()` of 4.16: pins a run of pages and returns how many.
     public func vfio_pin_pages_remote(
         _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ npage: Int, _ pfn_base: inout PFN,
         _ lock_cap: Bool, _ limit: UInt64

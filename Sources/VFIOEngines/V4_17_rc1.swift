@@ -12,6 +12,7 @@ import VFIOModel
 /// The final patch: a reserved first pfn returns `min(npage, vma_pages(vma))`; no `rsvd` in
 /// the walk.
 public struct V4_17_rc1: SinglePageEngine {
+    /// The engine; it holds no state (the host does).
     public init() {}
     public var name: String { "v4.17-rc1" }
     public var aliases: [String] { ["patched"] }

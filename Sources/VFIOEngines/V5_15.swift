@@ -24,6 +24,7 @@ protocol BatchRefill {
 
 /// 5.12 to 5.19: 512-page batches, raw pfns through the page table with fault-in.
 public struct V5_15: PinEngine, BatchRefill {
+    /// The engine; it holds no state (the host does).
     public init() {}
     public var name: String { "v5.15" }
     public var aliases: [String] { [] }
@@ -70,6 +71,7 @@ public struct V5_15: PinEngine, BatchRefill {
         return ret
     }
 
+    /// `vfio_pin_pages_remote()` of 5.15: pins a run of pages and returns how many.
     public func vfio_pin_pages_remote(
         _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ npage: Int, _ pfn_base: inout PFN, _ limit: UInt64,
         _ batch: inout VFIOBatch
@@ -203,6 +205,7 @@ public struct V5_15: PinEngine, BatchRefill {
         return ret
     }
 
+    /// `vfio_pin_page_external()` of 5.15: one page pinned for a mdev vendor driver.
     public func vfio_pin_page_external(
         _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ pfn_base: inout PFN, _ do_accounting: Bool
     ) -> Int {

@@ -9,6 +9,7 @@ import VFIOModel
 
 /// 5.15's pinning with external pins of MMIO refused.
 public struct V6_1: PinEngine {
+    /// The engine; it holds no state (the host does).
     public init() {}
     public var name: String { "v6.1" }
     public var aliases: [String] { [] }

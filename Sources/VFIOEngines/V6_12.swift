@@ -13,6 +13,7 @@ import VFIOModel
 
 /// 5.15's loop on the 6.2+ world: R/O pins unshare, pfnmap leaves per fault.
 public struct V6_12: PinEngine, BatchRefill {
+    /// The engine; it holds no state (the host does).
     public init() {}
     public var name: String { "v6.12" }
     public var aliases: [String] { [] }
@@ -62,6 +63,7 @@ public struct V6_12: PinEngine, BatchRefill {
         V5_15.vfio_pin_pages_remote(self, k, dma, vaddr, npage, &pfn_base, limit, &batch)
     }
 
+    /// `vfio_pin_page_external()` of 6.12: one page pinned for a mdev vendor driver.
     public func vfio_pin_page_external(
         _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ pfn_base: inout PFN, _ do_accounting: Bool
     ) -> Int {

@@ -22,6 +22,7 @@ protocol LeafRefill {
 
 /// Pfnmap leaves in one step each.
 public struct V6_15: PinEngine, LeafRefill {
+    /// The engine; it holds no state (the host does).
     public init() {}
     public var name: String { "v6.15" }
     public var aliases: [String] { [] }
@@ -79,6 +80,7 @@ public struct V6_15: PinEngine, LeafRefill {
 
     enum Exit { case out, unpinOut }
 
+    /// `vfio_pin_pages_remote()` of 6.15: pins a run of pages and returns how many.
     public func vfio_pin_pages_remote(
         _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ npage: Int, _ pfn_base: inout PFN, _ limit: UInt64,
         _ batch: inout VFIOBatch
@@ -201,6 +203,7 @@ public struct V6_15: PinEngine, LeafRefill {
         return ret
     }
 
+    /// `vfio_pin_page_external()` of 6.15: one page pinned for a mdev vendor driver.
     public func vfio_pin_page_external(
         _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ pfn_base: inout PFN, _ do_accounting: Bool
     ) -> Int {

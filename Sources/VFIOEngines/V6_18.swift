@@ -17,6 +17,7 @@ import VFIOModel
 
 /// Run-wise contiguity and accounting; range unpin.
 public struct V6_18: PinEngine, LeafRefill {
+    /// The engine; it holds no state (the host does).
     public init() {}
     public var name: String { "v6.18" }
     public var aliases: [String] { [] }
@@ -35,6 +36,7 @@ public struct V6_18: PinEngine, LeafRefill {
 
     enum Exit { case out, unpinOut }
 
+    /// `vfio_pin_pages_remote()` of 6.18: pins a run of pages and returns how many.
     public func vfio_pin_pages_remote(
         _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ npage: Int, _ pfn_base: inout PFN, _ limit: UInt64,
         _ batch: inout VFIOBatch
@@ -177,6 +179,7 @@ public struct V6_18: PinEngine, LeafRefill {
         return unlocked
     }
 
+    /// `vfio_pin_page_external()` of 6.18: one page pinned for a mdev vendor driver.
     public func vfio_pin_page_external(
         _ k: Host, _ dma: VFIODma, _ vaddr: VAddr, _ pfn_base: inout PFN, _ do_accounting: Bool
     ) -> Int {

@@ -10,23 +10,31 @@
 // - when an unmap meets external pins, the vendor driver releases them all at once.
 
 extension PFN: RunValue {
+    /// The frame `offset` frames further on.
     @inlinable public func advanced(by offset: UInt64) -> PFN { PFN(rawValue &+ offset) }
 }
 
 /// An externally pinned page (`struct vfio_pfn`), as an mdev vendor driver pins it.
 public struct VFIOPfn: Equatable, Sendable {
+    /// The pinned page's iova.
     public var iova: IOVA
+    /// Its frame.
     public var pfn: PFN
+    /// How many external pins hold it.
     public var ref_count: Int
 }
 
 /// One `VFIO_IOMMU_MAP_DMA` mapping (`struct vfio_dma`).
 public final class VFIODma {
+    /// Where the device sees the mapping.
     public let iova: IOVA
+    /// The process address it maps.
     public let vaddr: VAddr
     /// Grows chunk by chunk while it is being pinned.
     public var size: UInt64 = 0
+    /// What the device may do through it.
     public let prot: Prot
+    /// Whether `vfio_pin_map_dma()` completed: an iommu mapping exists.
     public var iommu_mapped = false
     /// `capable(CAP_IPC_LOCK)` when the map request came (5.x: `dma->lock_cap`).
     public var lock_cap = false
@@ -35,6 +43,7 @@ public final class VFIODma {
     /// External pins, keyed by iova.
     public var pfn_list: [UInt64: VFIOPfn] = [:]
 
+    /// A `vfio_dma` of `size` 0, grown as the map proceeds.
     public init(iova: IOVA, vaddr: VAddr, prot: Prot) {
         self.iova = iova
         self.vaddr = vaddr
@@ -52,6 +61,7 @@ public struct VFIOIommu {
     public var dma_avail = 65535
     /// The domain's page table: iova page -> pfn.
     public fileprivate(set) var domain = RunMap<PFN>()
+    /// A container with no mappings.
     public init() {}
 }
 

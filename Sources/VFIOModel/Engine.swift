@@ -17,6 +17,7 @@ public struct EngineProfile: Equatable, Sendable {
 
     /// R/O long-term pins break COW of reserved pages in private VMAs (mm 84209e87c696, 6.2).
     public var unshareRO: Bool
+    /// How vfio-pci's fault handler fills a BAR mapping on this kernel.
     public var pfnmapFaults: PfnmapFaults
     /// An unmap ending exactly at 2^64 passes the wrap check (58fec830fc19, 5.0).
     public var unmapTopFix: Bool
@@ -25,6 +26,7 @@ public struct EngineProfile: Equatable, Sendable {
     /// External pins of pfns without a struct page fail with -EINVAL (4752354af710, 6.1.y).
     public var pinNeedsStructPage: Bool
 
+    /// A profile from its parts.
     public init(
         unshareRO: Bool, pfnmapFaults: PfnmapFaults, unmapTopFix: Bool, dmaEntryLimit: Bool,
         pinNeedsStructPage: Bool
@@ -63,7 +65,9 @@ public struct VFIOBatch {
     public var pages: [PFN]
     /// 512 (`PAGE_SIZE / sizeof(struct page *)`), or 1 with `disable_hugepages`.
     public let capacity: Int
+    /// Pages held.
     public var size = 0
+    /// Pages already consumed from the front.
     public var offset = 0
 
     /// `VFIO_BATCH_MAX_CAPACITY`.

@@ -4,7 +4,9 @@
 /// An error in what a trace asks of the world (a pte outside any VMA, a touch that would
 /// SIGSEGV): the trace is inconsistent, not the engine.
 public struct WorldError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// What is wrong.
     public var message: String
+    /// An error saying `message`.
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }
@@ -39,6 +41,7 @@ public final class Host {
     public let profile: EngineProfile
     /// The host's transparent_hugepage `enabled` setting (`thp`).
     public var thp: THPMode = .always
+    /// Physical memory: frame classes, the pool, page references.
     public var phys = PhysMem()
     /// The one process's address space; it issues every request.
     public let mm = MM()
@@ -52,6 +55,7 @@ public final class Host {
     public var disable_hugepages = false
     /// The container: one IOMMU domain, one mdev domain.
     public var iommu = VFIOIommu()
+    /// What this host's engine has cost so far.
     public var counters = CostCounters()
     /// The `locked_vm` the leak check expects after teardown.
     public private(set) var lockedVMBaseline: Int64 = 0
@@ -66,6 +70,7 @@ public final class Host {
     /// Chunks passed to `iommu_map()` by the request being replayed.
     var mapChunks: [Chunk] = []
 
+    /// A host built for `engine`: its profile sets the world's rules.
     public init(engine: any PinEngine) {
         self.engine = engine
         self.profile = engine.profile
@@ -371,7 +376,9 @@ public final class Host {
     /// What `follow_pte()` (5.x) and `follow_pfnmap_start()` (6.12 on) report of a present pte:
     /// the pfn at the address, its writability, and the mask of the leaf that holds it.
     public struct PfnmapArgs: Sendable {
+        /// The frame found.
         public var pfn: PFN
+        /// Whether its entry allows writes.
         public var writable: Bool
         /// `~(leaf size - 1)`.
         public var addr_mask: UInt64

@@ -19,17 +19,24 @@ public struct VMAFlags: OptionSet, Hashable, Sendable {
 /// A virtual memory area, `[start, end)`, as declared by a trace (VMAs are never merged).
 /// Plain data, no name: the walk copies VMAs, and the world never needs a name.
 public struct VMA: Equatable, Sendable {
+    /// First address (`vm_start`).
     public var start: VAddr
+    /// Address just past the area (`vm_end`).
     public var end: VAddr
+    /// `VM_READ`.
     public var read: Bool
+    /// `VM_WRITE`.
     public var write: Bool
+    /// `VM_EXEC`.
     public var exec: Bool
+    /// The `VM_*` flags that matter to pinning.
     public var flags: VMAFlags
     /// Huge page size in bytes for hugetlbfs VMAs, 0 otherwise.
     public var hugetlbSize: UInt64
     /// `vm_pgoff`, in pages.
     public var pgoff: UInt64
 
+    /// A VMA over `[start, end)`; anonymous private read-write unless said otherwise.
     public init(
         start: VAddr, end: VAddr, read: Bool = true, write: Bool = true, exec: Bool = false,
         flags: VMAFlags = [], hugetlbSize: UInt64 = 0, pgoff: UInt64 = 0
@@ -48,7 +55,9 @@ public struct VMA: Equatable, Sendable {
     public var isAnonPrivate: Bool {
         flags.isDisjoint(with: [.io, .pfnmap, .mixedmap, .shared]) && hugetlbSize == 0
     }
+    /// Backed by hugetlbfs.
     public var isHugetlb: Bool { hugetlbSize != 0 }
+    /// Whether `vaddr` lies in `[start, end)`.
     public func contains(_ vaddr: VAddr) -> Bool { start <= vaddr && vaddr < end }
 }
 
@@ -59,7 +68,9 @@ public func vma_pages(_ vma: VMA) -> Int { Int((vma.end - vma.start) >> PAGE_SHI
 /// A page-table entry run value: the frame, whether the pte is writable, the size of the leaf
 /// it belongs to, and whether its page is an exclusive anonymous copy made by an unshare.
 public struct Pte: RunValue, Sendable {
+    /// The frame the entry maps.
     public var pfn: PFN
+    /// Whether the entry allows writes (a read-only one faults on write).
     public var writable: Bool
     /// log2 of the leaf size: 12 (a pte), 21 (a PMD leaf) or 30 (a PUD leaf). Huge leaves exist
     /// only in io/pfnmap VMAs; a leaf starts at a vaddr aligned to its size.
@@ -67,12 +78,14 @@ public struct Pte: RunValue, Sendable {
     /// The page was made by a FAULT_FLAG_UNSHARE copy (SPEC-LATER §2.2): a write fault reuses
     /// it in place.
     public var exclusive: Bool
+    /// An entry mapping `pfn`.
     @inlinable public init(pfn: PFN, writable: Bool, leafShift: UInt8 = 12, exclusive: Bool = false) {
         self.pfn = pfn
         self.writable = writable
         self.leafShift = leafShift
         self.exclusive = exclusive
     }
+    /// The entry `offset` pages further on: the next frame, the same bits.
     @inlinable public func advanced(by offset: UInt64) -> Pte {
         Pte(pfn: PFN(pfn.rawValue &+ offset), writable: writable, leafShift: leafShift, exclusive: exclusive)
     }
@@ -87,6 +100,7 @@ public final class MM {
     private var vmaTree = Chunked<VMA>()
     /// The VMAs in address order (a copy: O(n)).
     public var vmas: [VMA] { vmaTree.elements }
+    /// Page-table entries by virtual page number.
     public private(set) var ptes = RunMap<Pte>()
     /// The pte run the last lookup found (cut to start at the key looked up); cleared whenever
     /// the page tables change.
@@ -101,6 +115,7 @@ public final class MM {
     /// Moves whenever a VMA or a pte changes: what a cached lookup checks.
     public private(set) var generation: UInt64 = 0
 
+    /// An address space with no VMAs.
     public init() {}
 
     /// The first VMA intersecting `[start, end)`, as the kernel's `find_vma_intersection()`.

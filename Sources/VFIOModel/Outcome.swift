@@ -6,6 +6,7 @@ public struct Chunk: Equatable, Hashable, Sendable, CustomStringConvertible {
     public var pfn: PFN
     /// Pages, at consecutive iovas and frames.
     public var npage: UInt64
+    /// A chunk of `npage` pages.
     public init(iova: IOVA, pfn: PFN, npage: UInt64) {
         self.iova = iova
         self.pfn = pfn
@@ -26,11 +27,13 @@ public enum RequestOutcome: Equatable, Sendable {
     /// External unpin: the kernel's return value.
     case unpin(ret: Int, lockedVM: Int64)
 
+    /// The request's return code (0 or a negative errno).
     public var ret: Int {
         switch self {
         case .map(let r, _, _), .unmap(let r, _, _), .pin(let r, _, _), .unpin(let r, _): r
         }
     }
+    /// `locked_vm` after the request, in pages (external pins leave it out).
     public var lockedVM: Int64 {
         switch self {
         case .map(_, _, let l), .unmap(_, _, let l), .pin(_, _, let l), .unpin(_, let l): l
@@ -100,8 +103,11 @@ public enum Violation: Equatable, Sendable {
 
 /// A violation with the event it happened at.
 public struct EventViolation: Equatable, Sendable {
+    /// The event it happened at (past the last for the teardown).
     public var event: Int
+    /// What was broken.
     public var violation: Violation
+    /// A violation at `event`.
     public init(event: Int, violation: Violation) {
         self.event = event
         self.violation = violation
@@ -118,6 +124,7 @@ public enum Counter: String, CaseIterable, Sendable {
 /// Per-engine cost counters (SPEC.md §4), plus the unmap side. World primitives count their
 /// own; engines count `pages_walked` and `vaddr_get_pfn`.
 public struct CostCounters: Equatable, Sendable {
+    /// `vaddr_get_pfn()` calls.
     public var vaddr_get_pfn = 0
     /// `get_user_pages*()` and `pin_user_pages_remote()` calls, failed ones included.
     public var get_user_pages = 0
@@ -127,20 +134,28 @@ public struct CostCounters: Equatable, Sendable {
     public var follow_pfn = 0
     /// `mmap_sem` acquisitions, read or write.
     public var mmap_lock = 0
+    /// `find_vma()` / `find_vma_intersection()` lookups.
     public var find_vma = 0
+    /// `iommu_map()` calls.
     public var iommu_map = 0
     /// Steps of `vfio_pin_pages_remote()`: pages, pfnmap leaves or contiguous groups.
     public var pages_walked = 0
     /// Page faults taken (pool allocations, zero page, COW, unshare, pfnmap leaves).
     public var faults = 0
+    /// `put_pfn()` / `unpin_user_page()` calls.
     public var put_pfn = 0
     /// `unpin_user_page_range_dirty_lock()` calls and the pages they covered (6.18).
     public var unpin_range = 0
+    /// Pages those range unpins covered.
     public var unpin_range_pages = 0
+    /// `iommu_iova_to_phys()` lookups during unmap.
     public var iova_to_phys = 0
+    /// `iommu_unmap()` calls.
     public var iommu_unmap = 0
+    /// `vfio_lock_acct()` calls that changed `locked_vm`.
     public var vfio_lock_acct = 0
 
+    /// All counters at zero.
     public init() {}
 
     /// One counter by name.

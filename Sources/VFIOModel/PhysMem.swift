@@ -37,6 +37,7 @@ public struct PhysMem {
     /// the next frame of the same stretch again and again.
     @usableFromInline var finger: (start: UInt64, end: UInt64, cls: PfnClass) = (0, 0, .mmio)
 
+    /// Physical memory with nothing declared: every frame mmio.
     public init() {}
 
     /// The class of `pfn`: its last `pfns` statement, else ram if it was ever pooled, else mmio.

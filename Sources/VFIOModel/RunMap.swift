@@ -10,9 +10,13 @@ public protocol RunValue: Equatable {
 
 /// A key range `[start, start + count)` holding `value` at `start`.
 public struct Run<Value: RunValue>: Equatable {
+    /// First key of the run.
     public var start: UInt64
+    /// Keys in the run.
     public var count: UInt64
+    /// The value at `start`; later keys hold it advanced by their offset.
     public var value: Value
+    /// The key just past the run.
     @inlinable public var end: UInt64 { start &+ count }
     @inlinable public init(start: UInt64, count: UInt64, value: Value) {
         self.start = start
@@ -47,6 +51,7 @@ public struct RunMap<Value: RunValue> {
     /// The runs, sorted, disjoint, maximally merged (a copy: O(n)).
     @inlinable public var runs: [Run<Value>] { storage.elements }
 
+    /// An empty map.
     @inlinable public init() {}
 
     /// Number of stored runs (extents).
@@ -287,6 +292,7 @@ public struct RunMap<Value: RunValue> {
 /// A plain value that does not change along a run.
 public protocol ConstantRunValue: RunValue {}
 extension ConstantRunValue {
+    /// The same value: a constant run holds one value throughout.
     @inlinable public func advanced(by offset: UInt64) -> Self { self }
 }
 

@@ -13,6 +13,7 @@ public struct PFN: RawRepresentable, Hashable, Comparable, Sendable, Expressible
 {
     public var rawValue: UInt64
     @inlinable public init(rawValue: UInt64) { self.rawValue = rawValue }
+    /// The value `rawValue`, unlabelled.
     @inlinable public init(_ rawValue: UInt64) { self.rawValue = rawValue }
     @inlinable public init(integerLiteral value: UInt64) { self.rawValue = value }
 
@@ -31,6 +32,7 @@ public struct VAddr: RawRepresentable, Hashable, Comparable, Sendable, Expressib
 {
     public var rawValue: UInt64
     @inlinable public init(rawValue: UInt64) { self.rawValue = rawValue }
+    /// The value `rawValue`, unlabelled.
     @inlinable public init(_ rawValue: UInt64) { self.rawValue = rawValue }
     @inlinable public init(integerLiteral value: UInt64) { self.rawValue = value }
 
@@ -49,6 +51,7 @@ public struct IOVA: RawRepresentable, Hashable, Comparable, Sendable, Expressibl
 {
     public var rawValue: UInt64
     @inlinable public init(rawValue: UInt64) { self.rawValue = rawValue }
+    /// The value `rawValue`, unlabelled.
     @inlinable public init(_ rawValue: UInt64) { self.rawValue = rawValue }
     @inlinable public init(integerLiteral value: UInt64) { self.rawValue = value }
 
@@ -80,18 +83,31 @@ public struct KErrno: Error, Hashable, Sendable, CustomStringConvertible {
     /// Only a value: the constants are statically initialized, free to use on any path.
     @inlinable public init(value: Int) { self.value = value }
 
+    /// Operation not permitted.
     public static let EPERM = KErrno(value: 1)
+    /// No such process.
     public static let ESRCH = KErrno(value: 3)
+    /// Interrupted system call.
     public static let EINTR = KErrno(value: 4)
+    /// Argument list too long.
     public static let E2BIG = KErrno(value: 7)
+    /// Cannot allocate memory.
     public static let ENOMEM = KErrno(value: 12)
+    /// Permission denied.
     public static let EACCES = KErrno(value: 13)
+    /// Bad address.
     public static let EFAULT = KErrno(value: 14)
+    /// Device or resource busy.
     public static let EBUSY = KErrno(value: 16)
+    /// File exists.
     public static let EEXIST = KErrno(value: 17)
+    /// No such device.
     public static let ENODEV = KErrno(value: 19)
+    /// Invalid argument.
     public static let EINVAL = KErrno(value: 22)
+    /// No space left on device.
     public static let ENOSPC = KErrno(value: 28)
+    /// Operation not supported.
     public static let EOPNOTSUPP = KErrno(value: 95)
 
     /// The symbolic name, `ENOMEM`; `E` and the value for one not listed here.
@@ -121,18 +137,31 @@ public struct KErrno: Error, Hashable, Sendable, CustomStringConvertible {
 @inlinable public prefix func - (e: KErrno) -> Int { -e.value }
 
 // The kernel's spellings, for the code that mirrors it.
+/// `KErrno.EPERM`, spelt as kernel code spells it.
 public let EPERM = KErrno.EPERM
+/// `KErrno.ESRCH`, spelt as kernel code spells it.
 public let ESRCH = KErrno.ESRCH
+/// `KErrno.EINTR`, spelt as kernel code spells it.
 public let EINTR = KErrno.EINTR
+/// `KErrno.E2BIG`, spelt as kernel code spells it.
 public let E2BIG = KErrno.E2BIG
+/// `KErrno.ENOMEM`, spelt as kernel code spells it.
 public let ENOMEM = KErrno.ENOMEM
+/// `KErrno.EACCES`, spelt as kernel code spells it.
 public let EACCES = KErrno.EACCES
+/// `KErrno.EFAULT`, spelt as kernel code spells it.
 public let EFAULT = KErrno.EFAULT
+/// `KErrno.EBUSY`, spelt as kernel code spells it.
 public let EBUSY = KErrno.EBUSY
+/// `KErrno.EEXIST`, spelt as kernel code spells it.
 public let EEXIST = KErrno.EEXIST
+/// `KErrno.ENODEV`, spelt as kernel code spells it.
 public let ENODEV = KErrno.ENODEV
+/// `KErrno.EINVAL`, spelt as kernel code spells it.
 public let EINVAL = KErrno.EINVAL
+/// `KErrno.ENOSPC`, spelt as kernel code spells it.
 public let ENOSPC = KErrno.ENOSPC
+/// `KErrno.EOPNOTSUPP`, spelt as kernel code spells it.
 public let EOPNOTSUPP = KErrno.EOPNOTSUPP
 
 /// A return value in the kernel's "count or -errno" convention, spelled for a reader.

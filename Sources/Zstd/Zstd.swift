@@ -4,6 +4,7 @@ import CZstd
 public struct ZstdError: Error, Equatable, Sendable, CustomStringConvertible {
     /// libzstd's error code (`ZSTD_getErrorCode`).
     public let code: Int
+    /// The libzstd function that failed.
     public let function: String
     /// libzstd's own words for it, e.g. "Restored data doesn't match checksum".
     public let name: String
@@ -25,6 +26,7 @@ public final class ZstdCompressor {
     private let cctx: OpaquePointer
     private var scratch = [UInt8](repeating: 0, count: ZSTD_CStreamOutSize())
 
+    /// A compressor at `level` (1-19) that writes content checksums.
     public init(level: Int32 = 3) throws(ZstdError) {
         guard let c = ZSTD_createCCtx() else {
             throw ZstdError(code: -1, function: "ZSTD_createCCtx", name: "out of memory")
