@@ -142,7 +142,7 @@ final class BinarySource {
     /// Decompressed bytes not yet parsed: `content[cStart..<cEnd]`. Raw storage, owned here,
     /// so the record loop reads it through a pointer; its last `PayloadReader.slack` bytes are
     /// never written, only read past a record's end.
-    private var content = BinarySource.zeroed((1 << 18) + PayloadReader.slack)
+    private var content: UnsafeMutableRawBufferPointer
     /// The bytes of `content` the decompressor may fill.
     private var capacity: Int { content.count - PayloadReader.slack }
     private var cStart = 0
@@ -167,6 +167,8 @@ final class BinarySource {
             throw TraceError(file: input.name, .file, .compression, "cannot start decompression: \(error)", cause: .zstd(code: error.code, name: error.name))
         }
         frames = FrameReader(input: input, dctx: dctx, crc: try Self.readHeader(input))
+        // Allocated last: an init that throws runs no deinit to free it.
+        content = Self.zeroed((1 << 18) + PayloadReader.slack)
         frames.start()
     }
 
