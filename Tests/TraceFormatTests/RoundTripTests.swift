@@ -46,6 +46,36 @@ import TraceFormat
         #expect(Self.readAll(cutText.path, readLimit: .max).last?.hasPrefix("error: ") == true)
     }
 
+    @Test("A binary reader stopped or rewound midway, with its frame thread ahead, reads the same statements again")
+    func stopAndRewindMidway() throws {
+        // 2 MiB of records: far more than the frame thread may decode ahead (four chunks).
+        let path = Paths.scratch().appendingPathComponent("many.vptr").path
+        let all: [Statement] = (0..<UInt64(100_000)).flatMap { i -> [Statement] in
+            let iova = (i &* 0x9E37_79B9) & 0xff_ffff_f000
+            return [.map(iova: iova, vaddr: 0x7f00_0000_0000 + iova, size: 0x1000 << (i % 5), access: .write), .unmap(iova: iova, size: 0x1000)]
+        }
+        try Self.write(all, to: path, form: .binary)
+        #expect(try Self.read(path) == all)
+        // Dropped after one statement: the frame thread is stopped while it waits for room.
+        for _ in 0..<20 {
+            let r = try TraceReader(path: path)
+            #expect(try r.next() == all[0])
+        }
+        // Rewound at several points, then read to the end: the same statements, in order.
+        let r = try TraceReader(path: path)
+        for stop in [1, 30_000, 199_999, all.count] {
+            var head: [Statement] = []
+            for _ in 0..<stop { if let s = try r.next() { head.append(s) } }
+            #expect(head == Array(all[..<stop]))
+            try r.rewind()
+            #expect(r.eventCount == 0)
+        }
+        var again: [Statement] = []
+        while let s = try r.next() { again.append(s) }
+        #expect(again == all)
+        #expect(try r.next() == nil)
+    }
+
     static func write(_ statements: [Statement], to path: String, form: TraceForm) throws {
         let w = try TraceWriter(path: path, form: form)
         for s in statements { try w.write(s) }
