@@ -1,5 +1,5 @@
 // swift-format-ignore-file: AlwaysUseLowerCamelCase
-//
+
 // A C engine: the pinning block of vfio_iommu_type1.c compiled from a reviewer's own file
 // against include/pinreplay/kernel-4.16.h, called through the C ABI of world.h. The world
 // (GUP, VMAs, frames, external pins) stays the Swift one, so a C engine and a Swift engine of
@@ -10,15 +10,18 @@ import VFIOModel
 /// An engine compiled from C; built by `CEngineLoader`.
 public final class CEngine: PinEngine, @unchecked Sendable {
     // Immutable after init: the functions of a shared object that stays loaded.
-    typealias PinPagesRemote = @convention(c) (
-        UnsafeMutablePointer<pinreplay_world>?, UnsafePointer<pinreplay_dma>?, UInt, Int, UnsafeMutablePointer<UInt>?, Int32, UInt
-    ) -> Int
-    typealias UnpinPagesRemote = @convention(c) (
-        UnsafeMutablePointer<pinreplay_world>?, UnsafePointer<pinreplay_dma>?, UInt64, UInt, Int, Int32
-    ) -> Int
-    typealias PinPageExternal = @convention(c) (
-        UnsafeMutablePointer<pinreplay_world>?, UnsafePointer<pinreplay_dma>?, UInt, UnsafeMutablePointer<UInt>?, Int32
-    ) -> Int32
+    typealias PinPagesRemote =
+        @convention(c) (
+            UnsafeMutablePointer<pinreplay_world>?, UnsafePointer<pinreplay_dma>?, UInt, Int, UnsafeMutablePointer<UInt>?, Int32, UInt
+        ) -> Int
+    typealias UnpinPagesRemote =
+        @convention(c) (
+            UnsafeMutablePointer<pinreplay_world>?, UnsafePointer<pinreplay_dma>?, UInt64, UInt, Int, Int32
+        ) -> Int
+    typealias PinPageExternal =
+        @convention(c) (
+            UnsafeMutablePointer<pinreplay_world>?, UnsafePointer<pinreplay_dma>?, UInt, UnsafeMutablePointer<UInt>?, Int32
+        ) -> Int32
 
     /// The file's stem, as the reports name the engine.
     public let name: String
@@ -134,16 +137,15 @@ enum World {
             return ret
         }
 
-    static let findVMAIntersection:
-        @convention(c) (UnsafeMutableRawPointer?, UInt, UInt, UnsafeMutablePointer<pinreplay_vma>?) -> Int32 = {
-            p, start, end, out in
-            let k = host(p)
-            guard let mm = k.current_mm, let found = k.find_vma_intersection(mm, VAddr(UInt64(start)), VAddr(UInt64(end))) else {
-                return 0
-            }
-            out?.pointee = World.vma(found)
-            return 1
+    static let findVMAIntersection: @convention(c) (UnsafeMutableRawPointer?, UInt, UInt, UnsafeMutablePointer<pinreplay_vma>?) -> Int32 = {
+        p, start, end, out in
+        let k = host(p)
+        guard let mm = k.current_mm, let found = k.find_vma_intersection(mm, VAddr(UInt64(start)), VAddr(UInt64(end))) else {
+            return 0
         }
+        out?.pointee = World.vma(found)
+        return 1
+    }
 
     /// A VMA as world.h describes it.
     static func vma(_ v: VMA) -> pinreplay_vma {

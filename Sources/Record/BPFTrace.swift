@@ -13,7 +13,9 @@ public func parseBPFTrace(_ text: String, file: String) throws(TraceError) -> [(
             let kv = w.split(separator: "=", maxSplits: 1)
             if kv.count == 2 { fields[kv[0]] = kv[1] }
         }
-        func bad(_ what: String) -> TraceError { TraceError(file: file, .line(i + 1), .syntax, "\(kind) line: \(what): '\(raw.prefix(100))'") }
+        func bad(_ what: String) -> TraceError {
+            TraceError(file: file, .line(i + 1), .syntax, "\(kind) line: \(what): '\(raw.prefix(100))'")
+        }
         func field(_ k: Substring) throws(TraceError) -> UInt64 {
             guard let v = fields[k], v.hasPrefix("0x"), let n = UInt64(v.dropFirst(2), radix: 16) else { throw bad("no hex \(k)=") }
             return n
@@ -23,7 +25,12 @@ public func parseBPFTrace(_ text: String, file: String) throws(TraceError) -> [(
             let flags = try field("flags")
             guard flags & ~3 == 0 else { throw bad("unknown map flags \(hex(flags))") }
             // VFIO_DMA_MAP_FLAG_READ is 1, WRITE is 2: the same bits as the trace's access.
-            out.append((.map(iova: try field("iova"), vaddr: try field("vaddr"), size: try field("size"), access: Access(rawValue: UInt8(flags))), i + 1))
+            out.append(
+                (
+                    .map(
+                        iova: try field("iova"), vaddr: try field("vaddr"), size: try field("size"), access: Access(rawValue: UInt8(flags))),
+                    i + 1
+                ))
         } else {
             out.append((.unmap(iova: try field("iova"), size: try field("size")), i + 1))
         }

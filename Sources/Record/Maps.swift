@@ -26,7 +26,9 @@ public func parseMaps(_ text: String, file: String) throws(TraceError) -> [MapsE
     for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
         let line = raw.trimmingSuffixBlanks
         if line.isEmpty { continue }
-        func bad(_ what: String) -> TraceError { TraceError(file: file, .line(i + 1), .syntax, "not a maps line (\(what)): '\(line.prefix(80))'") }
+        func bad(_ what: String) -> TraceError {
+            TraceError(file: file, .line(i + 1), .syntax, "not a maps line (\(what)): '\(line.prefix(80))'")
+        }
         let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
         guard fields.count >= 5 else { throw bad("fewer than five fields") }
         let range = fields[0].split(separator: "-")

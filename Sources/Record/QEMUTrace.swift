@@ -71,7 +71,8 @@ public struct QEMUTraceLog {
                     statements.append(.unmap(iova: start, size: last &- start &+ 1))
                 } else if words[2] == "map" {
                     unplaceable += 1
-                    statements.append(.mark("vIOMMU map of iova \(hex(start))-\(hex(last)) left out: the trace does not carry its host address"))
+                    statements.append(
+                        .mark("vIOMMU map of iova \(hex(start))-\(hex(last)) left out: the trace does not carry its host address"))
                 } else {
                     throw bad("operation '\(words[2])'")
                 }

@@ -42,7 +42,9 @@ public struct Recorder {
                 barCursor = (barCursor + align - 1) / align * align
                 v.pgoff = barCursor >> 12
                 barCursor += size
-                note("vfio device mmaps whose offset column hides the BAR address (index << 40) are placed at plausible host addresses from seed \(seed)")
+                note(
+                    "vfio device mmaps whose offset column hides the BAR address (index << 40) are placed at plausible host addresses from seed \(seed)"
+                )
             } else {
                 v.pgoff = e.offset >> 12
                 note("vfio device mmaps are linear pfnmaps at the offset column's address (4.16-era kernels)")
@@ -168,13 +170,15 @@ public struct Recorder {
                         zeroPfn = at
                         let k = UInt64(k)
                         if k > pieceStart {
-                            ptes.append(.pte(vaddr: (r.vpn + pieceStart) << 12, count: k - pieceStart, pfn: pfn + pieceStart, readOnly: !v.write))
+                            ptes.append(
+                                .pte(vaddr: (r.vpn + pieceStart) << 12, count: k - pieceStart, pfn: pfn + pieceStart, readOnly: !v.write))
                         }
                         ptes.append(.pte(vaddr: (r.vpn + k) << 12, count: 1, pfn: at, readOnly: true))
                         pieceStart = k + 1
                     }
                     if pieceStart < r.count {
-                        ptes.append(.pte(vaddr: (r.vpn + pieceStart) << 12, count: r.count - pieceStart, pfn: pfn + pieceStart, readOnly: !v.write))
+                        ptes.append(
+                            .pte(vaddr: (r.vpn + pieceStart) << 12, count: r.count - pieceStart, pfn: pfn + pieceStart, readOnly: !v.write))
                     }
                 }
             }
@@ -183,14 +187,18 @@ public struct Recorder {
             note("the kernel hid pagemap pfns (not root): pfns laid out from seed \(seed)")
         }
         if !classed.isEmpty && (kpageflagsFD == nil || hidden) {
-            note("every frame the pagemap shows is ordinary ram (/proc/kpageflags could not be read: the zero page and other reserved frames are not told apart)")
+            note(
+                "every frame the pagemap shows is ordinary ram (/proc/kpageflags could not be read: the zero page and other reserved frames are not told apart)"
+            )
         } else if unreadFlags {
             note("frames past the end of the kpageflags file are ordinary ram")
         }
         if zeroPfn == nil {
             // The kernel image and its zero page are not in any process's pagemap; without them
             // a read-only pin of untouched memory could not find the zero page, as on a host.
-            note("a kernel image of reserved frames at pfn \(hex(KernelImage.start))-\(hex(KernelImage.start + KernelImage.pages)) holding the zero page at \(hex(KernelImage.zeroPfn))")
+            note(
+                "a kernel image of reserved frames at pfn \(hex(KernelImage.start))-\(hex(KernelImage.start + KernelImage.pages)) holding the zero page at \(hex(KernelImage.zeroPfn))"
+            )
         }
         if capIpcLock == nil {
             note("the process does not hold CAP_IPC_LOCK (its capabilities could not be read)")

@@ -62,7 +62,9 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
         for m in maps {
             guard case let .map(iova, vaddr, _, _) = m else { continue }
             guard entries.contains(where: { $0.start <= vaddr && vaddr < $0.end }) else {
-                throw TraceError(file: fv.source, .file, .impossible, "section at guest \(hex(iova)) has host address \(hex(vaddr)), outside every mapping of \(src.mapsName)")
+                throw TraceError(
+                    file: fv.source, .file, .impossible,
+                    "section at guest \(hex(iova)) has host address \(hex(vaddr)), outside every mapping of \(src.mapsName)")
             }
         }
         out.append(.mark("realize: the vfio listener maps QEMU's flat view (RAM and ROM sections, ROM read-only)"))
@@ -78,7 +80,9 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
         }
         let parsed = try QEMUTraceLog(log.text, file: log.source) { gpa in rom.contains { $0.start <= gpa && gpa <= $0.last } }
         guard !parsed.statements.isEmpty || parsed.unplaceable > 0 else {
-            throw TraceError(file: log.source, .file, .syntax, "no vfio_listener_region_add/del or vfio_dma_map/unmap event: not a trace log of QEMU's VFIO listener, or tracing was off")
+            throw TraceError(
+                file: log.source, .file, .syntax,
+                "no vfio_listener_region_add/del or vfio_dma_map/unmap event: not a trace log of QEMU's VFIO listener, or tracing was off")
         }
         if parsed.unplaceable > 0 {
             let a = "\(parsed.unplaceable) vIOMMU maps left out: QEMU's trace does not carry their host addresses"
@@ -95,7 +99,9 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
         out.append(.mark("the requests \(bt.source) saw on the host"))
         let requests = try parseBPFTrace(bt.text, file: bt.source)
         guard !requests.isEmpty else {
-            throw TraceError(file: bt.source, .file, .syntax, "no MAP_DMA or UNMAP_DMA line: not output of tools/capture/vfio-dma.bt, or the process made no request")
+            throw TraceError(
+                file: bt.source, .file, .syntax,
+                "no MAP_DMA or UNMAP_DMA line: not output of tools/capture/vfio-dma.bt, or the process made no request")
         }
         for (s, line) in requests {
             try checkInsideMaps(s, entries, file: bt.source, line: line)
@@ -110,7 +116,9 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
 func checkInsideMaps(_ s: Statement, _ entries: [MapsEntry], file: String, line: Int) throws(TraceError) {
     guard case let .map(iova, vaddr, _, _) = s else { return }
     guard entries.contains(where: { $0.start <= vaddr && vaddr < $0.end }) else {
-        throw TraceError(file: file, .line(line), .impossible, "map of iova \(hex(iova)) at host address \(hex(vaddr)) lies outside every recorded mapping")
+        throw TraceError(
+            file: file, .line(line), .impossible,
+            "map of iova \(hex(iova)) at host address \(hex(vaddr)) lies outside every recorded mapping")
     }
 }
 

@@ -111,7 +111,9 @@ public struct Reducer: Sendable {
     /// Simpler forms of one statement, simplest first: fewer pages, no name.
     static func simpler(_ s: Statement) -> [Statement] {
         func counts(_ n: UInt64) -> [UInt64] { n > 1 ? [1, n / 2].filter { $0 < n } : [] }
-        func sizes(_ b: UInt64) -> [UInt64] { b > 0x1000 && b & 0xfff == 0 ? [0x1000, (b / 2) & ~0xfff].filter { $0 >= 0x1000 && $0 < b } : [] }
+        func sizes(_ b: UInt64) -> [UInt64] {
+            b > 0x1000 && b & 0xfff == 0 ? [0x1000, (b / 2) & ~0xfff].filter { $0 >= 0x1000 && $0 < b } : []
+        }
         switch s {
         case let .pfns(kind, start, count): return counts(count).map { .pfns(kind, start: start, count: $0) }
         case let .pool(start, count): return counts(count).map { .pool(start: start, count: $0) }

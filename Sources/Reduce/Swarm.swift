@@ -75,15 +75,19 @@ public enum Swarm {
         if has(.pfnmapLinear) || has(.hugeLeaves) {
             let pgoff: UInt64 = has(.pfnZero) ? 0 : pick([0x80000, 0x80001, 0x1000])
             let flags: VMAFlags = r.chance(20) ? [.io, .pfnmap, .shared, .linear, .hugepage] : [.io, .pfnmap, .shared, .linear]
-            out.append(.vma(VMASpec(start: bar, end: bar + (4 << 20), read: true, write: r.chance(90), flags: flags, pgoff: pgoff, name: "BAR")))
+            out.append(
+                .vma(VMASpec(start: bar, end: bar + (4 << 20), read: true, write: r.chance(90), flags: flags, pgoff: pgoff, name: "BAR")))
             if has(.hugeLeaves) && pgoff & 0x1ff == 0 {
                 out.append(.pte(vaddr: bar, count: 512, pfn: pgoff, readOnly: r.chance(20), leaf: .m2))
             }
             regions.append((bar, 1024))
         }
         if has(.pfnmapScattered) {
-            out.append(.vma(VMASpec(start: scatter, end: scatter + (8 << 12), flags: [.io, .pfnmap, .shared], pgoff: 0x90000, name: "scatter")))
-            for i in 0..<r.below(8) { out.append(.pte(vaddr: scatter + i << 12, count: 1, pfn: 0x90000 + r.below(16), readOnly: r.chance(30))) }
+            out.append(
+                .vma(VMASpec(start: scatter, end: scatter + (8 << 12), flags: [.io, .pfnmap, .shared], pgoff: 0x90000, name: "scatter")))
+            for i in 0..<r.below(8) {
+                out.append(.pte(vaddr: scatter + i << 12, count: 1, pfn: 0x90000 + r.below(16), readOnly: r.chance(30)))
+            }
             regions.append((scatter, 8))
         }
         if has(.mixedmap) {
@@ -107,7 +111,10 @@ public enum Swarm {
                 let iova = iovas.isEmpty ? 0 : pick(iovas)
                 out.append(.unmap(iova: iova, size: has(.edges) && r.chance(20) ? 0 &- iova : n << 12))
             case 7 where has(.externalPins):
-                out.append(.pin(iova: (iovas.isEmpty ? 0 : pick(iovas)) &+ r.below(4) << 12, count: 1 + r.below(4), access: pick([.read, [.read, .write]])))
+                out.append(
+                    .pin(
+                        iova: (iovas.isEmpty ? 0 : pick(iovas)) &+ r.below(4) << 12, count: 1 + r.below(4),
+                        access: pick([.read, [.read, .write]])))
             case 8 where has(.externalPins):
                 out.append(.unpin(iova: (iovas.isEmpty ? 0 : pick(iovas)) &+ r.below(4) << 12, count: 1 + r.below(4)))
             case 8 where has(.churn), 9 where has(.churn):

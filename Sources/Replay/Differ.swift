@@ -92,16 +92,18 @@ public enum Differ {
                 found.append((.mapping, "at iova \(iova): \(an) maps \(pfnText(pa)), \(bn) maps \(pfnText(pb))"))
             }
             let i = firstDifference(ac, bc)
-            found.append((
-                .chunkBoundaries,
-                "\(an) maps \(ac.count) chunk\(ac.count == 1 ? "" : "s"), \(bn) \(bc.count); first differing chunk #\(i): "
-                    + "\(an) \(chunkText(ac, i)), \(bn) \(chunkText(bc, i))"
-            ))
+            found.append(
+                (
+                    .chunkBoundaries,
+                    "\(an) maps \(ac.count) chunk\(ac.count == 1 ? "" : "s"), \(bn) \(bc.count); first differing chunk #\(i): "
+                        + "\(an) \(chunkText(ac, i)), \(bn) \(chunkText(bc, i))"
+                ))
         case let (.unmap(_, au, _), .unmap(_, bu, _)) where au != bu:
             found.append((.mapping, "\(an) unmaps \(au) bytes, \(bn) \(bu)"))
         case let (.pin(_, ap, _), .pin(_, bp, _)) where ap != bp:
             let i = firstDifference(ap, bp)
-            found.append((.mapping, "pinned pfn #\(i): \(an) \(i < ap.count ? "\(ap[i])" : "none"), \(bn) \(i < bp.count ? "\(bp[i])" : "none")"))
+            found.append(
+                (.mapping, "pinned pfn #\(i): \(an) \(i < ap.count ? "\(ap[i])" : "none"), \(bn) \(i < bp.count ? "\(bp[i])" : "none")"))
         default:
             break
         }

@@ -28,7 +28,8 @@ public enum HTMLReport {
         h += "<header><h1>pinreplay report</h1>"
         if let engines = traces.first?.report.engines {
             h += "<p>Engines: " + engines.map { "<b>\(esc($0))</b>" }.joined(separator: ", ")
-            h += " (the first is the reference). Times are estimates from the counters and the cost model of docs/COST.md, not measurements.</p>"
+            h +=
+                " (the first is the reference). Times are estimates from the counters and the cost model of docs/COST.md, not measurements.</p>"
         }
         h += "</header>\n"
         if traces.count > 1 { h += summary(traces.map(\.report)) }
@@ -56,7 +57,8 @@ public enum HTMLReport {
     }
 
     static func trace(_ r: TraceReport, _ map: AddressMap, id: String, maxExamples: Int) -> String {
-        var h = "<section class=\"trace\" id=\"\(id)\">\n<h2>\(esc(r.trace)) <small>(\(r.form.rawValue)): \(r.events) events, \(r.requests) requests</small></h2>\n"
+        var h =
+            "<section class=\"trace\" id=\"\(id)\">\n<h2>\(esc(r.trace)) <small>(\(r.form.rawValue)): \(r.events) events, \(r.requests) requests</small></h2>\n"
         h += "<p class=\"headline \(r.isClean ? "clean" : "found")\">\(esc(TextReport.headline(r)))</p>\n"
         h += first(r, id: id)
         h += addressSpace(r, map, id: id)
@@ -200,17 +202,22 @@ public enum HTMLReport {
         var h = "<h3 id=\"\(id)-map\">Address space</h3>\n"
         guard !map.vmas.isEmpty else { return h + "<p>The trace declares no VMA.</p>\n" }
         let boxes = layout(map.vmas)
-        var svg = "<svg class=\"map\" viewBox=\"0 0 \(Int(mapWidth)) 140\" width=\"\(Int(mapWidth))\" height=\"140\" role=\"img\" aria-label=\"address space map\">\n"
+        var svg =
+            "<svg class=\"map\" viewBox=\"0 0 \(Int(mapWidth)) 140\" width=\"\(Int(mapWidth))\" height=\"140\" role=\"img\" aria-label=\"address space map\">\n"
         for (i, b) in boxes.enumerated() {
             if b.gapBefore, i > 0 {
                 let gx = b.x - gapWidth / 2
-                svg += "<path d=\"M\(f1(gx - 3)) 58 L\(f1(gx + 1)) 26 M\(f1(gx)) 58 L\(f1(gx + 4)) 26\" stroke=\"#8c959f\" stroke-width=\"1.2\"/>\n"
+                svg +=
+                    "<path d=\"M\(f1(gx - 3)) 58 L\(f1(gx + 1)) 26 M\(f1(gx)) 58 L\(f1(gx + 4)) 26\" stroke=\"#8c959f\" stroke-width=\"1.2\"/>\n"
             }
-            let tip = "\(b.name.isEmpty ? b.kind.rawValue : b.name): \(hex(b.start))–\(hex(b.end)), \(humanBytes(b.end - b.start)), \(b.kind.rawValue)"
-            svg += "<rect class=\"vma \(b.kind.rawValue.lowercased())\" x=\"\(f1(b.x))\" y=\"24\" width=\"\(f1(max(1, b.width - 1)))\" height=\"36\" fill=\"\(color(b.kind))\"><title>\(esc(tip))</title></rect>\n"
+            let tip =
+                "\(b.name.isEmpty ? b.kind.rawValue : b.name): \(hex(b.start))–\(hex(b.end)), \(humanBytes(b.end - b.start)), \(b.kind.rawValue)"
+            svg +=
+                "<rect class=\"vma \(b.kind.rawValue.lowercased())\" x=\"\(f1(b.x))\" y=\"24\" width=\"\(f1(max(1, b.width - 1)))\" height=\"36\" fill=\"\(color(b.kind))\"><title>\(esc(tip))</title></rect>\n"
             if b.width >= 56 {
                 let cx = f1(b.x + b.width / 2)
-                svg += "<text x=\"\(cx)\" y=\"114\" text-anchor=\"middle\" class=\"lbl\">\(b.kind.rawValue) \(humanBytes(b.end - b.start))</text>\n"
+                svg +=
+                    "<text x=\"\(cx)\" y=\"114\" text-anchor=\"middle\" class=\"lbl\">\(b.kind.rawValue) \(humanBytes(b.end - b.start))</text>\n"
                 let chars = Int(b.width / 6.4)
                 let name = b.name.count > chars ? String(b.name.prefix(max(1, chars - 1))) + "…" : b.name
                 svg += "<text x=\"\(cx)\" y=\"128\" text-anchor=\"middle\" class=\"sub\">\(esc(name))</text>\n"
@@ -220,7 +227,8 @@ public enum HTMLReport {
             svg += "<rect class=\"dma\" x=\"\(f1(s.x0))\" y=\"64\" width=\"\(f1(s.x1 - s.x0))\" height=\"9\" fill=\"#2b6cb0\"/>\n"
         }
         for s in spans(map.failed, boxes) {
-            svg += "<rect class=\"dma-failed\" x=\"\(f1(s.x0))\" y=\"64\" width=\"\(f1(s.x1 - s.x0))\" height=\"9\" fill=\"url(#\(id)-hatch)\"/>\n"
+            svg +=
+                "<rect class=\"dma-failed\" x=\"\(f1(s.x0))\" y=\"64\" width=\"\(f1(s.x1 - s.x0))\" height=\"9\" fill=\"url(#\(id)-hatch)\"/>\n"
         }
         var placed: Set<String> = []
         for m in map.markers {
@@ -237,10 +245,12 @@ public enum HTMLReport {
             guard placed.insert(key).inserted else { continue }
             switch m.finding {
             case .divergence:
-                svg += "<g class=\"marker divergence\"><title>\(esc(tip))</title><line x1=\"\(f1(x))\" y1=\"22\" x2=\"\(f1(x))\" y2=\"76\" stroke=\"#d62728\" stroke-width=\"1.5\"/>"
+                svg +=
+                    "<g class=\"marker divergence\"><title>\(esc(tip))</title><line x1=\"\(f1(x))\" y1=\"22\" x2=\"\(f1(x))\" y2=\"76\" stroke=\"#d62728\" stroke-width=\"1.5\"/>"
                 svg += "<path d=\"M\(f1(x)) 78 l-6 11 h12 z\" fill=\"#d62728\"/></g>\n"
             case .violation:
-                svg += "<g class=\"marker violation\"><title>\(esc(tip))</title><line x1=\"\(f1(x))\" y1=\"22\" x2=\"\(f1(x))\" y2=\"90\" stroke=\"#ff7f0e\" stroke-width=\"1.5\" stroke-dasharray=\"3 2\"/>"
+                svg +=
+                    "<g class=\"marker violation\"><title>\(esc(tip))</title><line x1=\"\(f1(x))\" y1=\"22\" x2=\"\(f1(x))\" y2=\"90\" stroke=\"#ff7f0e\" stroke-width=\"1.5\" stroke-dasharray=\"3 2\"/>"
                 svg += "<path d=\"M\(f1(x)) 90 l6 6 l-6 6 l-6 -6 z\" fill=\"#ff7f0e\"/></g>\n"
             }
         }
@@ -256,7 +266,9 @@ public enum HTMLReport {
         var notes = ["Widths grow with the logarithm of the size; the gaps between VMAs are cut out."]
         if boxes.count < map.vmas.count { notes.append("\(map.vmas.count) VMAs drawn as \(boxes.count) boxes of neighbours.") }
         let unplaced = r.violations.filter { v in !map.markers.contains { $0.event == v.event } }.count
-        if unplaced > 0 { notes.append("\(unplaced) violation\(unplaced == 1 ? "" : "s") found at teardown or outside any map, not placed.") }
+        if unplaced > 0 {
+            notes.append("\(unplaced) violation\(unplaced == 1 ? "" : "s") found at teardown or outside any map, not placed.")
+        }
         if map.dropped > 0 { notes.append("\(map.dropped) VMAs or map ranges past the first \(AddressMap.maxRuns) extents are not drawn.") }
         h += "<p class=\"note\">" + esc(notes.joined(separator: " ")) + "</p>\n"
         return h + vmaTable(map)
@@ -276,7 +288,8 @@ public enum HTMLReport {
             let findings = map.markers.filter { $0.start < v.end && $0.start >= v.start }.count
             h += "<tr><td class=\"num\">\(hex(v.start))–\(hex(v.end))</td><td class=\"num\">\(humanBytes(v.end - v.start))</td>"
             h += "<td><i class=\"sw\" style=\"background:\(color(v.kind))\"></i>\(v.kind.rawValue)</td><td>\(esc(v.name))</td>"
-            h += "<td class=\"num\">\(mapped == 0 ? "-" : humanBytes(mapped))</td><td class=\"num\">\(findings == 0 ? "-" : "\(findings)")</td></tr>\n"
+            h +=
+                "<td class=\"num\">\(mapped == 0 ? "-" : humanBytes(mapped))</td><td class=\"num\">\(findings == 0 ? "-" : "\(findings)")</td></tr>\n"
         }
         if map.vmas.count > vmaRows { h += "<tr><td colspan=\"6\">… \(map.vmas.count - vmaRows) more</td></tr>\n" }
         return h + "</table>\n"
@@ -294,28 +307,35 @@ public enum HTMLReport {
             let left = 100.0
             let full = 360.0
             let height = 26 + 24 * ns.count
-            var svg = "<svg class=\"cost\" viewBox=\"0 0 540 \(height)\" width=\"540\" height=\"\(height)\" role=\"img\" aria-label=\"estimated cost per engine\">\n"
+            var svg =
+                "<svg class=\"cost\" viewBox=\"0 0 540 \(height)\" width=\"540\" height=\"\(height)\" role=\"img\" aria-label=\"estimated cost per engine\">\n"
             for d in Int(lo)...Int(hi) {
                 let x = left + full * (Double(d) - lo) / (hi - lo)
                 svg += "<line x1=\"\(f1(x))\" y1=\"16\" x2=\"\(f1(x))\" y2=\"\(height)\" stroke=\"#d0d7de\"/>"
-                svg += "<text x=\"\(f1(x))\" y=\"12\" text-anchor=\"middle\" class=\"sub\">\(CostModel.human(Int(pow(10, Double(d)))))</text>\n"
+                svg +=
+                    "<text x=\"\(f1(x))\" y=\"12\" text-anchor=\"middle\" class=\"sub\">\(CostModel.human(Int(pow(10, Double(d)))))</text>\n"
             }
             for (i, (name, v)) in zip(r.engines, ns).enumerated() {
                 let y = 22 + 24 * i
                 let w = v > 0 ? max(2, full * (log10(Double(v)) - lo) / (hi - lo)) : 0
                 svg += "<text x=\"0\" y=\"\(y + 13)\" class=\"lbl\">\(esc(name))</text>"
-                svg += "<rect class=\"bar\" x=\"\(f1(left))\" y=\"\(y)\" width=\"\(f1(w))\" height=\"17\" fill=\"\(i == 0 ? "#57606a" : "#2b6cb0")\"><title>\(esc(name)): \(CostModel.human(v))</title></rect>"
+                svg +=
+                    "<rect class=\"bar\" x=\"\(f1(left))\" y=\"\(y)\" width=\"\(f1(w))\" height=\"17\" fill=\"\(i == 0 ? "#57606a" : "#2b6cb0")\"><title>\(esc(name)): \(CostModel.human(v))</title></rect>"
                 svg += "<text x=\"\(f1(left + w + 6))\" y=\"\(y + 13)\" class=\"lbl\">\(CostModel.human(v))</text>\n"
             }
             h += "<div class=\"side\"><div>" + svg + "</svg><p class=\"note\">Logarithmic scale.</p></div>\n"
         } else {
             h += "<div class=\"side\"><p>No engine did anything the cost model counts.</p>\n"
         }
-        var t = "<div class=\"scroll\"><table class=\"counters\">\n<tr><th>per engine</th>" + r.engines.map { "<th>\(esc($0))</th>" }.joined() + "</tr>\n"
+        var t =
+            "<div class=\"scroll\"><table class=\"counters\">\n<tr><th>per engine</th>" + r.engines.map { "<th>\(esc($0))</th>" }.joined()
+            + "</tr>\n"
         func row(_ title: String, _ value: (EngineSummary) -> String) {
             let cells = r.summaries.map(value)
             let differ = Set(cells).count > 1
-            t += "<tr\(differ ? " class=\"differs\"" : "")><td>\(title)</td>" + cells.map { "<td class=\"num\">\($0)</td>" }.joined() + "</tr>\n"
+            t +=
+                "<tr\(differ ? " class=\"differs\"" : "")><td>\(title)</td>" + cells.map { "<td class=\"num\">\($0)</td>" }.joined()
+                + "</tr>\n"
         }
         row("chunks mapped") { "\($0.chunksMapped)" }
         row("pages pinned") { "\($0.pagesPinned)" }
@@ -403,7 +423,8 @@ public enum HTMLReport {
                 if i > previous + 1 { h += "<tr class=\"gap\"><td colspan=\"4\">… \(i - previous - 1) more</td></tr>\n" }
                 previous = i
                 let c = chunks[i]
-                h += "<tr\(theirs.contains(c) ? "" : " class=\"diff\"")><td>\(c.iova)</td><td>\(c.pfn)</td><td class=\"num\">\(c.npage)</td>"
+                h +=
+                    "<tr\(theirs.contains(c) ? "" : " class=\"diff\"")><td>\(c.iova)</td><td>\(c.pfn)</td><td class=\"num\">\(c.npage)</td>"
                 h += "<td>\(i < labels.count ? tags(labels[i]) : "")</td></tr>\n"
             }
             if previous < chunks.count - 1 { h += "<tr class=\"gap\"><td colspan=\"4\">… \(chunks.count - 1 - previous) more</td></tr>\n" }
@@ -415,9 +436,12 @@ public enum HTMLReport {
             if case .pin(_, let p, _) = other { theirs = Set(p) }
             h += "<table class=\"chunks\"><tr><th>pfn</th><th>frame</th></tr>\n"
             for (i, p) in pfns.prefix(chunksHead + chunksAround).enumerated() {
-                h += "<tr\(theirs.contains(p) ? "" : " class=\"diff\"")><td>\(p)</td><td>\(i < labels.count ? tags(labels[i]) : "")</td></tr>\n"
+                h +=
+                    "<tr\(theirs.contains(p) ? "" : " class=\"diff\"")><td>\(p)</td><td>\(i < labels.count ? tags(labels[i]) : "")</td></tr>\n"
             }
-            if pfns.count > chunksHead + chunksAround { h += "<tr class=\"gap\"><td colspan=\"2\">… \(pfns.count - chunksHead - chunksAround) more</td></tr>\n" }
+            if pfns.count > chunksHead + chunksAround {
+                h += "<tr class=\"gap\"><td colspan=\"2\">… \(pfns.count - chunksHead - chunksAround) more</td></tr>\n"
+            }
             return h + "</table>\n"
         case .unmap(_, let unmapped, _):
             return "<p>unmapped \(hex(unmapped)) (\(humanBytes(unmapped)))</p>\n"
@@ -441,9 +465,12 @@ public enum HTMLReport {
             h += "<h4>\(esc(engine))</h4>\n<table class=\"violations\"><tr><th>kind</th><th>event</th><th>request</th><th>what</th></tr>\n"
             for (kind, total, group) in kinds {
                 for (n, v) in group.enumerated() {
-                    let request = v.event > r.events ? "teardown, after the last event" : map.requests[v.event].map { "<code>\(esc($0))</code>" } ?? ""
+                    let request =
+                        v.event > r.events
+                        ? "teardown, after the last event" : map.requests[v.event].map { "<code>\(esc($0))</code>" } ?? ""
                     let cell = n == 0 ? "<td rowspan=\"\(group.count + (total > group.count ? 1 : 0))\">\(kind) (\(total))</td>" : ""
-                    let link = r.divergences.contains { $0.event == v.event } ? "<a href=\"#\(id)-event-\(v.event)\">\(v.event)</a>" : "\(v.event)"
+                    let link =
+                        r.divergences.contains { $0.event == v.event } ? "<a href=\"#\(id)-event-\(v.event)\">\(v.event)</a>" : "\(v.event)"
                     h += "<tr>\(cell)<td class=\"num\">\(link)</td><td>\(request)</td><td>\(esc(v.violation.detail))</td></tr>\n"
                 }
                 if total > group.count { h += "<tr><td colspan=\"3\">… \(total - group.count) more</td></tr>\n" }
@@ -459,7 +486,8 @@ public enum HTMLReport {
         guard r.sharedFailureCount > 0 else { return h + "<p>None.</p>\n" }
         h += "<table><tr><th>event</th><th>request</th><th>ret</th><th>after mark</th></tr>\n"
         for f in r.sharedFailures.prefix(maxExamples) {
-            h += "<tr><td class=\"num\">\(f.event)</td><td><code>\(esc(f.request))</code></td><td>\(retName(f.ret))</td><td>\(esc(f.mark ?? ""))</td></tr>\n"
+            h +=
+                "<tr><td class=\"num\">\(f.event)</td><td><code>\(esc(f.request))</code></td><td>\(retName(f.ret))</td><td>\(esc(f.mark ?? ""))</td></tr>\n"
         }
         if r.sharedFailureCount > maxExamples { h += "<tr><td colspan=\"4\">… \(r.sharedFailureCount - maxExamples) more</td></tr>\n" }
         return h + "</table>\n"
@@ -469,7 +497,8 @@ public enum HTMLReport {
         var h = "<h3 id=\"\(id)-costliest\">Costliest requests</h3>\n"
         let list = r.costliestShown(maxExamples)
         guard !list.isEmpty else { return h + "<p>None.</p>\n" }
-        h += "<div class=\"scroll\"><table><tr><th>event</th><th>request</th>" + r.engines.map { "<th>\(esc($0))</th>" }.joined() + "</tr>\n"
+        h +=
+            "<div class=\"scroll\"><table><tr><th>event</th><th>request</th>" + r.engines.map { "<th>\(esc($0))</th>" }.joined() + "</tr>\n"
         for c in list {
             h += "<tr><td class=\"num\">\(c.event)</td><td><code>\(esc(c.request))</code></td>"
             h += c.estimates.map { "<td class=\"num\">\(CostModel.human($0))</td>" }.joined() + "</tr>\n"

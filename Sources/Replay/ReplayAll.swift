@@ -52,7 +52,8 @@ public func replayAll(
             }
             let fd = several ? try temporaryFile() : output
             spool = several ? fd : nil
-            var observer = JSONLStream(sink: FDSink(fd: fd, name: several ? "<temporary file>" : "<stdout>"), trace: several ? paths[i] : nil)
+            var observer = JSONLStream(
+                sink: FDSink(fd: fd, name: several ? "<temporary file>" : "<stdout>"), trace: several ? paths[i] : nil)
             let report = try replayer.replay(path: paths[i], observer: &observer)
             try observer.sink.flush()
             return (.success(TraceOutcome(report: report)), spool)
@@ -154,15 +155,17 @@ struct JSONLStream: ReplayObserver {
 
     mutating func request(event: Int, engines: [String], outcomes: [RequestOutcome]) {
         for (name, o) in zip(engines, outcomes) {
-            let fields = engineFields[name] ?? {
-                var j = JSONText()
-                j.raw(",\"engine\":")
-                j.string(name)
-                j.raw(",")
-                let bytes = Array(j.out.utf8)
-                engineFields[name] = bytes
-                return bytes
-            }()
+            let fields =
+                engineFields[name]
+                ?? {
+                    var j = JSONText()
+                    j.raw(",\"engine\":")
+                    j.string(name)
+                    j.raw(",")
+                    let bytes = Array(j.out.utf8)
+                    engineFields[name] = bytes
+                    return bytes
+                }()
             sink.append(opening)
             sink.append(event)
             sink.append(fields)

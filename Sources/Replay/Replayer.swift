@@ -173,7 +173,9 @@ extension TraceReport {
 
     /// The violations grouped for a report: per engine that has any, per kind in
     /// `ViolationKind` order, the total and the first `maxExamples` kept.
-    public func violationGroups(maxExamples: Int) -> [(engine: String, kinds: [(kind: ViolationKind, total: Int, examples: [EngineViolation])])] {
+    public func violationGroups(maxExamples: Int) -> [(
+        engine: String, kinds: [(kind: ViolationKind, total: Int, examples: [EngineViolation])]
+    )] {
         engines.compactMap { engine in
             let kinds = ViolationKind.allCases.compactMap { kind -> (kind: ViolationKind, total: Int, examples: [EngineViolation])? in
                 guard let total = violationCounts[ViolationKey(engine: engine, kind: kind)] else { return nil }
@@ -385,7 +387,8 @@ public struct Replayer {
             if let progress {
                 progress(
                     ReplayProgress(
-                        event: event, statement: s.keyword, mappedPages: mappedPages, totalMapPages: totals.mapPages, events: totals.events))
+                        event: event, statement: s.keyword, mappedPages: mappedPages, totalMapPages: totals.mapPages, events: totals.events)
+                )
                 if case let .map(_, _, size, _) = s { mappedPages &+= size >> PAGE_SHIFT }
             }
             if case .mark(let text) = s { mark = text.string }
@@ -441,7 +444,8 @@ public struct Replayer {
         report.events = event
 
         progress?(
-            ReplayProgress(event: event + 1, statement: nil, mappedPages: mappedPages, totalMapPages: totals.mapPages, events: totals.events))
+            ReplayProgress(
+                event: event + 1, statement: nil, mappedPages: mappedPages, totalMapPages: totals.mapPages, events: totals.events))
         // What is still mapped is torn down as the process exits; findings are event N+1. The
         // hosts share nothing, so they tear down at once.
         for (i, host) in hosts.enumerated() {

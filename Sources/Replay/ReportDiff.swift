@@ -27,7 +27,9 @@ public enum ReportDiff {
             throw TraceError(file: file, .file, .syntax, "not a JSON report")
         }
         guard doc["schema"] as? Int == JSONReport.schema else {
-            throw TraceError(file: file, .file, .syntax, "report schema \(doc["schema"].map { "\($0)" } ?? "missing"), this version reads \(JSONReport.schema)")
+            throw TraceError(
+                file: file, .file, .syntax,
+                "report schema \(doc["schema"].map { "\($0)" } ?? "missing"), this version reads \(JSONReport.schema)")
         }
         guard let list = doc["traces"] as? [[String: Any]] else { throw TraceError(file: file, .file, .syntax, "no traces list") }
         return list.map { (($0["trace"] as? String) ?? "?", $0) }
@@ -51,7 +53,9 @@ public enum ReportDiff {
     private static func compare(trace: String, _ x: [String: Any], _ y: [String: Any], _ names: (String, String)) -> [String] {
         var out: [String] = []
         if (x["engines"] as? [String]) != (y["engines"] as? [String]) {
-            out.append("\(trace): engines \((x["engines"] as? [String])?.joined(separator: ",") ?? "?") → \((y["engines"] as? [String])?.joined(separator: ",") ?? "?")")
+            out.append(
+                "\(trace): engines \((x["engines"] as? [String])?.joined(separator: ",") ?? "?") → \((y["engines"] as? [String])?.joined(separator: ",") ?? "?")"
+            )
         }
         let cx = (x["counts"] as? [String: Any]).map { NSDictionary(dictionary: $0) }
         let cy = (y["counts"] as? [String: Any]).map { NSDictionary(dictionary: $0) }

@@ -23,7 +23,8 @@ public enum TextReport {
         var found: [String] = []
         if r.divergenceCount > 0 { found.append(plural(r.divergenceCount, "divergence")) }
         if r.violationCount > 0 { found.append(plural(r.violationCount, "invariant violation")) }
-        let shared = r.sharedFailureCount > 0
+        let shared =
+            r.sharedFailureCount > 0
             ? plural(r.sharedFailureCount, "request") + " failing on " + (r.engines.count == 1 ? "the engine" : "every engine")
             : nil
         if found.isEmpty {
@@ -165,7 +166,8 @@ public enum TextReport {
         case let .unmap(ret, unmapped, locked):
             return "ret \(retName(ret)), unmapped \(hex(unmapped)), locked_vm \(locked)"
         case let .pin(ret, pfns, locked):
-            return "ret \(retName(ret)), pfns [\(pfns.prefix(8).map(\.description).joined(separator: ", "))\(pfns.count > 8 ? ", …" : "")], locked_vm \(locked)"
+            return
+                "ret \(retName(ret)), pfns [\(pfns.prefix(8).map(\.description).joined(separator: ", "))\(pfns.count > 8 ? ", …" : "")], locked_vm \(locked)"
         case let .unpin(ret, locked):
             return "ret \(retName(ret)), locked_vm \(locked)"
         }

@@ -73,7 +73,8 @@ final class BinarySink {
         do {
             compressor = try ZstdCompressor(level: 3)
         } catch {
-            throw TraceError(file: out.name, .file, .compression, "cannot start compression: \(error)", cause: .zstd(code: error.code, name: error.name))
+            throw TraceError(
+                file: out.name, .file, .compression, "cannot start compression: \(error)", cause: .zstd(code: error.code, name: error.name))
         }
         emit(BinaryLayout.header())
     }
@@ -110,7 +111,8 @@ final class BinarySink {
                 try compressor.compress(raw, endFrame: endFrame, into: &produced)
             }
         } catch {
-            throw TraceError(file: out.name, .file, .compression, "compression failed: \(error)", cause: .zstd(code: error.code, name: error.name))
+            throw TraceError(
+                file: out.name, .file, .compression, "compression failed: \(error)", cause: .zstd(code: error.code, name: error.name))
         }
         frameBytes = endFrame ? 0 : frameBytes + content.count
         content.removeAll(keepingCapacity: true)
@@ -164,7 +166,9 @@ final class BinarySource {
         do {
             dctx = try ZstdDecompressor(windowLogMax: 23)
         } catch {
-            throw TraceError(file: input.name, .file, .compression, "cannot start decompression: \(error)", cause: .zstd(code: error.code, name: error.name))
+            throw TraceError(
+                file: input.name, .file, .compression, "cannot start decompression: \(error)",
+                cause: .zstd(code: error.code, name: error.name))
         }
         frames = FrameReader(input: input, dctx: dctx, crc: try Self.readHeader(input))
         // Allocated last: an init that throws runs no deinit to free it.
@@ -353,7 +357,9 @@ final class BinarySource {
             guard stored == computed else {
                 throw fail(at + 24, .corrupt, "CRC-32 mismatch (trailer \(hex(UInt64(stored))), file \(hex(UInt64(computed)))): corrupt")
             }
-            guard BinaryLayout.get(t, 28, as: UInt32.self) == 0 else { throw fail(at + 28, .corrupt, "reserved trailer bytes are not zero") }
+            guard BinaryLayout.get(t, 28, as: UInt32.self) == 0 else {
+                throw fail(at + 28, .corrupt, "reserved trailer bytes are not zero")
+            }
         }
         if bytesAfter > 0 {
             throw fail(at + UInt64(BinaryLayout.trailerSize), .corrupt, "\(bytesAfter)+ bytes after the trailer")

@@ -222,7 +222,8 @@ public final class TraceWriter {
         do {
             try validator.check(s)
         } catch {
-            throw TraceError(file: file, .record(index: count, contentOffset: 0), .invalid, "refusing to write an invalid statement: \(error.message)")
+            throw TraceError(
+                file: file, .record(index: count, contentOffset: 0), .invalid, "refusing to write an invalid statement: \(error.message)")
         }
         count += 1
         switch sink {

@@ -45,11 +45,15 @@ public struct TraceStats: Sendable {
         case let .unmap(_, size): unmappedBytes &+= size
         case .vma(let v):
             let kind =
-                v.flags.contains(.pfnmap) ? "pfnmap"
-                : v.flags.contains(.io) ? "io"
-                : v.flags.contains(.mixedmap) ? "mixedmap"
-                : v.hugetlbSize != 0 ? "hugetlb"
-                : v.flags.contains(.shared) ? "shared" : "anon"
+                v.flags.contains(.pfnmap)
+                ? "pfnmap"
+                : v.flags.contains(.io)
+                    ? "io"
+                    : v.flags.contains(.mixedmap)
+                        ? "mixedmap"
+                        : v.hugetlbSize != 0
+                            ? "hugetlb"
+                            : v.flags.contains(.shared) ? "shared" : "anon"
             let old = vmas[kind] ?? (0, 0)
             vmas[kind] = (old.count + 1, old.bytes &+ (v.end - v.start))
         case let .touch(_, count, write):

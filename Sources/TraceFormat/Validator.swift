@@ -55,7 +55,8 @@ struct StatementValidator {
             if leaf != .k4 {
                 let n = leaf.pages
                 guard let pfn, vaddr & (n << 12 - 1) == 0, pfn & (n - 1) == 0, count % n == 0 else {
-                    throw StatementProblem("leaf=\(leaf.keyword) needs VADDR and PFN aligned to \(leaf.keyword) and COUNT a multiple of \(n)")
+                    throw StatementProblem(
+                        "leaf=\(leaf.keyword) needs VADDR and PFN aligned to \(leaf.keyword) and COUNT a multiple of \(n)")
                 }
             }
         case let .touch(vaddr, count, _):

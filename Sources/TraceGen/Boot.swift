@@ -30,7 +30,9 @@ public struct BootGenerator {
         guard c.ram & 0xFFF == 0 else { throw GenError("--ram \(c.ram) is not page aligned") }
         if c.backing.hugePage != 0 {
             guard c.ram % c.backing.hugePage == 0, c.hotplug % c.backing.hugePage == 0 else {
-                throw GenError("--ram and --hotplug must be multiples of the \(humanBytes(c.backing.hugePage)) huge page with --backing \(c.backing.rawValue)")
+                throw GenError(
+                    "--ram and --hotplug must be multiples of the \(humanBytes(c.backing.hugePage)) huge page with --backing \(c.backing.rawValue)"
+                )
             }
         }
         guard c.hotplug & 0xFFF == 0 else { throw GenError("--hotplug \(c.hotplug) is not page aligned") }
@@ -109,7 +111,8 @@ public struct BootGenerator {
             var out: [Section] = []
             if off > 0 { out.append(Section(gpa: guest, size: off, vaddr: vaddr, access: [.read, .write])) }
             if off + 0x1000 < size {
-                out.append(Section(gpa: guest + off + 0x1000, size: size - off - 0x1000, vaddr: vaddr + off + 0x1000, access: [.read, .write]))
+                out.append(
+                    Section(gpa: guest + off + 0x1000, size: size - off - 0x1000, vaddr: vaddr + off + 0x1000, access: [.read, .write]))
             }
             return out
         }
@@ -180,7 +183,9 @@ struct VirtualLayout: Equatable {
         if fixedFits { return }
         let need = up(barSpan) + g + up(c.hotplug) + up(c.ram) + 3 * g
         guard need <= Self.userTop - Self.userBottom else {
-            throw GenError("--ram \(humanBytes(c.ram)) with --hotplug \(humanBytes(c.hotplug)) and the BARs do not fit a 47-bit user address space (at most about \(humanBytes((Self.userTop - Self.userBottom - up(barSpan) - 4 * g) & ~(g - 1))) in all)")
+            throw GenError(
+                "--ram \(humanBytes(c.ram)) with --hotplug \(humanBytes(c.hotplug)) and the BARs do not fit a 47-bit user address space (at most about \(humanBytes((Self.userTop - Self.userBottom - up(barSpan) - 4 * g) & ~(g - 1))) in all)"
+            )
         }
         bar = (Self.userTop - up(barSpan)) & ~(g - 1)
         rom = bar - 2 * g

@@ -199,7 +199,8 @@ public struct Profile: Sendable {
             Profile(name: "viommu-churn", summary: "intel-iommu caching mode: guest IOTLB map/unmap churn (--requests)", defaults: viommu),
             Profile(name: "hugetlb-1g-64g", summary: "64 GiB of 1 GiB hugetlbfs pages, one NIC", defaults: huge),
             Profile(name: "tight-memlock", summary: "RLIMIT_MEMLOCK below guest RAM: the RAM map fails, QEMU exits", defaults: tight),
-            Profile(name: "intx-no-kvm", summary: "INTx without KVM: each interrupt unmaps and remaps the BARs (--requests)", defaults: intx),
+            Profile(
+                name: "intx-no-kvm", summary: "INTx without KVM: each interrupt unmaps and remaps the BARs (--requests)", defaults: intx),
         ]
     }()
 

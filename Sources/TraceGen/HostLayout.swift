@@ -47,7 +47,9 @@ struct HostLayout {
         let wanted = (guestPages + guestPages / 4 + (8 << 18) + 0x3FFFF) & ~0x3FFFF
         guard Self.highRAMStart + wanted <= Self.mmio64.lowerBound else {
             let maxGuest = ((Self.mmio64.lowerBound - Self.highRAMStart - (8 << 18)) * 4 / 5) << Self.pageShift
-            throw GenError("--ram \(humanBytes(c.ram)) does not fit the host layout (at most about \(humanBytes(maxGuest & ~((1 << 30) - 1))) of guest RAM)")
+            throw GenError(
+                "--ram \(humanBytes(c.ram)) does not fit the host layout (at most about \(humanBytes(maxGuest & ~((1 << 30) - 1))) of guest RAM)"
+            )
         }
         highRAMPages = wanted
         try layPool(c, rng: &rng)

@@ -1,5 +1,5 @@
 // swift-format-ignore-file: AlwaysUseLowerCamelCase
-//
+
 // The shape of the 4.x engines: vaddr_get_pfn() for one page and vfio_pin_pages_remote()
 // with 4.16's signature (lock_cap passed in, no batch). The per-request batch the container
 // threads through later kernels goes unused, and the external pin is 4.16's.

@@ -1,5 +1,5 @@
 // swift-format-ignore-file: AlwaysUseLowerCamelCase
-//
+
 // `fixed`: what a correct 2018 shortcut would have been (SPEC-LATER §4.1). Linux 4.16 with one
 // change: when vaddr_get_pfn() took its VM_PFNMAP branch (never for a page GUP returned,
 // reserved or not), the run is extended to the end of *that* VMA in one step, over the pfns

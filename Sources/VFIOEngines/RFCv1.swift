@@ -1,5 +1,5 @@
 // swift-format-ignore-file: AlwaysUseLowerCamelCase
-//
+
 // The first RFC (Jason Cai, 2018-02-24, on top of Linux 4.16): try_io_pfnmap() runs before
 // anything else and, on any VM_IO|VM_PFNMAP VMA whose pgoff-derived pfn is invalid or
 // reserved, returns min(npage, vma_pages(vma)) without pinning or accounting. Otherwise the

@@ -1,5 +1,5 @@
 // swift-format-ignore-file: AlwaysUseLowerCamelCase
-//
+
 // Linux 4.16, drivers/vfio/vfio_iommu_type1.c (blob 45657e2b1ff7): vaddr_get_pfn() and
 // vfio_pin_pages_remote(), the page-by-page walk the seed patch short-cuts.
 //

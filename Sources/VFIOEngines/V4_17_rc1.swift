@@ -1,5 +1,5 @@
 // swift-format-ignore-file: AlwaysUseLowerCamelCase
-//
+
 // Linux 4.17-rc1, commit 356e88ebe447 "vfio/type1: Improve memory pinning process for raw PFN
 // mapping" (RFC v2 = Alex Williamson's proposal in the seed thread), reverted before 4.17 for
 // a "bad page state" regression (merge 7172a69c1046). After the first vaddr_get_pfn(), an

@@ -1,5 +1,5 @@
 // swift-format-ignore-file: AlwaysUseLowerCamelCase
-//
+
 // Linux 5.15 (read in 5.15.85), drivers/vfio/vfio_iommu_type1.c: vaddr_get_pfns() over a
 // batch of up to 512 pages (4d83de6da265, 5.12), follow_fault_pfn() with follow_pte() and
 // fault-in (07956b6269d3, 41311242221e), the single-entry batch release of 60c988bc1541, and

@@ -1,5 +1,5 @@
 // swift-format-ignore-file: AlwaysUseLowerCamelCase
-//
+
 // Linux 6.0 and 6.1.y: vfio_pin_pages_remote() and vaddr_get_pfns() are 5.15's (read in a
 // 5.19/6.0-era tree). What changed is outside them, in vfio_iommu_type1_pin_pages(): an
 // external pin of a pfn without a struct page fails with -EINVAL (4752354af710, 6.4, in 6.1.y

@@ -1,5 +1,5 @@
 // swift-format-ignore-file: AlwaysUseLowerCamelCase
-//
+
 // Linux 6.12 (stands for 6.2 to 6.14): 5.15's vfio_pin_pages_remote() loop, unchanged; a
 // vaddr_get_pfns() without the zero-page unpin loop (reverted by 5b992412776c, 6.9: R/O
 // long-term pins no longer return the zero page) and with follow_pfnmap_start()

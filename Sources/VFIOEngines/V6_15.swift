@@ -1,5 +1,5 @@
 // swift-format-ignore-file: AlwaysUseLowerCamelCase
-//
+
 // Linux 6.15 (stands for 6.15 to 6.17), drivers/vfio/vfio_iommu_type1.c: vaddr_get_pfns()
 // fills the batch itself and, for a VM_PFNMAP VMA, returns how many pages remain in the leaf
 // that holds vaddr (follow_fault_pfn() reports the leaf's addr_mask: 0fd06844de5d); the loop

@@ -1,5 +1,5 @@
 // swift-format-ignore-file: AlwaysUseLowerCamelCase
-//
+
 // Linux 6.18 (2025 LTS): 6.15's vaddr_get_pfns() and pfnmap step; the per-page loop becomes
 // per group of physically contiguous batch pages (num_pages_contiguous(), 929bf010e059 and
 // f6c84a52cc41), charged less vpfn_pages() (d10872050ffe); the dma remembers whether it

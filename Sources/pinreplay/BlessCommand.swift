@@ -45,7 +45,9 @@ struct BlessCommand: ParsableCommand {
                 let (od, ov) = Golden.counts(old)
                 let (nd, nv) = Golden.counts(got)
                 if (nd < od || nv < ov) && !acceptFewer {
-                    throw UsageError("\(path): divergences \(od) → \(nd), violations \(ov) → \(nv): fewer than expected; check, then bless with --accept-fewer")
+                    throw UsageError(
+                        "\(path): divergences \(od) → \(nd), violations \(ov) → \(nv): fewer than expected; check, then bless with --accept-fewer"
+                    )
                 }
                 print("\(path): changed: divergences \(od) → \(nd), violations \(ov) → \(nv); " + diffs.joined(separator: "; "))
             } else {

@@ -25,10 +25,16 @@ struct RecordCommand: ParsableCommand {
     @Option(help: "A live process to record.") var pid: Int32?
     @Option(help: "A saved /proc/PID/maps; several, in time order, record how the process changed between them.") var maps: [String] = []
     @Option(help: "A saved /proc/PID/pagemap (or the live one); several pair with --maps by position.") var pagemap: [String] = []
-    @Option(help: "A saved /proc/kpageflags (with --pid: the live one, when readable) to tell the zero page, reserved frames and frames without struct page from ram.")
+    @Option(
+        help:
+            "A saved /proc/kpageflags (with --pid: the live one, when readable) to tell the zero page, reserved frames and frames without struct page from ram."
+    )
     var kpageflags: String?
     @Option(help: "QMP socket of the QEMU process given by --pid.") var qemuMonitor: String?
-    @Option(help: "With --qemu-monitor: keep watching this many seconds; each change of QEMU's memory map or flat view becomes vma/munmap statements and the listener's unmaps and maps.") var watch: Double?
+    @Option(
+        help:
+            "With --qemu-monitor: keep watching this many seconds; each change of QEMU's memory map or flat view becomes vma/munmap statements and the listener's unmaps and maps."
+    ) var watch: Double?
     @Option(help: "Seconds between two looks while watching.") var interval: Double = 0.1
     @Flag(help: "With --watch: resume a QEMU started paused (-S) after the first snapshot.") var resume = false
     @Option(help: "Saved 'info mtree -f' output.") var mtree: String?
@@ -59,7 +65,8 @@ struct RecordCommand: ParsableCommand {
                 guard watch > 0, watch <= 3600, interval >= 0.01, interval <= watch else {
                     throw UsageError("--watch must be in (0, 3600] seconds and --interval in [0.01, --watch]")
                 }
-                statements = try watchQEMU(socket: qemuMonitor, pid: pid, seconds: watch, interval: interval, recorder: &recorder, resume: resume)
+                statements = try watchQEMU(
+                    socket: qemuMonitor, pid: pid, seconds: watch, interval: interval, recorder: &recorder, resume: resume)
             } else if let qemuMonitor, let pid {
                 statements = try recordQEMU(socket: qemuMonitor, pid: pid, recorder: &recorder)
             } else {

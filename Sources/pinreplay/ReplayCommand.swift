@@ -33,7 +33,9 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: "Report form.")
     var format: ReplayFormat = .text
 
-    @Option(name: [.short, .customLong("output")], help: "Write the report to FILE (atomically) instead of standard output.", completion: .file())
+    @Option(
+        name: [.short, .customLong("output")], help: "Write the report to FILE (atomically) instead of standard output.",
+        completion: .file())
     var output: String?
 
     @Flag(help: "Add the per-operation breakdown of the estimated kernel time (text form).")
@@ -45,7 +47,9 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: "Examples shown per group of divergences or violations (text and html forms).")
     var maxExamples: Int = 5
 
-    @Flag(help: "One row per trace (events, requests, findings by kind, estimated time per engine) instead of the full reports (text or json).")
+    @Flag(
+        help:
+            "One row per trace (events, requests, findings by kind, estimated time per engine) instead of the full reports (text or json).")
     var summary = false
 
     @Option(help: "Most pages one map, pin or touch may ask for before the trace is refused (default 2^32: 16 TiB).")
@@ -105,7 +109,8 @@ struct ReplayCommand: ParsableCommand {
                 engine = e
             } else {
                 let groups = Engines.groups.keys.sorted().joined(separator: ", ")
-                throw UsageError("unknown engine '\(name)'; engines: \(Engines.spellings); groups: \(groups), all; or a C file (./my-patch.c)")
+                throw UsageError(
+                    "unknown engine '\(name)'; engines: \(Engines.spellings); groups: \(groups), all; or a C file (./my-patch.c)")
             }
             guard !out.contains(where: { $0.name == engine.name }) else { throw UsageError("engine '\(engine.name)' named twice") }
             out.append(engine)

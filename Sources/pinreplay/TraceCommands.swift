@@ -46,7 +46,9 @@ struct ConvertCommand: ParsableCommand {
         while let s = try reader.next() { try writer.write(s) }
         try writer.finish()
         if reader.skippedRecords > 0 {
-            printError("pinreplay: \(reader.file): \(reader.skippedRecords) records of types this version does not know were left out of \(writer.file)")
+            printError(
+                "pinreplay: \(reader.file): \(reader.skippedRecords) records of types this version does not know were left out of \(writer.file)"
+            )
         }
     }
 }

@@ -92,7 +92,8 @@ import VFIOModel
         let c = try Self.load("c-v4.17-rc1.c")
         #expect(c.name == "c-v4.17-rc1")
         var observer = NoObserver()
-        let r = try Replayer(engines: [V4_16(), c]).replay(path: Paths.traces.appendingPathComponent("gpu-16g-bar.vptr").path, observer: &observer)
+        let r = try Replayer(engines: [V4_16(), c]).replay(
+            path: Paths.traces.appendingPathComponent("gpu-16g-bar.vptr").path, observer: &observer)
         let first = try #require(r.divergences.first)
         #expect(first.event == 317)
         guard case .map(0, let chunks, 170) = first.outcomes[1] else {
@@ -118,11 +119,16 @@ import VFIOModel
         try "static long vfio_pin_pages_remote(struct vfio_dma *dma, struct vfio_batch *batch) { return 0; }\n"
             .write(to: later, atomically: true, encoding: .utf8)
         let refused = try #require(throws: CEngineError.self) { try CEngineLoader.load(path: later.path, cache: Self.cache.path) }
-        #expect(refused.message == "\(later.path): uses vfio_batch of the 5.x/6.x API; only the 4.16 API (--kernel-api 4.16) is available so far")
+        #expect(
+            refused.message
+                == "\(later.path): uses vfio_batch of the 5.x/6.x API; only the 4.16 API (--kernel-api 4.16) is available so far")
 
         let api = try CLI.run(["replay", "traces/hugetlb.txt", "--engines", "Tests/Fixtures/c-engines/c-v4.16.c", "--kernel-api", "6.18"])
         #expect(api.status == 2)
-        #expect(api.stderr == "pinreplay: The value '6.18' is invalid for '--kernel-api <kernel-api>'. Please provide one of '4.16'. (see 'pinreplay help')\n")
+        #expect(
+            api.stderr
+                == "pinreplay: The value '6.18' is invalid for '--kernel-api <kernel-api>'. Please provide one of '4.16'. (see 'pinreplay help')\n"
+        )
         let missing = try #require(throws: CEngineError.self) { try CEngineLoader.load(path: dir.appendingPathComponent("none.c").path) }
         #expect(missing.message.hasSuffix("none.c: cannot read: No such file or directory"))
     }
@@ -169,7 +175,9 @@ import VFIOModel
         #expect(broken.stdout.isEmpty)
         #expect(broken.stderr.hasPrefix("pinreplay: \(bad.path):3:"), "\(broken.stderr)")
         #expect(broken.stderr.split(separator: "\n").count == 1)
-        let twice = try CLI.run(["replay", "traces/hugetlb.txt", "--engines", "Tests/Fixtures/c-engines/c-v4.16.c,Tests/Fixtures/c-engines/c-v4.16.c"])
+        let twice = try CLI.run([
+            "replay", "traces/hugetlb.txt", "--engines", "Tests/Fixtures/c-engines/c-v4.16.c,Tests/Fixtures/c-engines/c-v4.16.c",
+        ])
         #expect(twice.status == 2)
         #expect(twice.stderr == "pinreplay: engine 'c-v4.16' named twice\n")
     }

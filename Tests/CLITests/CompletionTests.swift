@@ -16,7 +16,8 @@ import Testing
         body += "f=$(complete -p pinreplay | sed 's/.*-F \\([^ ]*\\).*/\\1/')\n"
         for words in lines {
             let quoted = words.map { "'\($0)'" }.joined(separator: " ")
-            body += "COMP_WORDS=(\(quoted)); COMP_CWORD=\(words.count - 1); COMP_LINE=\"${COMP_WORDS[*]}\"; COMP_POINT=${#COMP_LINE}; COMPREPLY=()\n"
+            body +=
+                "COMP_WORDS=(\(quoted)); COMP_CWORD=\(words.count - 1); COMP_LINE=\"${COMP_WORDS[*]}\"; COMP_POINT=${#COMP_LINE}; COMPREPLY=()\n"
             body += "$f pinreplay \"${COMP_WORDS[COMP_CWORD]}\" \"${COMP_WORDS[COMP_CWORD-1]}\"; echo \"${COMPREPLY[*]}\"\n"
         }
         let p = Process()

@@ -31,10 +31,19 @@ import Testing
     @Test(
         "Bad parameters exit 2 with one line",
         arguments: [
-            (["--profile", "nope"], "pinreplay: unknown profile 'nope'; profiles: gpu-16g-bar, nic-sriov-4vf, viommu-churn, hugetlb-1g-64g, tight-memlock, intx-no-kvm\n"),
+            (
+                ["--profile", "nope"],
+                "pinreplay: unknown profile 'nope'; profiles: gpu-16g-bar, nic-sriov-4vf, viommu-churn, hugetlb-1g-64g, tight-memlock, intx-no-kvm\n"
+            ),
             (["--profile", "gpu-16g-bar", "--ram", "16777217"], "pinreplay: --ram 16777217 is not page aligned\n"),
-            (["--profile", "gpu-16g-bar", "--device", "gpu:bar1=12G"], "pinreplay: --device gpu: bar1 size 12G is not a power of two of at least 4 KiB\n"),
-            (["--profile", "gpu-16g-bar", "--backing", "ssd"], "pinreplay: The value 'ssd' is invalid for '--backing <backing>'. Please provide one of 'anon', 'thp', 'hugetlb-2m', 'hugetlb-1g' or 'memfd'. (see 'pinreplay help')\n"),
+            (
+                ["--profile", "gpu-16g-bar", "--device", "gpu:bar1=12G"],
+                "pinreplay: --device gpu: bar1 size 12G is not a power of two of at least 4 KiB\n"
+            ),
+            (
+                ["--profile", "gpu-16g-bar", "--backing", "ssd"],
+                "pinreplay: The value 'ssd' is invalid for '--backing <backing>'. Please provide one of 'anon', 'thp', 'hugetlb-2m', 'hugetlb-1g' or 'memfd'. (see 'pinreplay help')\n"
+            ),
             (["--profile", "gpu-16g-bar", "--ram", "lots"], "pinreplay: --ram: bad size 'lots'\n"),
         ])
     func badParameters(args: [String], message: String) throws {

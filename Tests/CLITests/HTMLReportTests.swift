@@ -37,7 +37,8 @@ import Testing
         #expect(offsets == offsets.sorted())
         #expect(
             html.contains(
-                "<li><b>First divergence</b>: <a href=\"#t1-event-317\">event 317</a>, mapping: <code>map 0xc0000 0x7e8000000000 0x20000 r</code>"))
+                "<li><b>First divergence</b>: <a href=\"#t1-event-317\">event 317</a>, mapping: <code>map 0xc0000 0x7e8000000000 0x20000 r</code>"
+            ))
         #expect(html.contains("<li><b>State first differs</b> after event 318: v4.17-rc1&#39;s locked_vm differs by -16"))
 
         // The map: pc.ram, pc.rom and pc.bios, three BARs; DMA maps under them; findings on the ROMs.
@@ -74,7 +75,8 @@ import Testing
                 "<tr><td>0xc0000</td><td>0x140000</td><td class=\"num\">10</td><td><span class=\"tag ram\">ram ×10</span></td></tr>"))
         #expect(
             event317.contains(
-                "<tr class=\"diff\"><td>0xca000</td><td>0x27e0</td><td class=\"num\">1</td><td><span class=\"tag zero\">zero page</span></td></tr>"))
+                "<tr class=\"diff\"><td>0xca000</td><td>0x27e0</td><td class=\"num\">1</td><td><span class=\"tag zero\">zero page</span></td></tr>"
+            ))
         #expect(event317.contains("<tr class=\"gap\"><td colspan=\"4\">… 15 more</td></tr>"))
 
         // Violations name the request that caused them, or the teardown.
@@ -110,16 +112,22 @@ import Testing
                 "<tr class=\"clean\"><td><a href=\"#t2\">Tests/Fixtures/shared-enomem.txt</a></td><td class=\"num\">5</td><td class=\"num\">1</td><td>-</td><td>-</td>"
             ))
         let second = try #require(Self.slice(html, from: "<section class=\"trace\" id=\"t2\">", to: "</section>"))
-        #expect(second.contains("<p class=\"headline clean\">clean: the engines agree and no invariant is broken (1 request failing on every engine)</p>"))
+        #expect(
+            second.contains(
+                "<p class=\"headline clean\">clean: the engines agree and no invariant is broken (1 request failing on every engine)</p>"))
         // The map that failed everywhere is drawn hatched over the half of the VMA it asked for.
         #expect(second.contains("<rect class=\"dma-failed\" x=\"0.0\" y=\"64\" width=\"550.0\" height=\"9\" fill=\"url(#t2-hatch)\"/>"))
-        #expect(second.contains("<tr><td class=\"num\">5</td><td><code>map 0x0 0x400000 0x4000 rw</code></td><td>-ENOMEM</td><td></td></tr>"))
+        #expect(
+            second.contains("<tr><td class=\"num\">5</td><td><code>map 0x0 0x400000 0x4000 rw</code></td><td>-ENOMEM</td><td></td></tr>"))
         let ids = html.components(separatedBy: " id=\"").dropFirst().map { String($0.prefix { $0 != "\"" }) }
         #expect(Set(ids).count == ids.count)
         // The divergence that follows the underflow sits under its cause.
         let first = try #require(Self.slice(html, from: "<section class=\"trace\" id=\"t1\">", to: "</section>"))
         let since = try #require(Self.slice(first, from: "<div class=\"since\">", to: "<h3"))
-        #expect(since.contains("<b>Since event 9</b>: v4.17-rc1&#39;s locked_vm differs by -3 and its ram page references by -3 from v4.16&#39;s; 1 request follows."))
+        #expect(
+            since.contains(
+                "<b>Since event 9</b>: v4.17-rc1&#39;s locked_vm differs by -3 and its ram page references by -3 from v4.16&#39;s; 1 request follows."
+            ))
         #expect(since.contains("id=\"t1-event-11\""))
     }
 
@@ -128,13 +136,13 @@ import Testing
         let dir = Paths.scratch()
         let trace = dir.appendingPathComponent("x.txt")
         try """
-            vptr-text 1
-            pfns ram 0x2000 64
-            pool 0x2000 64
-            vma 0x400000 0x408000 rw- name=<b>"guest" & 'ram'
-            mark <script>alert(1)</script>
-            map 0x0 0x400000 16K rw
-            """.write(to: trace, atomically: true, encoding: .utf8)
+        vptr-text 1
+        pfns ram 0x2000 64
+        pool 0x2000 64
+        vma 0x400000 0x408000 rw- name=<b>"guest" & 'ram'
+        mark <script>alert(1)</script>
+        map 0x0 0x400000 16K rw
+        """.write(to: trace, atomically: true, encoding: .utf8)
         let html = try CLI.run(["replay", trace.path, "--format", "html"]).stdout
         #expect(HTMLShape.problems(html) == [])
         #expect(!html.contains("<script"))

@@ -41,10 +41,16 @@ import Testing
         let out = dir.appendingPathComponent("x.vptr").path
         let q = try CLI.run(["record", "--maps", "Tests/Fixtures/qemu/maps-q35-256m.txt", "--qemu-trace", log, "-o", out])
         #expect(q.status == 2)
-        #expect(q.stderr == "pinreplay: \(log): no vfio_listener_region_add/del or vfio_dma_map/unmap event: not a trace log of QEMU's VFIO listener, or tracing was off\n")
+        #expect(
+            q.stderr
+                == "pinreplay: \(log): no vfio_listener_region_add/del or vfio_dma_map/unmap event: not a trace log of QEMU's VFIO listener, or tracing was off\n"
+        )
         let b = try CLI.run(["record", "--maps", "Tests/Fixtures/qemu/maps-q35-256m.txt", "--bpftrace", log, "-o", out])
         #expect(b.status == 2)
-        #expect(b.stderr == "pinreplay: \(log): no MAP_DMA or UNMAP_DMA line: not output of tools/capture/vfio-dma.bt, or the process made no request\n")
+        #expect(
+            b.stderr
+                == "pinreplay: \(log): no MAP_DMA or UNMAP_DMA line: not output of tools/capture/vfio-dma.bt, or the process made no request\n"
+        )
         #expect(!FileManager.default.fileExists(atPath: out))
     }
 
@@ -57,7 +63,9 @@ import Testing
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         _ = withUnsafeMutableBytes(of: &addr.sun_path) { buf in path.utf8CString.withUnsafeBytes { buf.copyMemory(from: $0) } }
-        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
         #expect(bound == 0 && listen(fd, 1) == 0)
         let server = Thread {
             let c = accept(fd, nil, nil)
@@ -69,6 +77,9 @@ import Testing
         server.start()
         let r = try CLI.run(["record", "--qemu-monitor", path, "--pid", "\(getpid())", "-o", dir.appendingPathComponent("x.vptr").path])
         #expect(r.status == 2)
-        #expect(r.stderr == "pinreplay: \(path): not a QMP socket (it said 'QEMU 7.2.0 monitor - type 'help' for more information'); start QEMU with -qmp unix:PATH,server=on,wait=off\n")
+        #expect(
+            r.stderr
+                == "pinreplay: \(path): not a QMP socket (it said 'QEMU 7.2.0 monitor - type 'help' for more information'); start QEMU with -qmp unix:PATH,server=on,wait=off\n"
+        )
     }
 }

@@ -38,7 +38,10 @@ import Testing
     func jsonWithViolation() throws {
         let r = try CLI.run(["replay", "--format", "json", Self.fixture("examples/ram-then-reserved.txt")])
         #expect(r.status == 1)
-        #expect(r.stdout.hasPrefix("{\"schema\":2,\"traces\":[\n{\"trace\":\"Tests/Fixtures/examples/ram-then-reserved.txt\",\"events\":7,\"requests\":2,\"engines\":[\"v4.16\",\"v4.17-rc1\"],\n\"summary\":{\n\"v4.16\":{\"vaddr_get_pfn\":3,"))
+        #expect(
+            r.stdout.hasPrefix(
+                "{\"schema\":2,\"traces\":[\n{\"trace\":\"Tests/Fixtures/examples/ram-then-reserved.txt\",\"events\":7,\"requests\":2,\"engines\":[\"v4.16\",\"v4.17-rc1\"],\n\"summary\":{\n\"v4.16\":{\"vaddr_get_pfn\":3,"
+            ))
         let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let trace = try #require((doc["traces"] as? [[String: Any]])?.first)
         let summary = try #require(trace["summary"] as? [String: [String: Int]])
@@ -73,7 +76,10 @@ import Testing
     func inconsistentTrace() throws {
         let r = try CLI.run(["replay", Self.fixture("pte-outside.txt")])
         #expect(r.status == 2)
-        #expect(r.stderr == "pinreplay: Tests/Fixtures/pte-outside.txt:4: event 2 (pte) cannot happen: pte range 0x500000+1 pages is not inside a VMA\n")
+        #expect(
+            r.stderr
+                == "pinreplay: Tests/Fixtures/pte-outside.txt:4: event 2 (pte) cannot happen: pte range 0x500000+1 pages is not inside a VMA\n"
+        )
     }
 
     @Test("A touch the guest would take SIGSEGV for does nothing, on every engine: the trace is accepted")
@@ -90,14 +96,20 @@ import Testing
     func unknownEngine() throws {
         let r = try CLI.run(["replay", "--engines", "old,v9.9", Self.fixture("clean-small.txt")])
         #expect(r.status == 2)
-        #expect(r.stderr == "pinreplay: unknown engine 'v9.9'; engines: v4.16 (old), rfc-v1, v4.17-rc1 (patched), fixed, v5.15, v6.1, v6.12, v6.15, v6.18; groups: later, all; or a C file (./my-patch.c)\n")
+        #expect(
+            r.stderr
+                == "pinreplay: unknown engine 'v9.9'; engines: v4.16 (old), rfc-v1, v4.17-rc1 (patched), fixed, v5.15, v6.1, v6.12, v6.15, v6.18; groups: later, all; or a C file (./my-patch.c)\n"
+        )
     }
 
     @Test("Bad flags and missing files exit 2 with one line")
     func badUsage() throws {
         let flag = try CLI.run(["replay", "--format", "yaml", Self.fixture("clean-small.txt")])
         #expect(flag.status == 2)
-        #expect(flag.stderr == "pinreplay: The value 'yaml' is invalid for '--format <format>'. Please provide one of 'text', 'json', 'jsonl' or 'html'. (see 'pinreplay help')\n")
+        #expect(
+            flag.stderr
+                == "pinreplay: The value 'yaml' is invalid for '--format <format>'. Please provide one of 'text', 'json', 'jsonl' or 'html'. (see 'pinreplay help')\n"
+        )
         let unknown = try CLI.run(["replay", "--frobnicate", Self.fixture("clean-small.txt")])
         #expect(unknown.status == 2)
         #expect(unknown.stderr.split(separator: "\n").count == 1)
@@ -123,7 +135,10 @@ import Testing
         #expect(r.status == 1)
         #expect(r.stdout.contains("  mapping (iova→pfn differs): 1 request\n    event 5: map 0x0 0x400000 0x4000 r\n"))
         #expect(r.stdout.contains("      at iova 0x1000: v4.16 maps pfn 0x1000, v4.17-rc1 maps pfn 0x1001; also chunk-boundaries\n"))
-        #expect(r.stdout.contains("    foreign-pfn: 1\n      event 5: iova 0x1000 vaddr 0x401000 maps pfn 0x1001, page tables hold nothing (3 foreign pages in this chunk)\n"))
+        #expect(
+            r.stdout.contains(
+                "    foreign-pfn: 1\n      event 5: iova 0x1000 vaddr 0x401000 maps pfn 0x1001, page tables hold nothing (3 foreign pages in this chunk)\n"
+            ))
         #expect(r.stdout.contains("not a measurement"))
         #expect(r.stdout.contains("cost model breakdown (estimate"))
         #expect(r.stdout.hasSuffix("result: found 2 divergences, 4 invariant violations\n"))
@@ -154,13 +169,20 @@ import Testing
         let r = try CLI.run(["replay", "--engines", "old", path])
         #expect(r.status == 2)
         #expect(r.stdout == "")
-        #expect(r.stderr == "pinreplay: \(path):3: event 2 (map) asks for 2251799813685248 pages, over the budget of 4294967296 (16 TiB) per statement: --max-pages raises it\n")
+        #expect(
+            r.stderr
+                == "pinreplay: \(path):3: event 2 (map) asks for 2251799813685248 pages, over the budget of 4294967296 (16 TiB) per statement: --max-pages raises it\n"
+        )
         let small = path.replacingOccurrences(of: "big", with: "small")
-        try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "map 0x0 0x7f0000000000 0x8000000000000000 rw\n", with: "")
-            .write(toFile: small, atomically: true, encoding: .utf8)
+        try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(
+            of: "map 0x0 0x7f0000000000 0x8000000000000000 rw\n", with: ""
+        )
+        .write(toFile: small, atomically: true, encoding: .utf8)
         let tight = try CLI.run(["replay", "--engines", "old", "--max-pages", "16", small])
         #expect(tight.status == 2)
-        #expect(tight.stderr.hasSuffix("event 2 (map) asks for 32 pages, over the budget of 16 (64 KiB) per statement: --max-pages raises it\n"))
+        #expect(
+            tight.stderr.hasSuffix("event 2 (map) asks for 32 pages, over the budget of 16 (64 KiB) per statement: --max-pages raises it\n")
+        )
         #expect(try CLI.run(["replay", "--engines", "old", "--max-pages", "32", small]).status == 0)
     }
 }

@@ -88,7 +88,9 @@ import Testing
 
     @Test("A bad trace among several is reported and the rest still replay; exit 2")
     func badTraceAmongSeveral() throws {
-        let r = try CLI.run(["replay", "--summary", "Tests/Fixtures/clean-small.txt", "/nonexistent.txt", "Tests/Fixtures/shared-enomem.txt"])
+        let r = try CLI.run([
+            "replay", "--summary", "Tests/Fixtures/clean-small.txt", "/nonexistent.txt", "Tests/Fixtures/shared-enomem.txt",
+        ])
         #expect(r.status == 2)
         #expect(r.stderr == "pinreplay: /nonexistent.txt: cannot open: No such file or directory\n")
         #expect(r.stdout.contains("Tests/Fixtures/clean-small.txt") && r.stdout.contains("Tests/Fixtures/shared-enomem.txt"))
@@ -170,8 +172,14 @@ import Testing
         try stored.replacingOccurrences(of: "\"ret\":-14", with: "\"ret\":-12").write(to: file, atomically: true, encoding: .utf8)
         let r = try CLI.run(["bless", "--check", trace.path])
         #expect(r.status == 1)
-        #expect(r.stdout.contains("\(trace.path): v4.16.jsonl: - {\"event\":5,\"engine\":\"v4.16\",\"op\":\"map\",\"ret\":-12,\"chunks\":[],\"locked_vm\":1280}\n"))
-        #expect(r.stdout.contains("\(trace.path): v4.16.jsonl: + {\"event\":5,\"engine\":\"v4.16\",\"op\":\"map\",\"ret\":-14,\"chunks\":[],\"locked_vm\":1280}\n"))
+        #expect(
+            r.stdout.contains(
+                "\(trace.path): v4.16.jsonl: - {\"event\":5,\"engine\":\"v4.16\",\"op\":\"map\",\"ret\":-12,\"chunks\":[],\"locked_vm\":1280}\n"
+            ))
+        #expect(
+            r.stdout.contains(
+                "\(trace.path): v4.16.jsonl: + {\"event\":5,\"engine\":\"v4.16\",\"op\":\"map\",\"ret\":-14,\"chunks\":[],\"locked_vm\":1280}\n"
+            ))
         #expect(r.stdout.hasSuffix("1 of 1 traces would change\n"))
         #expect(try CLI.run(["bless", trace.path]).status == 0)
         #expect(try String(contentsOf: file, encoding: .utf8) == stored)

@@ -72,7 +72,10 @@ import VFIOEngines
 
     @Test("A maps line that does not parse is an error naming the file and line")
     func badLine() {
-        #expect(throws: TraceError(file: "maps", .line(2), .syntax, "not a maps line (permissions): '7f1000000000-7f1040000000 rwzp 00000000 00:00 0'")) {
+        #expect(
+            throws: TraceError(
+                file: "maps", .line(2), .syntax, "not a maps line (permissions): '7f1000000000-7f1040000000 rwzp 00000000 00:00 0'")
+        ) {
             try parseMaps("7f0000000000-7f0000001000 r--p 0 00:00 0\n7f1000000000-7f1040000000 rwzp 00000000 00:00 0\n", file: "maps")
         }
     }
@@ -113,7 +116,9 @@ import VFIOEngines
         return fd
     }
 
-    @Test("kpageflags tells the zero page and reserved frames from ram: read-faulted anonymous memory records on the zero page, read-only, and v4.17-rc1 maps its run")
+    @Test(
+        "kpageflags tells the zero page and reserved frames from ram: read-faulted anonymous memory records on the zero page, read-only, and v4.17-rc1 maps its run"
+    )
     func kpageflagsSample() throws {
         let dir = Paths.scratch()
         let maps = try parseMaps("00400000-00408000 rw-p 00000000 00:00 0 \n", file: "maps")
@@ -122,10 +127,16 @@ import VFIOEngines
         // reserved firmware frame; the rest never touched.
         let pagemap = Self.sparse(
             dir.appendingPathComponent("pagemap").path,
-            [(0x400, present | 0x5000), (0x401, present | 0x5001), (0x402, present | 0x3000), (0x403, present | 0x3000), (0x404, present | 0x3001)])
+            [
+                (0x400, present | 0x5000), (0x401, present | 0x5001), (0x402, present | 0x3000), (0x403, present | 0x3000),
+                (0x404, present | 0x3001),
+            ])
         let kpageflags = Self.sparse(
             dir.appendingPathComponent("kpageflags").path,
-            [(0x3000, Recorder.KPF.zeroPage | Recorder.KPF.reserved), (0x3001, Recorder.KPF.reserved), (0x5000, 1 << 12), (0x5001, 1 << 12)])
+            [
+                (0x3000, Recorder.KPF.zeroPage | Recorder.KPF.reserved), (0x3001, Recorder.KPF.reserved), (0x5000, 1 << 12),
+                (0x5001, 1 << 12),
+            ])
         defer {
             close(pagemap)
             close(kpageflags)
@@ -134,7 +145,8 @@ import VFIOEngines
         let out = recorder.snapshot(maps: maps, pagemapFD: pagemap, memlock: nil, capIpcLock: false, kpageflagsFD: kpageflags)
         #expect(
             out.filter { if case .mark = $0 { false } else { true } }.map(\.canonicalText) == [
-                "page_shift 12", "cap_ipc_lock no", "pfns reserved 0x3000 1", "zero_page 0x3000", "pfns reserved 0x3000 2", "pfns ram 0x5000 2",
+                "page_shift 12", "cap_ipc_lock no", "pfns reserved 0x3000 1", "zero_page 0x3000", "pfns reserved 0x3000 2",
+                "pfns ram 0x5000 2",
                 "pool 0x40000 262144", "vma 0x400000 0x408000 rw-", "pte 0x400000 2 0x5000", "pte 0x402000 1 0x3000 ro",
                 "pte 0x403000 1 0x3000 ro", "pte 0x404000 1 0x3001",
             ])
@@ -206,7 +218,8 @@ import VFIOEngines
         // The sequence replays: the ballooned page is gone, the new buffer maps.
         var none = NoObserver()
         let report = try Replayer(engines: [V4_16()])
-            .replay(statements: out + [.map(iova: 0, vaddr: 0x600000, size: 0x1000, access: [.read, .write])], name: "seq", observer: &none)
+            .replay(
+                statements: out + [.map(iova: 0, vaddr: 0x600000, size: 0x1000, access: [.read, .write])], name: "seq", observer: &none)
         #expect(report.violations.isEmpty && report.requests == 1)
     }
 }

@@ -59,7 +59,9 @@ import VFIOModel
         return try Replayer(engines: Engines.all).replay(path: path, observer: &observer)
     }
 
-    @Test("A paused QEMU's flat view becomes map requests at the right addresses, read-only for ROM", .enabled(if: haveQEMU, "qemu-system-x86_64 is not installed (tools/ensure-deps.sh --test installs it)"))
+    @Test(
+        "A paused QEMU's flat view becomes map requests at the right addresses, read-only for ROM",
+        .enabled(if: haveQEMU, "qemu-system-x86_64 is not installed (tools/ensure-deps.sh --test installs it)"))
     func recordLiveQEMU() throws {
         let dir = Paths.scratch()
         guard let (qemu, socket) = Self.startQEMU(in: dir) else { return }
@@ -73,14 +75,21 @@ import VFIOModel
             if case let .map(iova, vaddr, size, access) = s { (iova, vaddr, size, access.keyword) } else { nil }
         }
         // q35, 256 MiB, no VGA: RAM below 0xc0000, pc.rom, isa-bios, RAM from 1 MiB, pc.bios.
-        #expect(maps.map { [$0.iova, $0.size] } == [[0, 0xC_0000], [0xC_0000, 0x2_0000], [0xE_0000, 0x2_0000], [0x10_0000, 0xFF0_0000], [0xFFFC_0000, 0x4_0000]])
+        #expect(
+            maps.map { [$0.iova, $0.size] } == [
+                [0, 0xC_0000], [0xC_0000, 0x2_0000], [0xE_0000, 0x2_0000], [0x10_0000, 0xFF0_0000], [0xFFFC_0000, 0x4_0000],
+            ])
         #expect(maps.map(\.access) == ["rw", "r", "r", "rw", "r"])
         // RAM lies in one mapping of QEMU at least 256 MiB long, RAM from 1 MiB at its offset.
         let vmas = statements.compactMap { s -> VMASpec? in if case .vma(let v) = s { v } else { nil } }
         let ram = try #require(vmas.first { $0.start.rawValue <= maps[0].vaddr && maps[0].vaddr < $0.end.rawValue })
         #expect(ram.end - ram.start >= 256 << 20)
         #expect(maps[3].vaddr == maps[0].vaddr + 0x10_0000)
-        for m in maps { #expect(vmas.contains { $0.start.rawValue <= m.vaddr && m.vaddr + m.size <= $0.end.rawValue }, "map at 0x\(String(m.iova, radix: 16))") }
+        for m in maps {
+            #expect(
+                vmas.contains { $0.start.rawValue <= m.vaddr && m.vaddr + m.size <= $0.end.rawValue },
+                "map at 0x\(String(m.iova, radix: 16))")
+        }
         // isa-bios is the last 128 KiB of pc.bios.
         #expect(maps[2].vaddr == maps[4].vaddr + 0x2_0000)
 
@@ -89,7 +98,9 @@ import VFIOModel
         #expect(report.summaries.allSatisfy { $0.chunksMapped > 0 })
     }
 
-    @Test("Watching QEMU boot: memory-map and flat-view changes become the listener's unmaps and maps", .enabled(if: haveQEMU, "qemu-system-x86_64 is not installed (tools/ensure-deps.sh --test installs it)"))
+    @Test(
+        "Watching QEMU boot: memory-map and flat-view changes become the listener's unmaps and maps",
+        .enabled(if: haveQEMU, "qemu-system-x86_64 is not installed (tools/ensure-deps.sh --test installs it)"))
     func watchLiveQEMU() throws {
         let dir = Paths.scratch()
         guard let (qemu, socket) = Self.startQEMU(in: dir) else { return }
@@ -99,7 +110,8 @@ import VFIOModel
         }
         var recorder = Recorder()
         // Resumed after the first look, SeaBIOS shadows itself through PAM within a second or so.
-        let statements = try watchQEMU(socket: socket, pid: qemu.processIdentifier, seconds: 2, interval: 0.1, recorder: &recorder, resume: true)
+        let statements = try watchQEMU(
+            socket: socket, pid: qemu.processIdentifier, seconds: 2, interval: 0.1, recorder: &recorder, resume: true)
         var live: [UInt64: UInt64] = [:]
         var unmaps = 0
         for s in statements {
@@ -127,14 +139,17 @@ import VFIOModel
         #expect(view.filter { $0.kind != .other("i/o") }.map(\.name) == ["pc.ram", "pc.rom", "pc.bios", "pc.ram", "pc.bios"])
         let hva = parseGpa2hvaLines(try String(contentsOf: fixtures.appendingPathComponent("gpa2hva-q35-256m.txt"), encoding: .utf8))
         #expect(hva.count == 5)
-        var src = RecordSources(mapsText: try String(contentsOf: fixtures.appendingPathComponent("maps-q35-256m.txt"), encoding: .utf8), mapsName: "maps")
+        var src = RecordSources(
+            mapsText: try String(contentsOf: fixtures.appendingPathComponent("maps-q35-256m.txt"), encoding: .utf8), mapsName: "maps")
         src.flatView = (mtree, "mtree", { hva[$0] })
         var recorder = Recorder()
         let statements = try record(src, recorder: &recorder)
         #expect(statements.filter(\.isRequest).count == 5)
         src.mapsText = "7f0000000000-7f0000001000 rw-p 00000000 00:00 0\n"
         #expect(throws: TraceError.self) { try record(src, recorder: &recorder) }
-        #expect(throws: TraceError(file: "x", .file, .syntax, "no flat view of the \"memory\" address space (is this 'info mtree -f' output?)")) {
+        #expect(
+            throws: TraceError(file: "x", .file, .syntax, "no flat view of the \"memory\" address space (is this 'info mtree -f' output?)")
+        ) {
             try parseFlatView("hello\n", source: "x")
         }
     }
@@ -167,21 +182,34 @@ import VFIOModel
     @Test("An event out of order, or a map outside the recorded mappings, is an error naming the file and line")
     func outOfOrder() throws {
         let log = "1@5.000002:vfio_listener_region_del region_del 0x0 - 0xfff\n1@5.000001:vfio_listener_region_del region_del 0x0 - 0xfff\n"
-        #expect(throws: TraceError(file: "log", .line(2), .syntax, "vfio_listener_region_del: event out of order (its time is before the line above): '1@5.000001:vfio_listener_region_del region_del 0x0 - 0xfff'")) {
+        #expect(
+            throws: TraceError(
+                file: "log", .line(2), .syntax,
+                "vfio_listener_region_del: event out of order (its time is before the line above): '1@5.000001:vfio_listener_region_del region_del 0x0 - 0xfff'"
+            )
+        ) {
             try QEMUTraceLog(log, file: "log") { _ in false }
         }
         var src = RecordSources(mapsText: "7f0000000000-7f0000100000 rw-p 00000000 00:00 0\n", mapsName: "maps")
         src.qemuTrace = ("x\n1@1.0:vfio_listener_region_add_ram region_add [ram] 0x0 - 0xfff [0x500000]\n", "log")
         var recorder = Recorder()
-        #expect(throws: TraceError(file: "log", .line(2), .impossible, "map of iova 0x0 at host address 0x500000 lies outside every recorded mapping")) {
+        #expect(
+            throws: TraceError(
+                file: "log", .line(2), .impossible, "map of iova 0x0 at host address 0x500000 lies outside every recorded mapping")
+        ) {
             try record(src, recorder: &recorder)
         }
     }
 
     @Test("A vfio event that does not parse names the file and line")
     func badEvent() {
-        let log = "1@2.3:vfio_listener_region_add_ram region_add [ram] 0x0 - 0xfff [0x7f0000000000]\n1@2.4:vfio_listener_region_del region_del 0xzz - 0x1\n"
-        #expect(throws: TraceError(file: "log", .line(2), .syntax, "vfio_listener_region_del: bad number '0xzz': '1@2.4:vfio_listener_region_del region_del 0xzz - 0x1'")) {
+        let log =
+            "1@2.3:vfio_listener_region_add_ram region_add [ram] 0x0 - 0xfff [0x7f0000000000]\n1@2.4:vfio_listener_region_del region_del 0xzz - 0x1\n"
+        #expect(
+            throws: TraceError(
+                file: "log", .line(2), .syntax,
+                "vfio_listener_region_del: bad number '0xzz': '1@2.4:vfio_listener_region_del region_del 0xzz - 0x1'")
+        ) {
             try QEMUTraceLog(log, file: "log") { _ in false }
         }
     }
@@ -206,7 +234,10 @@ import VFIOModel
 
     @Test("A line that does not parse names the file and line")
     func badLine() {
-        #expect(throws: TraceError(file: "dma.log", .line(2), .syntax, "MAP line: no hex vaddr=: 'MAP pid=1 tid=1 iova=0x0 size=0x1000 flags=0x3 ret=0'")) {
+        #expect(
+            throws: TraceError(
+                file: "dma.log", .line(2), .syntax, "MAP line: no hex vaddr=: 'MAP pid=1 tid=1 iova=0x0 size=0x1000 flags=0x3 ret=0'")
+        ) {
             try parseBPFTrace("Attaching 2 probes...\nMAP pid=1 tid=1 iova=0x0 size=0x1000 flags=0x3 ret=0\n", file: "dma.log")
         }
     }

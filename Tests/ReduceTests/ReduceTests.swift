@@ -46,7 +46,11 @@ import VFIOModel
         let input = try Self.statements(Paths.traces.appendingPathComponent("seed-gpu-boot.txt").path)
         let reducer = Reducer(engines: Self.seedPair, keep: .divergence(.mapping, engine: nil), jobs: 2)
         let reduced = reducer.reduce(input)
-        #expect(reduced.map(\.canonicalText) == ["pfns reserved 0x1000 1", "zero_page 0x1000", "vma 0x7f0010100000 0x7f0010120000 rw-", "map 0xe0000 0x7f0010100000 0x2000 r"])
+        #expect(
+            reduced.map(\.canonicalText) == [
+                "pfns reserved 0x1000 1", "zero_page 0x1000", "vma 0x7f0010100000 0x7f0010120000 rw-",
+                "map 0xe0000 0x7f0010100000 0x2000 r",
+            ])
         #expect(reducer.shows(reduced))
         for i in reduced.indices {
             var fewer = reduced
@@ -92,7 +96,9 @@ import VFIOModel
         #expect(found.map(\.finding.description) == [])
     }
 
-    @Test("fuzz finds the seed's bug classes in v4.17-rc1: zero-page run (underflow), past-the-VMA run (foreign pfn), rsvd mismatch (accounting)")
+    @Test(
+        "fuzz finds the seed's bug classes in v4.17-rc1: zero-page run (underflow), past-the-VMA run (foreign pfn), rsvd mismatch (accounting)"
+    )
     func seedBugClasses() {
         let fuzzer = Fuzzer(engines: Self.seedPair, seed: 1, jobs: 2)
         var found: [Fuzzer.Found] = []

@@ -35,7 +35,8 @@ import VFIOModel
     func boundaries() throws {
         let a = RequestOutcome.map(ret: 0, chunks: [chunk(0, 0x10, 1), chunk(0x1000, 0x11, 1)], lockedVM: 0)
         let b = RequestOutcome.map(ret: 0, chunks: [chunk(0, 0x10, 2)], lockedVM: 0)
-        let d = try #require(Differ.compare([a, b], effects: [.init(lockedVM: 0, ramRefs: 0), .init(lockedVM: 0, ramRefs: 0)], engines: engines))
+        let d = try #require(
+            Differ.compare([a, b], effects: [.init(lockedVM: 0, ramRefs: 0), .init(lockedVM: 0, ramRefs: 0)], engines: engines))
         #expect(d.kind == .chunkBoundaries)
         #expect(d.detail == "a maps 2 chunks, b 1; first differing chunk #0: a [0x0, 0x10, 1], b [0x0, 0x10, 2]")
     }
@@ -44,11 +45,14 @@ import VFIOModel
     func mappingAndAccounting() throws {
         let a = RequestOutcome.map(ret: 0, chunks: [chunk(0, 0x10, 4)], lockedVM: 4)
         let b = RequestOutcome.map(ret: 0, chunks: [chunk(0, 0x10, 2), chunk(0x2000, 0x90, 2)], lockedVM: 3)
-        let d = try #require(Differ.compare([a, b], effects: [.init(lockedVM: 4, ramRefs: 4), .init(lockedVM: 3, ramRefs: 4)], engines: engines))
+        let d = try #require(
+            Differ.compare([a, b], effects: [.init(lockedVM: 4, ramRefs: 4), .init(lockedVM: 3, ramRefs: 4)], engines: engines))
         #expect(d.kind == .mapping)
         #expect(d.detail == "at iova 0x2000: a maps pfn 0x12, b maps pfn 0x90; also accounting, chunk-boundaries")
         let short = RequestOutcome.map(ret: -EFAULT, chunks: [chunk(0, 0x10, 2)], lockedVM: 0)
-        #expect(Differ.compare([a, short], effects: [.init(lockedVM: 0, ramRefs: 0), .init(lockedVM: 0, ramRefs: 0)], engines: engines)?.kind == .returnCode)
+        #expect(
+            Differ.compare([a, short], effects: [.init(lockedVM: 0, ramRefs: 0), .init(lockedVM: 0, ramRefs: 0)], engines: engines)?.kind
+                == .returnCode)
     }
 
     @Test("A difference in locked_vm carried over from an earlier request is not a divergence")
@@ -62,8 +66,10 @@ import VFIOModel
     @Test("Identical outcomes with different ram references diverge in page references")
     func references() throws {
         let o = RequestOutcome.unmap(ret: 0, unmapped: 0x4000, lockedVM: 0)
-        #expect(Differ.compare([o, o], effects: [.init(lockedVM: 0, ramRefs: -4), .init(lockedVM: 0, ramRefs: -4)], engines: engines) == nil)
-        let d = try #require(Differ.compare([o, o], effects: [.init(lockedVM: 0, ramRefs: -1), .init(lockedVM: 0, ramRefs: -4)], engines: engines))
+        #expect(
+            Differ.compare([o, o], effects: [.init(lockedVM: 0, ramRefs: -4), .init(lockedVM: 0, ramRefs: -4)], engines: engines) == nil)
+        let d = try #require(
+            Differ.compare([o, o], effects: [.init(lockedVM: 0, ramRefs: -1), .init(lockedVM: 0, ramRefs: -4)], engines: engines))
         #expect(d.kind == .pageReferences)
         #expect(d.detail == "net ram page references a -1, b -4")
     }

@@ -13,12 +13,14 @@ public enum Paths {
     /// Text traces (`*.txt`, not `*.canonical.txt`, not under `bad/` nor `qemu/`, which holds
     /// QEMU monitor samples) under a directory, recursively, sorted.
     public static func textTraces(under dir: URL) -> [URL] {
-        let files = FileManager.default.enumerator(at: dir, includingPropertiesForKeys: nil)?
+        let files =
+            FileManager.default.enumerator(at: dir, includingPropertiesForKeys: nil)?
             .compactMap { $0 as? URL } ?? []
         return files.filter {
-            $0.pathExtension == "txt" && !$0.lastPathComponent.hasSuffix(".canonical.txt") && !$0.path.contains("/bad/") && !$0.path.contains("/qemu/")
+            $0.pathExtension == "txt" && !$0.lastPathComponent.hasSuffix(".canonical.txt") && !$0.path.contains("/bad/")
+                && !$0.path.contains("/qemu/")
         }
-            .sorted { $0.path < $1.path }
+        .sorted { $0.path < $1.path }
     }
 
     /// Every trace under `traces/` (text and binary), sorted.

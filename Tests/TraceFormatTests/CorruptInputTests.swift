@@ -57,7 +57,9 @@ import VFIOEngines
                 let e = Self.verifyError(damaged, in: dir)
                 #expect(e != nil, "byte \(i) ^ \(pattern) went unnoticed")
                 // Damage reads as damage (or as a file that ends early), never as a failed read.
-                #expect(e.map { [.corrupt, .truncated, .invalid].contains($0.code) } ?? true, "byte \(i) ^ \(pattern): \(e?.code.rawValue ?? "")")
+                #expect(
+                    e.map { [.corrupt, .truncated, .invalid].contains($0.code) } ?? true,
+                    "byte \(i) ^ \(pattern): \(e?.code.rawValue ?? "")")
             }
         }
     }

@@ -52,7 +52,9 @@ import TraceFormat
         let path = Paths.scratch().appendingPathComponent("many.vptr").path
         let all: [Statement] = (0..<UInt64(100_000)).flatMap { i -> [Statement] in
             let iova = (i &* 0x9E37_79B9) & 0xff_ffff_f000
-            return [.map(iova: iova, vaddr: 0x7f00_0000_0000 + iova, size: 0x1000 << (i % 5), access: .write), .unmap(iova: iova, size: 0x1000)]
+            return [
+                .map(iova: iova, vaddr: 0x7f00_0000_0000 + iova, size: 0x1000 << (i % 5), access: .write), .unmap(iova: iova, size: 0x1000),
+            ]
         }
         try Self.write(all, to: path, form: .binary)
         #expect(try Self.read(path) == all)
@@ -175,7 +177,8 @@ import TraceFormat
     func roundTrip(text: String) throws {
         let dir = Paths.scratch("escape-\(abs(text.hashValue))")
         let statements: [Statement] = [
-            .mark(TraceText(text)), .vma(VMASpec(start: 0x10000, end: 0x20000, name: TraceText(text))), .map(iova: 0, vaddr: 0x10000, size: 4096, access: .read),
+            .mark(TraceText(text)), .vma(VMASpec(start: 0x10000, end: 0x20000, name: TraceText(text))),
+            .map(iova: 0, vaddr: 0x10000, size: 4096, access: .read),
         ]
         let bin = dir.appendingPathComponent("t.vptr").path
         let txt = dir.appendingPathComponent("t.txt").path

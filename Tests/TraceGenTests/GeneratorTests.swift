@@ -126,10 +126,11 @@ import VFIOModel
             if case let .map(iova, _, size, access) = st { (iova, size, access) } else { nil }
         }
         // Realize: the flat view in address order.
-        #expect(Array(maps.prefix(6)).map { [$0.0, $0.1] } == [
-            [0, 0xA0000], [0xC0000, 0x20000], [0xE0000, 0x20000], [0x10_0000, 0x7FF0_0000],
-            [0xFFFC_0000, 0x40000], [0x1_0000_0000, 0x3_8000_0000],
-        ])
+        #expect(
+            Array(maps.prefix(6)).map { [$0.0, $0.1] } == [
+                [0, 0xA0000], [0xC0000, 0x20000], [0xE0000, 0x20000], [0x10_0000, 0x7FF0_0000],
+                [0xFFFC_0000, 0x40000], [0x1_0000_0000, 0x3_8000_0000],
+            ])
         #expect(maps.prefix(6).map(\.2.keyword) == ["rw", "r", "r", "rw", "r", "rw"])
         // BAR0 of 16 MiB is mapped around its MSI-X table page at 0xb90000.
         #expect(maps.contains { $0.0 == 0xC000_0000 && $0.1 == 0xB9_0000 })
@@ -172,10 +173,11 @@ import VFIOModel
         // pc.rom, isa-bios and pc.bios: v4.17-rc1 maps zero_pfn + 1, ... where v4.16 maps the zero page.
         let mapping: [Divergence] = r.divergences.filter { $0.kind == DivergenceKind.mapping }
         let requests: [String] = mapping.map { $0.request }
-        #expect(requests == [
-            "map 0xc0000 0x7e8000000000 0x20000 r", "map 0xe0000 0x7e8000120000 0x20000 r",
-            "map 0xfffc0000 0x7e8000100000 0x40000 r",
-        ])
+        #expect(
+            requests == [
+                "map 0xc0000 0x7e8000000000 0x20000 r", "map 0xe0000 0x7e8000120000 0x20000 r",
+                "map 0xfffc0000 0x7e8000100000 0x40000 r",
+            ])
         // pc.rom's first ten pages hold option ROMs; the zero page starts at 0xca000, and the
         // run v4.17-rc1 makes of it leaves the zero pfn at the next page.
         #expect(mapping[0].detail.hasPrefix("at iova 0xcb000: v4.16 maps pfn 0x27e0, v4.17-rc1 maps pfn 0x27e1"))
@@ -233,7 +235,9 @@ import VFIOModel
                 case let .munmap(start, end):
                     mm.munmap(VAddr(start), VAddr(end))
                 case let .map(_, vaddr, size, _):
-                    if !mm.isCovered(VAddr(vaddr), npages: size >> 12) { problems.append("map of \(hex(vaddr))+\(hex(size)) outside the VMAs") }
+                    if !mm.isCovered(VAddr(vaddr), npages: size >> 12) {
+                        problems.append("map of \(hex(vaddr))+\(hex(size)) outside the VMAs")
+                    }
                 default: break
                 }
             }

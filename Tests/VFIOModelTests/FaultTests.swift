@@ -59,7 +59,8 @@ import VFIOModel
         let h = TestHost.make("v4.16")
         h.bar(0x10000, pages: 8, pgoff: 0x100)
         h.mm.munmap(0x12000, 0x14000)
-        #expect(h.mm.vmas.map { [$0.start.rawValue, $0.end.rawValue, $0.pgoff] } == [[0x10000, 0x12000, 0x100], [0x14000, 0x18000, 0x104]])
+        #expect(
+            h.mm.vmas.map { [$0.start.rawValue, $0.end.rawValue, $0.pgoff] } == [[0x10000, 0x12000, 0x100], [0x14000, 0x18000, 0x104]])
     }
 
     @Test("follow_pfnmap_start reads the pte of a raw pfn VMA: pfn, writability, leaf mask")
