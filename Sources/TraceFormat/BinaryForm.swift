@@ -201,21 +201,13 @@ final class BinarySource {
         return buffer
     }
 
-    private func fail(_ at: UInt64, _ code: TraceError.Code, _ message: String, cause: TraceError.Cause? = nil) -> TraceError {
-        Self.fail(input, at, code, message, cause: cause)
-    }
-
-    private static func fail(
-        _ input: ByteInput, _ at: UInt64, _ code: TraceError.Code, _ message: String, cause: TraceError.Cause? = nil
-    ) -> TraceError {
-        TraceError(file: input.name, .byte(at), code, message, cause: cause)
+    private func fail(_ at: UInt64, _ code: TraceError.Code, _ message: String) -> TraceError {
+        input.failure(at, code, message)
     }
 
     /// Checks the header and returns the CRC-32 of its bytes.
     private static func readHeader(_ input: ByteInput) throws(TraceError) -> CRC32 {
-        func fail(_ at: UInt64, _ code: TraceError.Code, _ message: String) -> TraceError {
-            Self.fail(input, at, code, message)
-        }
+        func fail(_ at: UInt64, _ code: TraceError.Code, _ message: String) -> TraceError { input.failure(at, code, message) }
         var crc = CRC32()
         guard try input.ensure(BinaryLayout.headerSize) else {
             throw fail(UInt64(input.available), .truncated, "file ends inside the \(BinaryLayout.headerSize)-byte header (truncated)")

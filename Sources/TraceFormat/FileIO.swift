@@ -55,6 +55,11 @@ final class ByteInput {
         return true
     }
 
+    /// An error in this file at byte offset `at`.
+    func failure(_ at: UInt64, _ code: TraceError.Code, _ message: String, cause: TraceError.Cause? = nil) -> TraceError {
+        TraceError(file: name, .byte(at), code, message, cause: cause)
+    }
+
     /// Marks `n` available bytes consumed.
     func consume(_ n: Int) {
         precondition(n <= available, "consuming \(n) of \(available) bytes")

@@ -99,7 +99,7 @@ final class FrameReader: @unchecked Sendable {
     }
 
     private func fail(_ at: UInt64, _ code: TraceError.Code, _ message: String, cause: TraceError.Cause? = nil) -> TraceError {
-        TraceError(file: input.name, .byte(at), code, message, cause: cause)
+        input.failure(at, code, message, cause: cause)
     }
 
     /// Moves the stream forward: decompresses more content, or at a frame boundary reads the
