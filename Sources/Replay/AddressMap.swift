@@ -77,7 +77,7 @@ public struct AddressMap: Sendable {
 public struct AddressMapObserver: ReplayObserver {
     private struct VMALabel: ConstantRunValue {
         var kind: VMAKind
-        var name: String
+        var name: TraceText
     }
 
     /// The vaddr page an iova page of a live dma maps, advancing along the run.
@@ -125,7 +125,7 @@ public struct AddressMapObserver: ReplayObserver {
         var range: (UInt64, UInt64)?
         switch s {
         case .vma(let v):
-            Self.keep(&vmas, v.start.rawValue, v.end - v.start, VMALabel(kind: VMAKind(v), name: v.name.string), dropped: &map.dropped)
+            Self.keep(&vmas, v.start.rawValue, v.end - v.start, VMALabel(kind: VMAKind(v), name: v.name), dropped: &map.dropped)
         case let .pfns(kind, start, count):
             phys.declare(kind, start: PFN(start), count: min(count, Self.pageLimit))
         case let .pool(start, count):
@@ -225,7 +225,7 @@ public struct AddressMapObserver: ReplayObserver {
     public func finish() -> AddressMap {
         var m = map
         m.vmas = vmas.runs.map {
-            ($0.start << PAGE_SHIFT, $0.end << PAGE_SHIFT, $0.value.kind, $0.value.name)
+            ($0.start << PAGE_SHIFT, $0.end << PAGE_SHIFT, $0.value.kind, $0.value.name.string)
         }
         m.mapped = mapped.runs.map { ($0.start << PAGE_SHIFT, $0.end << PAGE_SHIFT) }
         m.failed = failed.runs.map { ($0.start << PAGE_SHIFT, $0.end << PAGE_SHIFT) }

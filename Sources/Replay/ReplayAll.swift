@@ -138,7 +138,8 @@ struct JSONLStream: ReplayObserver {
     /// `{"trace":PATH,"event":` or `{"event":`.
     let opening: [UInt8]
     /// `,"engine":"NAME",` per engine name, built once.
-    private var engineFields: [String: [UInt8]] = [:]
+    /// `,"engine":NAME,` for each engine, in engine order: made once, not per line.
+    private var engineFields: [[UInt8]] = []
 
     init(sink: FDSink, trace: String?) {
         self.sink = sink
@@ -154,18 +155,16 @@ struct JSONLStream: ReplayObserver {
     }
 
     mutating func request(event: Int, engines: [String], outcomes: [RequestOutcome]) {
-        for (name, o) in zip(engines, outcomes) {
-            let fields =
-                engineFields[name]
-                ?? {
-                    var j = JSONText()
-                    j.raw(",\"engine\":")
-                    j.string(name)
-                    j.raw(",")
-                    let bytes = Array(j.out.utf8)
-                    engineFields[name] = bytes
-                    return bytes
-                }()
+        if engineFields.count != engines.count {
+            engineFields = engines.map { name in
+                var j = JSONText()
+                j.raw(",\"engine\":")
+                j.string(name)
+                j.raw(",")
+                return Array(j.out.utf8)
+            }
+        }
+        for (fields, o) in zip(engineFields, outcomes) {
             sink.append(opening)
             sink.append(event)
             sink.append(fields)

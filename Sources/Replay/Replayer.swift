@@ -199,11 +199,11 @@ extension TraceReport {
     }
 
     /// Counts the request if it failed alike on every engine, and keeps the first examples.
-    mutating func noteSharedFailure(event: Int, _ s: Statement, _ outcomes: [RequestOutcome], mark: String?, examples: Int) {
+    mutating func noteSharedFailure(event: Int, _ s: Statement, _ outcomes: [RequestOutcome], mark: TraceText?, examples: Int) {
         guard outcomes[0].ret != 0, outcomes.allSatisfy({ $0.ret == outcomes[0].ret }) else { return }
         sharedFailureCount += 1
         if sharedFailures.count < examples {
-            sharedFailures.append(SharedFailure(event: event, request: s.canonicalText, ret: outcomes[0].ret, mark: mark))
+            sharedFailures.append(SharedFailure(event: event, request: s.canonicalText, ret: outcomes[0].ret, mark: mark?.string))
         }
     }
 
@@ -356,7 +356,8 @@ public struct Replayer {
         var report = TraceReport(
             trace: reader.file, form: reader.form, engines: names,
             summaries: names.map { EngineSummary(engine: $0) })
-        var mark: String?
+        // Spelt out only for a kept finding.
+        var mark: TraceText?
         var event = 0
         var outcomes: [RequestOutcome] = []
         outcomes.reserveCapacity(hosts.count)
@@ -391,7 +392,7 @@ public struct Replayer {
                 )
                 if case let .map(_, _, size, _) = s { mappedPages &+= size >> PAGE_SHIFT }
             }
-            if case .mark(let text) = s { mark = text.string }
+            if case .mark(let text) = s { mark = text }
             observer.statement(event: event, s)
             try checkBudget(s, event: event, reader)
             outcomes.removeAll(keepingCapacity: true)
@@ -434,7 +435,7 @@ public struct Replayer {
                 {
                     report.divergences.append(
                         Divergence(
-                            event: event, request: s.canonicalText, op: outcomes[0].op, kind: d.kind, mark: mark,
+                            event: event, request: s.canonicalText, op: outcomes[0].op, kind: d.kind, mark: mark?.string,
                             detail: d.detail, outcomes: outcomes, estimates: estimates, since: differingSince))
                     observer.finding(event: event, .divergence(d.kind))
                 }

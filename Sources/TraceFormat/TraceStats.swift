@@ -36,6 +36,15 @@ public struct TraceStats: Sendable {
         }
     }
 
+    /// The first of `vmaKinds`, from the most specific, that describes `v`.
+    static func vmaKind(_ v: VMASpec) -> String {
+        if v.flags.contains(.pfnmap) { return "pfnmap" }
+        if v.flags.contains(.io) { return "io" }
+        if v.flags.contains(.mixedmap) { return "mixedmap" }
+        if v.hugetlbSize != 0 { return "hugetlb" }
+        return v.flags.contains(.shared) ? "shared" : "anon"
+    }
+
     private mutating func add(_ s: Statement) {
         events += 1
         perKeyword[s.keyword, default: 0] += 1
@@ -44,16 +53,7 @@ public struct TraceStats: Sendable {
         case let .map(_, _, size, access): mappedBytes[access.keyword, default: 0] &+= size
         case let .unmap(_, size): unmappedBytes &+= size
         case .vma(let v):
-            let kind =
-                v.flags.contains(.pfnmap)
-                ? "pfnmap"
-                : v.flags.contains(.io)
-                    ? "io"
-                    : v.flags.contains(.mixedmap)
-                        ? "mixedmap"
-                        : v.hugetlbSize != 0
-                            ? "hugetlb"
-                            : v.flags.contains(.shared) ? "shared" : "anon"
+            let kind = Self.vmaKind(v)
             let old = vmas[kind] ?? (0, 0)
             vmas[kind] = (old.count + 1, old.bytes &+ (v.end - v.start))
         case let .touch(_, count, write):
