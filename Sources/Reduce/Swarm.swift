@@ -109,7 +109,11 @@ public enum Swarm {
                 iovas.append(iova)
             case 5, 6:
                 let iova = iovas.isEmpty ? 0 : pick(iovas)
-                out.append(.unmap(iova: iova, size: has(.edges) && r.chance(20) ? 0 &- iova : n << 12))
+                if has(.edges) && r.chance(10) {
+                    out.append(.unmapAll(iova: 0, size: 0))
+                } else {
+                    out.append(.unmap(iova: iova, size: has(.edges) && r.chance(20) ? 0 &- iova : n << 12))
+                }
             case 7 where has(.externalPins):
                 out.append(
                     .pin(

@@ -168,6 +168,8 @@ public struct AddressMapObserver: ReplayObserver {
             }
         case let .unmap(iova, size):
             if let (first, count) = Self.pages(iova, size) { dma.assign(first, count, nil) }
+        case .unmapAll:
+            if outcomes.contains(where: { $0.ret == 0 }) { dma = RunMap() }
         default:
             break
         }

@@ -530,6 +530,8 @@ public struct Replayer {
             return h.vfio_dma_do_map(IOVA(iova), VAddr(vaddr), size, Prot(access))
         case let .unmap(iova, size):
             return h.vfio_dma_do_unmap(IOVA(iova), size)
+        case let .unmapAll(iova, size):
+            return h.vfio_dma_do_unmap_all(IOVA(iova), size)
         case let .pin(iova, count, access):
             return h.vfio_iommu_type1_pin_pages(IOVA(iova), Int(clamping: count), Prot(access))
         case let .unpin(iova, count):

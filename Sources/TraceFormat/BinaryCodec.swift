@@ -26,6 +26,7 @@ enum RecordType: UInt64 {
     case mark = 17
     case thp = 18
     case dmaEntryLimit = 19
+    case unmapAll = 20
 }
 
 /// The delta registers shared by the encoder and decoder.
@@ -134,6 +135,10 @@ struct RecordEncoder {
             putDelta(iova, \.iova)
             putVarint(size)
             reg.iova = iova &+ size
+        case let .unmapAll(iova, size):
+            type = .unmapAll
+            putVarint(iova)
+            putVarint(size)
         case let .pin(iova, count, access):
             type = .pin
             putDelta(iova, \.iova)
@@ -390,6 +395,8 @@ struct RecordDecoder {
             let size = try r.varint()
             reg.iova = iova &+ size
             return .unmap(iova: iova, size: size)
+        case .unmapAll:
+            return .unmapAll(iova: try r.varint(), size: try r.varint())
         case .pin:
             let iova = try r.delta(&reg.iova)
             let count = try r.varint()

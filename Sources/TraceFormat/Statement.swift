@@ -106,6 +106,9 @@ public enum Statement: Equatable, Sendable {
     case touch(vaddr: UInt64, count: UInt64, write: Bool)
     case map(iova: UInt64, vaddr: UInt64, size: UInt64, access: Access)
     case unmap(iova: UInt64, size: UInt64)
+    /// `unmap_all [IOVA SIZE]`: `VFIO_IOMMU_UNMAP_DMA` with `VFIO_DMA_UNMAP_FLAG_ALL` (5.12 on);
+    /// the kernel wants iova and size 0.
+    case unmapAll(iova: UInt64, size: UInt64)
     case pin(iova: UInt64, count: UInt64, access: Access)
     case unpin(iova: UInt64, count: UInt64)
     case mark(TraceText)
@@ -113,7 +116,7 @@ public enum Statement: Equatable, Sendable {
     /// Whether this statement is a request the engines answer (map, unmap, pin, unpin).
     public var isRequest: Bool {
         switch self {
-        case .map, .unmap, .pin, .unpin: true
+        case .map, .unmap, .unmapAll, .pin, .unpin: true
         default: false
         }
     }
@@ -122,7 +125,7 @@ public enum Statement: Equatable, Sendable {
     /// checks it holds the keyword of every case).
     public static let keywords = [
         "page_shift", "memlock", "cap_ipc_lock", "locked_vm", "disable_hugepages", "thp", "dma_entry_limit", "pfns",
-        "zero_page", "pool", "vma", "munmap", "pte", "touch", "map", "unmap", "pin", "unpin", "mark",
+        "zero_page", "pool", "vma", "munmap", "pte", "touch", "map", "unmap", "unmap_all", "pin", "unpin", "mark",
     ]
 
     /// The statement's keyword.
@@ -144,6 +147,7 @@ public enum Statement: Equatable, Sendable {
         case .touch: "touch"
         case .map: "map"
         case .unmap: "unmap"
+        case .unmapAll: "unmap_all"
         case .pin: "pin"
         case .unpin: "unpin"
         case .mark: "mark"
@@ -179,6 +183,7 @@ public enum Statement: Equatable, Sendable {
         case let .map(iova, vaddr, size, access):
             return "map \(hex(iova)) \(hex(vaddr)) \(hex(size)) \(access.keyword)"
         case let .unmap(iova, size): return "unmap \(hex(iova)) \(hex(size))"
+        case let .unmapAll(iova, size): return "unmap_all" + (iova == 0 && size == 0 ? "" : " \(hex(iova)) \(hex(size))")
         case let .pin(iova, count, access): return "pin \(hex(iova)) \(count) \(access.keyword)"
         case let .unpin(iova, count): return "unpin \(hex(iova)) \(count)"
         case .mark(let text): return "mark " + escapeTraceText(text.string)

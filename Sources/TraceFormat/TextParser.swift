@@ -147,6 +147,10 @@ public struct TextParser {
         case "unmap":
             try t.arity(3)
             return .unmap(iova: try number(t[1]), size: try number(t[2]))
+        case "unmap_all":
+            if t.count == 1 { return .unmapAll(iova: 0, size: 0) }
+            try t.arity(3)
+            return .unmapAll(iova: try number(t[1]), size: try number(t[2]))
         case "pin":
             try t.arity(4)
             return .pin(iova: try number(t[1]), count: try number(t[2]), access: try access(t[3], allowNone: false))

@@ -15,7 +15,7 @@ struct StatementValidator {
     @inline(__always)
     mutating func check(_ s: Statement) throws(StatementProblem) {
         switch s {
-        case .map, .unmap, .pin, .unpin:
+        case .map, .unmap, .unmapAll, .pin, .unpin:
             // Requests take any values: misaligned or empty ones are the kernel's to refuse.
             sawRequest = true
         case .dmaEntryLimit:

@@ -17,7 +17,7 @@ public struct V6_12: PinEngine, BatchRefill {
     public init() {}
     public var name: String { "v6.12" }
     public var aliases: [String] { [] }
-    public var summary: String { "v5.15's loop; R/O long-term pins unshare the zero page; follow_pfnmap_start()" }
+    public var summary: String { "v5.15's loop; R/O long-term pins unshare every non-anon page; follow_pfnmap_start()" }
     public var kernels: String { "6.2 to 6.14 (6.6, 6.12 LTS; RHEL 10)" }
     public var profile: EngineProfile { .v6_12 }
 

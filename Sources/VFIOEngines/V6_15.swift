@@ -197,7 +197,7 @@ public struct V6_15: PinEngine, LeafRefill {
         if ret != 1 { return ret }
         ret = 0
         if do_accounting && !k.is_invalid_reserved_pfn(pfn_base) {
-            ret = k.vfio_lock_acct(1, true)
+            ret = k.vfio_lock_acct(1, dma.lock_cap)
             if ret != 0 { _ = k.put_pfn(pfn_base, dma.prot) }  // pr_warn("RLIMIT_MEMLOCK exceeded")
         }
         return ret

@@ -12,6 +12,11 @@
 // an uncharged run, the dma gets has_rsvd, and its unmap uncharges the ram page: locked_vm
 // drops below its baseline.
 //
+// Outside these functions, the container of this profile has Alex Mastro's end-of-address-
+// space series (ef270ec44637, 6012379ede6a, 6.18-rc4; D14): wrapping requests fail -EOVERFLOW,
+// lookups compare inclusive ends, the unpin walks by offset. Nothing observable changed in
+// these paths up to 7.1, so this engine stands for 6.18 to 7.1.
+//
 // Deviations from the kernel: as v5.15.
 import VFIOModel
 
@@ -21,9 +26,9 @@ public struct V6_18: PinEngine, LeafRefill {
     public init() {}
     public var name: String { "v6.18" }
     public var aliases: [String] { [] }
-    public var summary: String { "v6.15 plus per-group contiguity and accounting, has_rsvd, range unpin" }
-    public var kernels: String { "6.18 (2025 LTS)" }
-    public var profile: EngineProfile { .v6_12 }
+    public var summary: String { "v6.15 plus per-group contiguity and accounting, has_rsvd, range unpin; IOVA up to 2^64 - 1 (-EOVERFLOW)" }
+    public var kernels: String { "6.18 (2025 LTS) to 7.1" }
+    public var profile: EngineProfile { .v6_18 }
 
     private let base = V6_15()
 

@@ -71,8 +71,9 @@ public let VFIO_PIN_PAGES_MAX_ENTRIES = 512
 extension Host {
     // MARK: - dma list
 
-    /// `vfio_find_dma()`: a dma overlapping `[start, start + size)`, tested with the kernel's
-    /// wrapping arithmetic (a range ending at 2^64 matches nothing); the lowest one if several.
+    /// `vfio_find_dma()`: a dma overlapping `[start, start + size)`, the lowest one if several.
+    /// Before 6.18 the kernel compares with wrapping exclusive ends, so a range or a dma ending
+    /// at 2^64 matches nothing; 6.18 compares inclusive ends (`addressLimit`).
     public func vfio_find_dma(_ start: IOVA, _ size: UInt64) -> VFIODma? {
         let list = iommu.dmas
         // First dma that ends above start (true arithmetic; the list is sorted and disjoint).
@@ -81,11 +82,34 @@ extension Host {
         }
         while i != list.endIndex {
             let dma = list[i]
-            if start.rawValue &+ size <= dma.iova.rawValue { return nil }
-            if !(start.rawValue >= dma.iova.rawValue &+ dma.size) { return dma }
+            if profile.addressLimit {
+                if start.rawValue &+ size &- 1 < dma.iova.rawValue { return nil }
+                if !(start.rawValue > dma.iova.rawValue &+ dma.size &- 1) { return dma }
+            } else {
+                if start.rawValue &+ size <= dma.iova.rawValue { return nil }
+                if !(start.rawValue >= dma.iova.rawValue &+ dma.size) { return dma }
+            }
             i = list.index(after: i)
         }
         return nil
+    }
+
+    /// `vfio_find_dma_first_node()` (5.12 on): the position of the lowest dma that ends after
+    /// `start` and begins inside the range, as the kernel's arithmetic sees it. Before 6.18 a
+    /// dma ending at 2^64 ends at 0 and is never the first node, and a range ending at 2^64
+    /// ends at 0 and holds nothing; 6.18 compares with the range's last iova, `iova_end`.
+    private func vfio_find_dma_first_node(_ start: IOVA, _ size: UInt64, _ iova_end: UInt64)
+        -> Chunked<VFIODma>.Index?
+    {
+        let list = iommu.dmas
+        let i = list.partitioningIndex { d in
+            d.iova > start || (d.size > 0 && d.iova.rawValue + (d.size - 1) >= start.rawValue)
+        }
+        guard i != list.endIndex else { return nil }
+        let dma = list[i]
+        if profile.addressLimit { return dma.iova.rawValue > iova_end ? nil : i }
+        if dma.iova.rawValue &+ dma.size == 0 { return nil }
+        return size != 0 && dma.iova.rawValue >= start.rawValue &+ size ? nil : i
     }
 
     func vfio_link_dma(_ dma: VFIODma) {
@@ -93,7 +117,11 @@ extension Host {
     }
 
     func vfio_unlink_dma(_ dma: VFIODma) {
-        let i = dmaIndex(dma.iova)
+        var i = dmaIndex(dma.iova)
+        // Kernels before 6.18 let two dmas at the top of the IOVA space share an iova.
+        while i != iommu.dmas.endIndex, iommu.dmas[i] !== dma, iommu.dmas[i].iova == dma.iova {
+            i = iommu.dmas.index(after: i)
+        }
         precondition(i != iommu.dmas.endIndex && iommu.dmas[i] === dma, "unlinking a dma not in the list")
         iommu.dmas.remove(at: i)
     }
@@ -217,6 +245,15 @@ extension Host {
     private func doMap(_ iova: IOVA, _ vaddr: VAddr, _ size: UInt64, _ prot: Prot) -> Int {
         // The IOMMU's smallest page is folded into PAGE_SIZE.
         let mask = PAGE_SIZE - 1
+        if profile.addressLimit {
+            // 6.18: the overflow checks come first and say what they found.
+            if size == 0 { return -EINVAL }
+            if iova.rawValue.addingReportingOverflow(size - 1).overflow
+                || vaddr.rawValue.addingReportingOverflow(size - 1).overflow
+            {
+                return -EOVERFLOW
+            }
+        }
         if prot.isEmpty || size == 0 || (size | iova.rawValue | vaddr.rawValue) & mask != 0 {
             return -EINVAL
         }
@@ -243,8 +280,11 @@ extension Host {
     /// accounting itself.
     @discardableResult
     func vfio_unmap_unpin(_ dma: VFIODma, _ do_accounting: Bool) -> Int {
-        var iova = dma.iova
-        let end = dma.iova + dma.size
+        // Before 6.18 the walk compares addresses, `iova < dma->iova + dma->size`, and a dma
+        // ending at 2^64 (its end wraps to 0) is not walked at all: its pages stay pinned and
+        // charged. 6.18 walks by offset.
+        let walked = profile.addressLimit || dma.iova.rawValue &+ dma.size != 0 ? dma.size : 0
+        var pos: UInt64 = 0
         var unlocked = 0
         if dma.size == 0 { return 0 }
         // The domain's entries are cleared once at the end rather than extent by extent (each
@@ -252,29 +292,30 @@ extension Host {
         // pages it skips stay mapped.
         var holes: [IOVA] = []
 
-        while iova < end {
+        while pos < walked {
+            let iova = dma.iova + pos
             // iommu_iova_to_phys(): physical address 0 means nothing mapped (a WARN in the
             // kernel) and the walk skips a page.
             let found = iommu.domain.run(at: iova.rawValue >> PAGE_SHIFT)
             guard let run = found, run.value != 0 else {
                 counters.iova_to_phys += 1
                 if found != nil { holes.append(iova) }
-                iova += PAGE_SIZE
+                pos += PAGE_SIZE
                 continue
             }
             let phys = run.value
             // Grow len while the next page is physically contiguous. Contiguous domain runs
             // are merged, so the run's length is what the page-by-page probe finds; the
             // probes are still counted one per page.
-            let remaining = (end - iova) >> PAGE_SHIFT
+            let remaining = (walked - pos) >> PAGE_SHIFT
             let len = min(run.count, remaining)
             counters.iova_to_phys += Int(len) + (len < remaining ? 1 : 0)
             let unmapped = iommu_unmap(iova, len)
             if unmapped == 0 { break }  // WARN_ON
             unlocked += engine.vfio_unpin_pages_remote(self, dma, iova, phys, Int(unmapped), false)
-            iova += unmapped << PAGE_SHIFT
+            pos += unmapped << PAGE_SHIFT
         }
-        iommu.domain.assign(dma.iova.rawValue >> PAGE_SHIFT, (iova - dma.iova) >> PAGE_SHIFT, nil)
+        iommu.domain.assign(dma.iova.rawValue >> PAGE_SHIFT, pos >> PAGE_SHIFT, nil)
         for h in holes { iommu.domain.assign(h.rawValue >> PAGE_SHIFT, 1, 0) }
         dma.iommu_mapped = false
         if do_accounting {
@@ -300,41 +341,100 @@ extension Host {
 
     /// `VFIO_IOMMU_UNMAP_DMA` (`vfio_dma_do_unmap()`, v2 interface).
     public func vfio_dma_do_unmap(_ iova: IOVA, _ size: UInt64) -> RequestOutcome {
+        unmapOutcome { doUnmap(iova, size, all: false, &$0) }
+    }
+
+    /// `VFIO_IOMMU_UNMAP_DMA` with `VFIO_DMA_UNMAP_FLAG_ALL` (5.12 on; iova and size must be 0):
+    /// every mapping goes. Before 5.12 the flag is unknown: -EINVAL.
+    public func vfio_dma_do_unmap_all(_ iova: IOVA, _ size: UInt64) -> RequestOutcome {
+        unmapOutcome { doUnmap(iova, size, all: true, &$0) }
+    }
+
+    private func unmapOutcome(_ body: (inout UInt64) -> Int) -> RequestOutcome {
         var unmapped: UInt64 = 0
-        let ret = doUnmap(iova, size, &unmapped)
+        let ret = body(&unmapped)
         return .unmap(ret: ret, unmapped: ret == 0 ? unmapped : 0, lockedVM: mm.locked_vm)
     }
 
-    private func doUnmap(_ iova: IOVA, _ size: UInt64, _ unmapped: inout UInt64) -> Int {
+    private func doUnmap(_ iova: IOVA, _ size: UInt64, all unmap_all: Bool, _ unmapped: inout UInt64) -> Int {
         let mask = PAGE_SIZE - 1
+        // 4.16 accepts no flags; 5.12 added VFIO_DMA_UNMAP_FLAG_ALL with the 2^64 rule of 5.0.
+        if unmap_all && !profile.unmapTopFix { return -EINVAL }
         if iova.rawValue & mask != 0 { return -EINVAL }
-        if size == 0 || size & mask != 0 { return -EINVAL }
-        if profile.unmapTopFix {
-            // 5.0 on: an unmap may end exactly at 2^64; the lookups below, whose end wraps to
-            // 0, then find nothing (ret 0, nothing unmapped).
-            if iova.rawValue &+ size &- 1 < iova.rawValue { return -EINVAL }
+        // The last iova the request covers (6.18) or, before, where it ends (wrapping).
+        let iova_end: UInt64
+        if unmap_all {
+            if iova.rawValue != 0 || size != 0 { return -EINVAL }
+            iova_end = UInt64.max
         } else {
-            // Off by one in 4.15..4.20: an unmap ending exactly at 2^64 wraps to 0 and is refused.
-            if iova.rawValue &+ size < iova.rawValue { return -EINVAL }
+            if size == 0 || size & mask != 0 { return -EINVAL }
+            if profile.addressLimit {
+                let (last, overflow) = iova.rawValue.addingReportingOverflow(size - 1)
+                if overflow { return -EOVERFLOW }
+                iova_end = last
+            } else if profile.unmapTopFix {
+                // 5.0 on: an unmap may end exactly at 2^64; the lookups below, whose end wraps to
+                // 0, then find nothing (ret 0, nothing unmapped).
+                if iova.rawValue &+ size &- 1 < iova.rawValue { return -EINVAL }
+                iova_end = iova.rawValue &+ size
+            } else {
+                // Off by one in 4.15..4.20: an unmap ending exactly at 2^64 wraps to 0 and is refused.
+                if iova.rawValue &+ size < iova.rawValue { return -EINVAL }
+                iova_end = iova.rawValue &+ size
+            }
         }
 
-        // v2: the request may not bisect a mapping at either end.
-        if let dma = vfio_find_dma(iova, 1), dma.iova != iova { return -EINVAL }
-        let last = IOVA(iova.rawValue &+ size &- 1)
-        if let dma = vfio_find_dma(last, 0), dma.iova.rawValue &+ dma.size != iova.rawValue &+ size {
-            return -EINVAL
-        }
-        while let dma = vfio_find_dma(iova, size) {
-            if !dma.pfn_list.isEmpty {
-                // VFIO_IOMMU_NOTIFY_DMA_UNMAP: the vendor driver releases its pins, then the
-                // kernel looks again.
-                releaseExternalPins(dma)
-                continue
+        if !unmap_all {
+            // v2: the request may not bisect a mapping at either end.
+            if let dma = vfio_find_dma(iova, 1), dma.iova != iova { return -EINVAL }
+            if profile.addressLimit {
+                if let dma = vfio_find_dma(IOVA(iova_end), 1), dma.iova.rawValue &+ dma.size &- 1 != iova_end {
+                    return -EINVAL
+                }
+            } else {
+                let last = IOVA(iova.rawValue &+ size &- 1)
+                if let dma = vfio_find_dma(last, 0), dma.iova.rawValue &+ dma.size != iova.rawValue &+ size {
+                    return -EINVAL
+                }
             }
-            unmapped += dma.size
-            vfio_remove_dma(dma)
         }
-        return 0
+
+        guard profile.unmapTopFix else {
+            // 4.16 looks the range up again after every removal.
+            while let dma = vfio_find_dma(iova, size) {
+                if !dma.pfn_list.isEmpty {
+                    // VFIO_IOMMU_NOTIFY_DMA_UNMAP: the vendor driver releases its pins, then the
+                    // kernel looks again.
+                    releaseExternalPins(dma)
+                    continue
+                }
+                unmapped += dma.size
+                vfio_remove_dma(dma)
+            }
+            return 0
+        }
+
+        // 5.12 on: from the first node, walk the successors while they begin inside the
+        // range. With FLAG_ALL the range is [0, 2^64 - 1) before 6.18 (size = U64_MAX).
+        let size = unmap_all ? UInt64.max : size
+        again: while true {
+            guard let first = vfio_find_dma_first_node(iova, size, iova_end) else { return 0 }
+            var n = first
+            while n != iommu.dmas.endIndex {
+                let dma = iommu.dmas[n]
+                if profile.addressLimit ? dma.iova.rawValue > iova_end : dma.iova.rawValue >= iova.rawValue &+ size {
+                    break
+                }
+                if !dma.pfn_list.isEmpty {
+                    releaseExternalPins(dma)
+                    continue again
+                }
+                unmapped += dma.size
+                vfio_remove_dma(dma)
+                n = iommu.dmas.partitioningIndex { $0.iova > dma.iova }
+            }
+            return 0
+        }
     }
 
     // MARK: - External pins (mdev)
@@ -350,6 +450,9 @@ extension Host {
     private func pinPages(_ iova: IOVA, _ npage: Int, _ prot: Prot, _ phys_pfn: inout [PFN]) -> Int {
         if npage <= 0 { return -EINVAL }
         if npage > VFIO_PIN_PAGES_MAX_ENTRIES { return -E2BIG }
+        if profile.addressLimit && iova.rawValue.addingReportingOverflow(UInt64(npage) << PAGE_SHIFT - 1).overflow {
+            return -EOVERFLOW
+        }
         // user_pfn[] holds page numbers: a trace iova that is not page aligned has no spelling.
         if iova.rawValue & (PAGE_SIZE - 1) != 0 { return -EINVAL }
         let do_accounting = false  // !IS_IOMMU_CAP_DOMAIN_IN_CONTAINER: there is a domain

@@ -15,8 +15,12 @@ public struct EngineProfile: Equatable, Sendable {
         case leaf
     }
 
-    /// R/O long-term pins break COW of reserved pages in private VMAs (mm 84209e87c696, 6.2).
+    /// R/O long-term pins break COW of every page that is not anonymous in a private VMA: the
+    /// zero page, reserved pages, a driver's page in a mixedmap VMA (mm 84209e87c696, 6.2).
     public var unshareRO: Bool
+    /// R/O pins unshare an anonymous page that may be shared, one the world did not make
+    /// exclusive itself (mm a7f226604170, 5.19; SPEC-LATER §2.2, D11).
+    public var unshareAnon: Bool
     /// How vfio-pci's fault handler fills a BAR mapping on this kernel.
     public var pfnmapFaults: PfnmapFaults
     /// An unmap ending exactly at 2^64 passes the wrap check (58fec830fc19, 5.0).
@@ -25,35 +29,45 @@ public struct EngineProfile: Equatable, Sendable {
     public var dmaEntryLimit: Bool
     /// External pins of pfns without a struct page fail with -EINVAL (4752354af710, 6.1.y).
     public var pinNeedsStructPage: Bool
+    /// Requests may reach the last page of the IOVA space: a request whose end wraps fails
+    /// -EOVERFLOW, lookups compare inclusive ends, the unpin walks by offset (Alex Mastro's
+    /// series, ef270ec44637 and 6012379ede6a, 6.18-rc4; SPEC-LATER §3.3, D14).
+    public var addressLimit: Bool
 
     /// A profile from its parts.
     public init(
-        unshareRO: Bool, pfnmapFaults: PfnmapFaults, unmapTopFix: Bool, dmaEntryLimit: Bool,
-        pinNeedsStructPage: Bool
+        unshareRO: Bool, unshareAnon: Bool, pfnmapFaults: PfnmapFaults, unmapTopFix: Bool, dmaEntryLimit: Bool,
+        pinNeedsStructPage: Bool, addressLimit: Bool
     ) {
         self.unshareRO = unshareRO
+        self.unshareAnon = unshareAnon
         self.pfnmapFaults = pfnmapFaults
         self.unmapTopFix = unmapTopFix
         self.dmaEntryLimit = dmaEntryLimit
         self.pinNeedsStructPage = pinNeedsStructPage
+        self.addressLimit = addressLimit
     }
 
     /// Linux 4.16 and everything built on it here (rfc-v1, v4.17-rc1, fixed).
     public static let v4_16 = EngineProfile(
-        unshareRO: false, pfnmapFaults: .onePte, unmapTopFix: false, dmaEntryLimit: false,
-        pinNeedsStructPage: false)
-    /// 5.12 to 5.19.
+        unshareRO: false, unshareAnon: false, pfnmapFaults: .onePte, unmapTopFix: false, dmaEntryLimit: false,
+        pinNeedsStructPage: false, addressLimit: false)
+    /// 5.12 to 5.19 (5.19's anonymous unshare is left to v6.1: Ubuntu 22.04 runs 5.15).
     public static let v5_15 = EngineProfile(
-        unshareRO: false, pfnmapFaults: .wholeVMA, unmapTopFix: true, dmaEntryLimit: true,
-        pinNeedsStructPage: false)
-    /// 6.0 and 6.1.y.
+        unshareRO: false, unshareAnon: false, pfnmapFaults: .wholeVMA, unmapTopFix: true, dmaEntryLimit: true,
+        pinNeedsStructPage: false, addressLimit: false)
+    /// 6.0 and 6.1.y: R/O pins unshare possibly shared anonymous pages.
     public static let v6_1 = EngineProfile(
-        unshareRO: false, pfnmapFaults: .wholeVMA, unmapTopFix: true, dmaEntryLimit: true,
-        pinNeedsStructPage: true)
-    /// 6.2 on: R/O pins unshare, vfio-pci installs huge pfnmap leaves.
+        unshareRO: false, unshareAnon: true, pfnmapFaults: .wholeVMA, unmapTopFix: true, dmaEntryLimit: true,
+        pinNeedsStructPage: true, addressLimit: false)
+    /// 6.2 to 6.17: R/O long-term pins unshare every page, vfio-pci installs huge pfnmap leaves.
     public static let v6_12 = EngineProfile(
-        unshareRO: true, pfnmapFaults: .leaf, unmapTopFix: true, dmaEntryLimit: true,
-        pinNeedsStructPage: true)
+        unshareRO: true, unshareAnon: true, pfnmapFaults: .leaf, unmapTopFix: true, dmaEntryLimit: true,
+        pinNeedsStructPage: true, addressLimit: false)
+    /// 6.18 on: v6.12's world, requests up to the last page of the IOVA space.
+    public static let v6_18 = EngineProfile(
+        unshareRO: true, unshareAnon: true, pfnmapFaults: .leaf, unmapTopFix: true, dmaEntryLimit: true,
+        pinNeedsStructPage: true, addressLimit: true)
 }
 
 /// `struct vfio_batch`: the pages one `pin_user_pages_remote()` call returned, consumed by

@@ -223,9 +223,7 @@ public final class Host {
         // follow_page: a present pte without a struct page is not a page GUP can return.
         let cls = phys.pfnClassCached(pfn)
         if cls == .mmio { return -EFAULT }
-        if longterm && !write && profile.unshareRO && cls == .reserved && !vma.flags.contains(.shared)
-            && pte(vaddr)?.writable == false
-        {
+        if longterm && !write && gup_must_unshare(vma, vaddr, cls) {
             switch unshare(vma, vaddr) {
             case .success(let p): pfn = p
             case .failure(let e): return -e
@@ -244,6 +242,21 @@ public final class Host {
             gupNext = (vaddr.vpn + 1, vaddr.vpn + len, pfn + 1, write, mm.generation, phys.generation)
         }
         return 1
+    }
+
+    /// `gup_must_unshare()` for a read-only long-term pin of the page GUP just resolved: in a
+    /// private VMA, under a read-only pte, a page that may be shared. An anonymous one (a `ram`
+    /// pfn in an anonymous or hugetlb VMA that the world did not make exclusive itself) from
+    /// 5.19; any page that is not anonymous (the zero page, a reserved page, a driver's page in
+    /// a mixedmap VMA) from 6.2 (SPEC-LATER §2.2; the world has no file pages, D-9).
+    @usableFromInline
+    func gup_must_unshare(_ vma: VMA, _ vaddr: VAddr, _ cls: PfnClass) -> Bool {
+        guard profile.unshareAnon || profile.unshareRO, !vma.flags.contains(.shared),
+            let pte = pte(vaddr), !pte.writable
+        else { return false }
+        let anon = cls == .ram && (vma.isAnonPrivate || vma.isHugetlb)
+        if anon { return profile.unshareAnon && !pte.exclusive }
+        return profile.unshareRO
     }
 
     /// FAULT_FLAG_UNSHARE: a fresh pool page (hugetlb: a fresh aligned block for the whole huge
@@ -288,7 +301,8 @@ public final class Host {
             return .success(zero)
         }
         guard let pfn = phys.allocPage() else { return .failure(.ENOMEM) }
-        mm.setPtes(vpn, 1, Pte(pfn: pfn, writable: vma.write))
+        // A fresh anonymous page is exclusive to this process; a driver's page is not.
+        mm.setPtes(vpn, 1, Pte(pfn: pfn, writable: vma.write, exclusive: vma.isAnonPrivate))
         return .success(pfn)
     }
 
@@ -306,7 +320,10 @@ public final class Host {
         case .onePte:
             mm.setPtes(vaddr.vpn, 1, Pte(pfn: pfn, writable: vma.write))
         case .wholeVMA:
-            // Ptes already present stay.
+            // Only the first fault fills the VMA (ptes already present stay); once the VMA is on
+            // vfio-pci's vma_list a fault installs nothing (VM_FAULT_NOPAGE).
+            if vma.populated { return pfn }
+            mm.markPopulated(vma.start)
             var gaps: [(UInt64, UInt64)] = []
             mm.ptes.forEachSegment(from: vma.start.vpn, count: UInt64(vma_pages(vma))) { vpn, n, pte in
                 if pte == nil { gaps.append((vpn, n)) }
@@ -335,7 +352,8 @@ public final class Host {
     /// writable at `vaddr`: a missing hugetlb page, or a private copy-on-write.
     private func cowFault(_ vma: VMA, _ vaddr: VAddr) -> Result<PFN, KErrno> {
         // A 4 KiB copy is writable whatever the VMA says; a hugetlb block as the VMA allows.
-        freshPage(vma, vaddr) { Pte(pfn: $0, writable: vma.isHugetlb ? vma.write : true) }
+        // Either is an anonymous page of this process alone.
+        freshPage(vma, vaddr) { Pte(pfn: $0, writable: vma.isHugetlb ? vma.write : true, exclusive: true) }
     }
 
     /// Takes a fresh pool page, or in hugetlb a fresh aligned block for the whole huge page
@@ -391,9 +409,13 @@ public final class Host {
         return PfnmapArgs(pfn: pte.pfn, writable: pte.writable, addr_mask: ~((UInt64(1) << UInt64(pte.leafShift)) - 1))
     }
 
-    /// `follow_pte()` (5.10 to 6.11): the same walk under its older name.
-    @inlinable
-    public func follow_pte(_ vma: VMA, _ vaddr: VAddr) -> PfnmapArgs? { follow_pfnmap_start(vma, vaddr) }
+    /// `follow_pte()` (5.10 to 6.9): the same walk, but it follows 4 KiB ptes only: a pte that
+    /// is part of a 2 MiB or 1 GiB leaf is not followed (SPEC-LATER §2.4, D12; 5.15's
+    /// follow_invalidate_pte() fails -EINVAL on a huge pmd or pud).
+    public func follow_pte(_ vma: VMA, _ vaddr: VAddr) -> PfnmapArgs? {
+        guard let args = follow_pfnmap_start(vma, vaddr), args.addr_mask == ~(PAGE_SIZE - 1) else { return nil }
+        return args
+    }
 
     /// `fixup_user_fault(mm, vaddr, FAULT_FLAG_REMOTE | write)`: the VMA must allow the access,
     /// then the fault rules (a `linear` raw pfn VMA faults as vfio-pci does, any other has no

@@ -35,6 +35,10 @@ public struct VMA: Equatable, Sendable {
     public var hugetlbSize: UInt64
     /// `vm_pgoff`, in pages.
     public var pgoff: UInt64
+    /// vfio-pci of 5.8 to 6.9 filled this VMA at its first fault and put it on its `vma_list`:
+    /// later faults in it install nothing (SPEC-LATER §2.5, D13). A split keeps it; a new VMA
+    /// starts without it.
+    public var populated = false
 
     /// A VMA over `[start, end)`; anonymous private read-write unless said otherwise.
     public init(
@@ -172,6 +176,17 @@ public final class MM {
             at = vmaTree.index(after: placed)
         }
         setPtes(start.vpn, (end - start) >> PAGE_SHIFT, nil)
+    }
+
+    /// Marks the VMA holding `vaddr` as populated by vfio-pci's whole-VMA fault.
+    public func markPopulated(_ vaddr: VAddr) {
+        let i = vmaTree.partitioningIndex { $0.end > vaddr }
+        guard i != vmaTree.endIndex, vmaTree[i].start <= vaddr else { return }
+        var v = vmaTree[i]
+        v.populated = true
+        generation &+= 1
+        lastFound = nil
+        vmaTree.insert(v, at: vmaTree.remove(at: i))
     }
 
     /// The pte at virtual page `vpn`, if present.

@@ -107,6 +107,8 @@ public struct KErrno: Error, Hashable, Sendable, CustomStringConvertible {
     public static let EINVAL = KErrno(value: 22)
     /// No space left on device.
     public static let ENOSPC = KErrno(value: 28)
+    /// Value too large for defined data type.
+    public static let EOVERFLOW = KErrno(value: 75)
     /// Operation not supported.
     public static let EOPNOTSUPP = KErrno(value: 95)
 
@@ -125,6 +127,7 @@ public struct KErrno: Error, Hashable, Sendable, CustomStringConvertible {
         case 19: "ENODEV"
         case 22: "EINVAL"
         case 28: "ENOSPC"
+        case 75: "EOVERFLOW"
         case 95: "EOPNOTSUPP"
         default: "E\(value)"
         }
@@ -161,6 +164,8 @@ public let ENODEV = KErrno.ENODEV
 public let EINVAL = KErrno.EINVAL
 /// `KErrno.ENOSPC`, spelt as kernel code spells it.
 public let ENOSPC = KErrno.ENOSPC
+/// `KErrno.EOVERFLOW`, spelt as kernel code spells it.
+public let EOVERFLOW = KErrno.EOVERFLOW
 /// `KErrno.EOPNOTSUPP`, spelt as kernel code spells it.
 public let EOPNOTSUPP = KErrno.EOPNOTSUPP
 

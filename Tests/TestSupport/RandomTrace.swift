@@ -59,6 +59,8 @@ public enum RandomTrace {
                 let iova = r.chance(5) ? 0xFFFF_FFFF_FFFF_F000 : r.below(16) << 12
                 out.append(
                     .map(iova: iova, vaddr: pick(vmaBase) + (r.below(8) << 12), size: size, access: Access(rawValue: UInt8(r.below(4)))))
+            case 13 where r.chance(10):
+                out.append(.unmapAll(iova: r.chance(80) ? 0 : 0x1000, size: 0))
             case 13:
                 out.append(
                     .unmap(

@@ -18,7 +18,7 @@ import VFIOModel
         #expect(h.get_user_pages(h.mm, 0x1000, write: true, &pfn) == 1 && pfn == 0x100)
         #expect(h.get_user_pages(h.mm, 0x2000, write: true, &pfn) == 1 && pfn == 0x101)
         h.touch(0x3000, count: 2, write: true)
-        #expect(h.mm.ptes.value(at: 4) == Pte(pfn: 0x103, writable: true))
+        #expect(h.mm.ptes.value(at: 4) == Pte(pfn: 0x103, writable: true, exclusive: true))
         #expect(h.phys.poolFreePages == 0)
         #expect(h.phys.refDelta(0x100) == 1 && h.phys.refDelta(0x10) == 1 && h.phys.refDelta(0x102) == 0)
         // Pool exhausted: -ENOMEM for 4 KiB pages.
@@ -33,7 +33,7 @@ import VFIOModel
         h.mm.mmap(VMA(start: 0x4000_0000, end: 0x4080_0000, hugetlbSize: 2 << 20))
         var pfn: PFN = 0
         #expect(h.get_user_pages(h.mm, 0x4000_3000, write: false, &pfn) == 1 && pfn == 0x1203)
-        #expect(h.mm.ptes.run(at: 0x4000_0) == Run(start: 0x4000_0, count: 512, value: Pte(pfn: 0x1200, writable: true)))
+        #expect(h.mm.ptes.run(at: 0x4000_0) == Run(start: 0x4000_0, count: 512, value: Pte(pfn: 0x1200, writable: true, exclusive: true)))
         #expect(h.get_user_pages(h.mm, 0x4020_0000, write: false, &pfn) == -EFAULT)
     }
 
@@ -116,6 +116,6 @@ import VFIOModel
         try h.setPtes(0x10000, count: 1, pfn: 0x9000, writable: false)
         h.phys.addPool(start: 0x300, count: 1)
         h.touch(0x10000, count: 1, write: true)
-        #expect(h.mm.pte(at: 0x10) == Pte(pfn: 0x300, writable: true))
+        #expect(h.mm.pte(at: 0x10) == Pte(pfn: 0x300, writable: true, exclusive: true))
     }
 }
