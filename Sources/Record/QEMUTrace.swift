@@ -1,8 +1,9 @@
 import TraceFormat
 
 /// The requests a QEMU trace log (the `log` backend: `PID@SEC.USEC:event args`) shows the
-/// VFIO listener making, in order. Events of other names are skipped; a vfio event that does
-/// not parse is an error naming the file and line.
+/// VFIO listener making, in order, from the log as it was pasted (`PastedLog`: syslog
+/// prefixes, quoting, wrapped lines). Events of other names are skipped; a vfio request that
+/// does not parse is an error naming the file and line.
 ///
 /// The formats are QEMU's (hw/vfio/trace-events, checked against QEMU 7.2):
 /// `vfio_listener_region_add_ram region_add [ram] 0xSTART - 0xLAST [VADDR]`,
@@ -21,21 +22,15 @@ public struct QEMUTraceLog {
     /// which the trace does not tell.
     public init(_ text: String, file: String, readOnly: (UInt64) -> Bool) throws(TraceError) {
         var lastTime: (sec: UInt64, usec: UInt64) = (0, 0)
-        for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
-            // Strip the "PID@SEC.USEC:" prefix of the log backend when there is one.
-            var line = Substring(raw)
-            var time: (sec: UInt64, usec: UInt64)?
-            if let colon = line.firstIndex(of: ":"), let at = line[..<colon].firstIndex(of: "@") {
-                let stamp = line[line.index(after: at)..<colon].split(separator: ".")
-                if stamp.count == 2, let sec = UInt64(stamp[0]), let usec = UInt64(stamp[1]) { time = (sec, usec) }
-                line = line[line.index(after: colon)...]
-            }
-            let words = line.split(separator: " ")
-            guard let event = words.first, event.hasPrefix("vfio_") else { continue }
+        for record in PastedLog.records(text) {
+            let words = record.event.split(separator: " ")
+            guard let event = words.first else { continue }
+            let raw = record.text
+            let i = record.line - 1
             func bad(_ what: String) -> TraceError {
                 TraceError(file: file, .line(i + 1), .syntax, "\(event): \(what): '\(raw.prefix(100))'")
             }
-            if let time {
+            if let time = record.time {
                 guard time >= lastTime else { throw bad("event out of order (its time is before the line above)") }
                 lastTime = time
             }

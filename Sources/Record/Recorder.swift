@@ -226,8 +226,18 @@ public struct Recorder {
         out += merged.filter { $0.start != zeroPfn || $0.count != 1 }.map { .pfns($0.kind, start: $0.start, count: $0.count) }
         let top = merged.map { $0.start + $0.count }.max() ?? 0x10_0000
         let poolStart = (top + 0x3FFFF) & ~0x3FFFF
-        out.append(.mark("assumed: a pool of 1 GiB at pfn \(hex(poolStart)) for faults"))
-        out.append(.pool(start: poolStart, count: 1 << 18))
+        // Every page a map can touch has a frame to fault in: the pool holds every page of the
+        // memory VMAs (a hugetlb VMA one huge page more, for alignment), at least 1 GiB. A map
+        // then fails only for a reason the trace carries, never for want of simulated memory.
+        var poolPages: UInt64 = 1 << 18
+        var need: UInt64 = 0
+        for v in vmas where v.flags.isDisjoint(with: [.io, .pfnmap]) {
+            need &+= (v.end - v.start) >> 12 &+ v.hugetlbSize >> 12
+        }
+        poolPages = max(poolPages, need)
+        out.append(
+            .mark("assumed: a pool of \(humanPages(poolPages)) at pfn \(hex(poolStart)) for faults, as much as the memory mappings hold"))
+        out.append(.pool(start: poolStart, count: poolPages))
         out += vmas.map { .vma($0) }
         out += ptes
         return out
@@ -278,4 +288,10 @@ extension UInt64 {
     var nextPowerOfTwo: UInt64 {
         self <= 1 ? 1 : 1 << (64 - (self - 1).leadingZeroBitCount)
     }
+}
+
+/// `n` pages as bytes for a person: `1 GiB`, `7.5 GiB`.
+func humanPages(_ n: UInt64) -> String {
+    let gib = Double(n) / Double(1 << 18)
+    return gib == gib.rounded() ? "\(Int(gib)) GiB" : String(format: "%.1f GiB", gib)
 }

@@ -31,6 +31,10 @@ public struct RecordSources {
     /// Output of `tools/capture/vfio-dma.bt`.
     public var bpftrace: (text: String, source: String)?
 
+    /// The address space when no memory map was saved: what `inferMaps(fromQEMUTrace:)` read
+    /// from the trace log, used instead of `mapsText`.
+    public var inferred: [MapsEntry]?
+
     /// A snapshot from maps text alone.
     public init(mapsText: String, mapsName: String) {
         self.mapsText = mapsText
@@ -40,10 +44,20 @@ public struct RecordSources {
 
 /// Builds the trace statements of a recording.
 public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [Statement] {
-    let entries = try parseMaps(src.mapsText, file: src.mapsName)
+    let entries = try src.inferred ?? parseMaps(src.mapsText, file: src.mapsName)
+    if src.inferred != nil {
+        recorder.assume(
+            "the address space is what the trace log's region_add host ranges cover (no memory map was given): each merged range an anonymous read-write mapping"
+        )
+    }
     var out = recorder.snapshot(
         maps: entries, pagemapFD: src.pagemapFD, memlock: src.memlock ?? nil, capIpcLock: src.capIpcLock,
         kpageflagsFD: src.kpageflagsFD)
+    if let inferred = src.inferred {
+        for e in inferred {
+            out.append(.mark("inferred: host \(hex(e.start))-\(hex(e.end)) is anonymous read-write memory (region_add ranges)"))
+        }
+    }
     var previous = out
     for later in src.laterSnapshots {
         let next = recorder.snapshot(
@@ -109,6 +123,29 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
         }
     }
     return out
+}
+
+/// The memory map a QEMU trace log implies when no other is at hand (a bug report): each
+/// `region_add` host range an anonymous read-write mapping, ranges merged where they overlap
+/// or touch, in address order.
+public func inferMaps(fromQEMUTrace text: String, file: String) throws(TraceError) -> [MapsEntry] {
+    let parsed = try QEMUTraceLog(text, file: file) { _ in false }
+    var ranges: [(start: UInt64, end: UInt64)] = []
+    for s in parsed.statements {
+        guard case let .map(_, vaddr, size, _) = s else { continue }
+        let start = vaddr & ~0xFFF
+        let end = (vaddr &+ size &+ 0xFFF) & ~0xFFF
+        if end > start { ranges.append((start, end)) }
+    }
+    var merged: [MapsEntry] = []
+    for r in ranges.sorted(by: { $0.start < $1.start }) {
+        if let last = merged.last, r.start <= last.end {
+            merged[merged.count - 1].end = max(last.end, r.end)
+        } else {
+            merged.append(MapsEntry(start: r.start, end: r.end, read: true, write: true, exec: false, shared: false, offset: 0, path: ""))
+        }
+    }
+    return merged
 }
 
 /// A captured map whose host address lies in none of the recorded mappings means the capture

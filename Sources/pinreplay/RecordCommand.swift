@@ -39,7 +39,9 @@ struct RecordCommand: ParsableCommand {
     @Flag(help: "With --watch: resume a QEMU started paused (-S) after the first snapshot.") var resume = false
     @Option(help: "Saved 'info mtree -f' output.") var mtree: String?
     @Option(help: "Saved 'gpa2hva' output, one answer per line, for the sections of --mtree.") var hva: String?
-    @Option(help: "A QEMU trace log (-trace 'vfio_*') of the VFIO listener's requests.") var qemuTrace: String?
+    @Option(
+        help: "A QEMU trace log (-trace 'vfio_*') of the VFIO listener's requests, as pasted; alone, the address space is inferred from it."
+    ) var qemuTrace: String?
     @Option(help: "Output of tools/capture/vfio-dma.bt: the requests as the host's kernel saw them.") var bpftrace: String?
     @Option(help: "Huge page size of hugetlbfs mappings.") var hugetlbSize: String = "2M"
     @Option(help: "Seed for pfns laid out when the kernel hides them.") var seed: UInt64 = 1
@@ -47,7 +49,10 @@ struct RecordCommand: ParsableCommand {
     @Flag(help: "Write the text form.") var text = false
 
     func run() throws {
-        guard (pid == nil) != maps.isEmpty else { throw UsageError("give either --pid PID or --maps FILE") }
+        // A trace log alone is enough: the address space is inferred from it.
+        guard (pid == nil) != maps.isEmpty || (pid == nil && qemuTrace != nil) else {
+            throw UsageError("give either --pid PID or --maps FILE (or a --qemu-trace log alone)")
+        }
         guard pagemap.count <= max(1, maps.count) else { throw UsageError("more --pagemap files than --maps files") }
         guard qemuMonitor == nil || pid != nil else { throw UsageError("--qemu-monitor needs --pid of the same QEMU") }
         guard watch == nil || qemuMonitor != nil else { throw UsageError("--watch needs --qemu-monitor") }
@@ -87,6 +92,18 @@ struct RecordCommand: ParsableCommand {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw TraceError.io(file: path, "cannot open") }
             return fd  // closed at exit
+        }
+        if maps.isEmpty, pid == nil, let qemuTrace {
+            // A bug report: the log is all there is.
+            let text = try readProcText(qemuTrace)
+            var src = RecordSources(mapsText: "", mapsName: qemuTrace)
+            src.inferred = try inferMaps(fromQEMUTrace: text, file: qemuTrace)
+            src.qemuTrace = (text, qemuTrace)
+            if let mtree {
+                let table = try hva.map { parseGpa2hvaLines(try readProcText($0)) } ?? [:]
+                src.flatView = (try readProcText(mtree), mtree, { table[$0] })
+            }
+            return src
         }
         let mapsPath = maps.first ?? "/proc/\(pid ?? 0)/maps"
         var src = RecordSources(mapsText: try readProcText(mapsPath), mapsName: mapsPath)

@@ -54,6 +54,26 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: out))
     }
 
+    @Test("record --qemu-trace LOG alone: a log pasted from syslog and a mail records and replays with every map succeeding")
+    func logAlone() throws {
+        let dir = Paths.scratch()
+        let out = dir.appendingPathComponent("bug.txt").path
+        let r = try CLI.run(["record", "--qemu-trace", "Tests/Fixtures/qemu/pasted-syslog-flowed.log", "-o", out])
+        #expect(r.status == 0)
+        #expect(r.stderr.contains("pinreplay record: assumed: the address space is what the trace log's region_add host ranges cover"))
+        let text = try String(contentsOfFile: out, encoding: .utf8)
+        #expect(text.contains("vma 0x7f3a5bec0000 0x7f3bdbe00000 rw-\n"))
+        #expect(text.contains("map 0x100000000 0x7f3b1be00000 0xc0000000 rw\n"))
+        let j = try CLI.run(["replay", out, "--engines", "all", "--format", "jsonl"])
+        let maps = j.stdout.split(separator: "\n").filter { $0.contains("\"op\":\"map\"") }
+        #expect(maps.count == 3 * 9)
+        #expect(maps.allSatisfy { $0.contains("\"ret\":0,") })
+        // Without the log, there is still nothing to record from.
+        let none = try CLI.run(["record", "-o", out])
+        #expect(none.status == 2)
+        #expect(none.stderr == "pinreplay: give either --pid PID or --maps FILE (or a --qemu-trace log alone)\n")
+    }
+
     @Test("A human-monitor socket given as --qemu-monitor is named as not QMP")
     func humanMonitor() throws {
         let dir = Paths.scratch()

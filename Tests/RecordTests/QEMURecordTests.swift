@@ -242,3 +242,63 @@ import VFIOModel
         }
     }
 }
+
+/// Trace logs as people paste them into bug reports (issue: a bug report is a trace).
+@Suite struct PastedLogTests {
+    @Test("syslog prefixes in any locale, quoting, indentation and format=flowed wraps are read; unrelated lines skipped")
+    func pasted() throws {
+        let text = try String(contentsOf: Paths.fixtures.appendingPathComponent("qemu/pasted-syslog-flowed.log"), encoding: .utf8)
+        let records = PastedLog.records(text)
+        #expect(records.map(\.line) == [1, 2, 5, 6, 7])
+        #expect(
+            records[1].event == "vfio_listener_region_add_ram region_add [ram] 0x0 - 0x9ffff [0x7f3a5be00000]")
+        #expect(records[1].time! == (1_578_907_267, 101_300))
+        let parsed = try QEMUTraceLog(text, file: "log") { _ in false }
+        #expect(
+            parsed.statements.filter(\.isRequest) == [
+                .map(iova: 0, vaddr: 0x7F3A_5BE0_0000, size: 0xA0000, access: [.read, .write]),
+                .map(iova: 0xC0000, vaddr: 0x7F3A_5BEC_0000, size: 0xBFF4_0000, access: [.read, .write]),
+                .map(iova: 0x1_0000_0000, vaddr: 0x7F3B_1BE0_0000, size: 0xC000_0000, access: [.read, .write]),
+                .unmap(iova: 0xC0000, size: 0x20000),
+            ])
+        #expect(parsed.lines.suffix(4) == [2, 5, 6, 7])
+    }
+
+    @Test("A wrapped request whose continuation is lost is an error naming its first line")
+    func cutRequest() {
+        let log = "Jan 1 00:00:00 h qemu[1]: 1@1.5:vfio_listener_region_add_ram region_add [ram] 0x0 - 0x9ffff\nnext thing\n"
+        #expect(
+            throws: TraceError(
+                file: "log", .line(1), .syntax,
+                "vfio_listener_region_add_ram: missing field: 'Jan 1 00:00:00 h qemu[1]: 1@1.5:vfio_listener_region_add_ram region_add [ram] 0x0 - 0x9ffff'"
+            )
+        ) {
+            try QEMUTraceLog(log, file: "log") { _ in false }
+        }
+    }
+
+    @Test("The log alone is enough: region_add host ranges become merged anonymous VMAs, the pool holds them all")
+    func inferred() throws {
+        let text = try String(contentsOf: Paths.fixtures.appendingPathComponent("qemu/pasted-syslog-flowed.log"), encoding: .utf8)
+        let maps = try inferMaps(fromQEMUTrace: text, file: "log")
+        #expect(maps.map { [$0.start, $0.end] } == [[0x7F3A_5BE0_0000, 0x7F3A_5BEA_0000], [0x7F3A_5BEC_0000, 0x7F3B_DBE0_0000]])
+        var src = RecordSources(mapsText: "", mapsName: "log")
+        src.inferred = maps
+        src.qemuTrace = (text, "log")
+        var recorder = Recorder()
+        let out = try record(src, recorder: &recorder)
+        // 0xa0 + 0x7ff40 pages of mappings: more than the 1 GiB floor.
+        #expect(out.contains(.pool(start: 0x10_0000, count: 0xA0 + 0x17_FF40)))
+        #expect(out.contains(.mark("inferred: host 0x7f3a5bec0000-0x7f3bdbe00000 is anonymous read-write memory (region_add ranges)")))
+        // Replayed, every map succeeds on every engine: nothing fails for want of memory.
+        struct MapRets: ReplayObserver {
+            var rets: [Int] = []
+            mutating func request(event: Int, engines: [String], outcomes: [RequestOutcome]) {
+                for o in outcomes { if case .map(let ret, _, _) = o { rets.append(ret) } }
+            }
+        }
+        var observer = MapRets()
+        _ = try Replayer(engines: Engines.all).replay(statements: out, name: "log", observer: &observer)
+        #expect(observer.rets == Array(repeating: 0, count: 3 * Engines.all.count))
+    }
+}
