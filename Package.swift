@@ -86,7 +86,7 @@ let package = Package(
         .testTarget(name: "ReplayTests", dependencies: ["Replay", "TraceFormat", "VFIOEngines", "VFIOModel", "TestSupport"]),
         .testTarget(name: "TraceGenTests", dependencies: ["TraceGen", "TraceFormat", "Replay", "VFIOEngines", "TestSupport"]),
         .testTarget(name: "RecordTests", dependencies: ["Record", "TraceFormat", "Replay", "VFIOEngines", "VFIOModel", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "VFIOEngines"]),
         .testTarget(
             name: "CEngineTests", dependencies: ["CEngines", "Replay", "TraceFormat", "VFIOEngines", "VFIOModel", "TestSupport"]),
         .testTarget(name: "ReduceTests", dependencies: ["Reduce", "Replay", "TraceFormat", "VFIOEngines", "VFIOModel", "TestSupport"]),

@@ -59,7 +59,7 @@ func generate(_ c: GenConfig, to path: String) throws {
     try w.finish()
 }
 
-func replay(_ path: String, _ engines: [any PinEngine]) throws -> TraceReport {
+func replay(_ path: String, _ engines: [any Engine]) throws -> TraceReport {
     var observer = NoObserver()
     return try Replayer(engines: engines).replay(path: path, observer: &observer)
 }
@@ -69,7 +69,7 @@ let barWalk = BenchCase(
     what: "ns per page that v4.16 walks mapping the seed's 16 GiB BAR (the map request alone)"
 ) { runs, _ in
     var figures: [(String, String)] = []
-    for engine in [V4_16() as any PinEngine, V4_17_rc1()] {
+    for engine in [V4_16() as any Engine, V4_17_rc1()] {
         var outcomes: [RequestOutcome] = []
         // Only the map request is timed: the host is built outside.
         let (lo, med) = measure(runs) { () -> Host in

@@ -7,14 +7,14 @@ import VFIOModel
 /// kept once per thing it shows.
 public struct Fuzzer: Sendable {
     /// The engines each trace runs through.
-    public let engines: [any PinEngine]
+    public let engines: [any Engine]
     /// The seed of trace 0; trace i uses its own stream from it.
     public let seed: UInt64
     /// Traces run at once.
     public var jobs: Int
 
     /// A fuzzer over `engines`.
-    public init(engines: [any PinEngine], seed: UInt64, jobs: Int) {
+    public init(engines: [any Engine], seed: UInt64, jobs: Int) {
         self.engines = engines
         self.seed = seed
         self.jobs = jobs

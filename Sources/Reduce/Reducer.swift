@@ -13,7 +13,7 @@ import VFIOModel
 /// once, the first in that order wins whatever finishes first.
 public struct Reducer: Sendable {
     /// The engines candidates run through.
-    public let engines: [any PinEngine]
+    public let engines: [any Engine]
     /// The finding every candidate must still show.
     public let keep: Finding
     /// Candidates evaluated at once.
@@ -22,7 +22,7 @@ public struct Reducer: Sendable {
     public var progress: (@Sendable (Int) -> Void)?
 
     /// A reducer keeping `keep` on `engines`, trying `jobs` candidates at once.
-    public init(engines: [any PinEngine], keep: Finding, jobs: Int) {
+    public init(engines: [any Engine], keep: Finding, jobs: Int) {
         self.engines = engines
         self.keep = keep
         self.jobs = max(1, jobs)

@@ -39,7 +39,7 @@ public enum Golden {
     /// whatever the path it was read from, so they do not depend on where the repository
     /// lies. `engines` is for tests that mutate an engine on purpose; `pair` makes the report.
     public static func render(
-        trace path: String, engines: [any PinEngine] = Engines.all, pair: [any PinEngine] = defaultPair
+        trace path: String, engines: [any Engine] = Engines.all, pair: [any Engine] = defaultPair
     ) throws(TraceError) -> Results {
         let name = "traces/" + (path.split(separator: "/").last.map(String.init) ?? path)
         var perEngine = PerEngineObserver(count: engines.count)
@@ -63,7 +63,7 @@ public enum Golden {
     }
 
     /// v4.16 against v4.17-rc1.
-    public static var defaultPair: [any PinEngine] { Engines.defaultNames.compactMap(Engines.named) }
+    public static var defaultPair: [any Engine] { Engines.defaultNames.compactMap(Engines.named) }
 
     /// The expected results stored for a trace (every file in its folder), or nil if none.
     public static func stored(trace: String) -> Results? {

@@ -211,6 +211,18 @@ public enum JSONReport {
                 j.raw(vi > 0 ? ",\n" : "\n")
                 j.raw(violationLine(v))
             }
+            j.raw("],\n\"explanations\":[")
+            for (ei, e) in r.explanations.enumerated() {
+                j.raw(ei > 0 ? ",\n" : "\n")
+                j.raw("{\"engines\":[")
+                for (ni, n) in e.engines.enumerated() {
+                    if ni > 0 { j.raw(",") }
+                    j.string(n)
+                }
+                j.raw("],\"requests\":\(e.count),\"first_event\":\(e.firstEvent),\"text\":")
+                j.string(e.text)
+                j.raw("}")
+            }
             j.raw("],\n\"shared_failures\":[")
             for (fi, f) in r.sharedFailures.enumerated() {
                 j.raw(fi > 0 ? ",\n" : "\n")

@@ -28,7 +28,7 @@ public struct TraceOutcome: Sendable {
 /// single trace, through an unlinked temporary file per trace for several (copied to `output`
 /// in trace order once all are done), each line then opening with `"trace":PATH`.
 public func replayAll(
-    paths: [String], engines: [any PinEngine], format: ReplayFormat, jobs: Int,
+    paths: [String], engines: [any Engine], format: ReplayFormat, jobs: Int,
     maxPages: UInt64 = Replayer.defaultMaxPages, output: Int32 = 1,
     progress: (@Sendable (_ trace: String, _ progress: ReplayProgress) -> Void)? = nil
 ) -> [Result<TraceOutcome, TraceError>] {

@@ -48,6 +48,18 @@ public struct Divergence: Sendable {
 }
 
 /// A request that failed alike (the same nonzero return code) on every engine.
+/// Words an engine gave for its answers (`Engine.explain`), gathered over a trace.
+public struct Explanation: Sendable {
+    /// The engines that gave it, in engine order.
+    public var engines: [String]
+    /// Requests it was given for, summed over its engines.
+    public var count: Int
+    /// The first event it was given for.
+    public var firstEvent: Int
+    /// The words.
+    public var text: String
+}
+
 public struct SharedFailure: Sendable {
     /// The event number of the request.
     public var event: Int
@@ -133,6 +145,8 @@ public struct TraceReport: Sendable {
     public var sharedFailures: [SharedFailure] = []
     /// Requests that failed alike on every engine, all of them.
     public var sharedFailureCount = 0
+    /// Why engines answered as they did, in words, each with its engines, count and first event.
+    public var explanations: [Explanation] = []
     /// Each time the engines' state stopped agreeing (the first ones).
     public var stateDifferences: [StateDifference] = []
     /// The most expensive requests (by the costliest engine's estimate), most expensive first.
@@ -199,6 +213,16 @@ extension TraceReport {
     }
 
     /// Counts the request if it failed alike on every engine, and keeps the first examples.
+    /// Gathers an engine's explanation: one entry per text.
+    mutating func noteExplanation(engine: String, event: Int, _ text: String) {
+        if let i = explanations.firstIndex(where: { $0.text == text }) {
+            explanations[i].count += 1
+            if !explanations[i].engines.contains(engine) { explanations[i].engines.append(engine) }
+        } else {
+            explanations.append(Explanation(engines: [engine], count: 1, firstEvent: event, text: text))
+        }
+    }
+
     mutating func noteSharedFailure(event: Int, _ s: Statement, _ outcomes: [RequestOutcome], mark: TraceText?, examples: Int) {
         guard outcomes[0].ret != 0, outcomes.allSatisfy({ $0.ret == outcomes[0].ret }) else { return }
         sharedFailureCount += 1
@@ -212,7 +236,7 @@ extension TraceReport {
     /// difference kept.
     mutating func noteState(_ hosts: [Host], event: Int, differingSince: inout Int?, examples: Int) {
         let differs = hosts.contains {
-            $0.mm.locked_vm != hosts[0].mm.locked_vm || $0.ramRefsNet != hosts[0].ramRefsNet
+            $0.charged != hosts[0].charged || $0.ramRefsNet != hosts[0].ramRefsNet
         }
         if !differs {
             differingSince = nil
@@ -220,7 +244,7 @@ extension TraceReport {
             differingSince = event
             if stateDifferences.count < examples {
                 stateDifferences.append(
-                    StateDifference(event: event, lockedVM: hosts.map { $0.mm.locked_vm }, ramRefs: hosts.map { $0.ramRefsNet }))
+                    StateDifference(event: event, lockedVM: hosts.map { $0.charged }, ramRefs: hosts.map { $0.ramRefsNet }))
             }
         }
     }
@@ -300,7 +324,7 @@ public struct NoObserver: ReplayObserver {
 /// compares their outcomes request by request.
 public struct Replayer {
     /// The engines in lockstep, the reference first.
-    public let engines: [any PinEngine]
+    public let engines: [any Engine]
     /// Called before each statement and before the teardown with how far the replay has come.
     public var progress: ((ReplayProgress) -> Void)?
     /// The most pages one statement may ask for (a map's size, a pin's or a touch's count): past
@@ -315,7 +339,7 @@ public struct Replayer {
     public static let costliestKept = 10
 
     /// At least one engine; each replays on a host of its own.
-    public init(engines: [any PinEngine]) {
+    public init(engines: [any Engine]) {
         precondition(!engines.isEmpty, "a replay needs at least one engine")
         self.engines = engines
     }
@@ -399,7 +423,7 @@ public struct Replayer {
             for (i, host) in hosts.enumerated() {
                 host.event = event
                 refsBefore[i] = host.ramRefsNet
-                lockedBefore[i] = host.mm.locked_vm
+                lockedBefore[i] = host.charged
                 if s.isRequest { estimateBefore[i] = CostModel.estimate(host.counters) }
             }
             Self.applyAll(s, to: hosts, into: &results)
@@ -415,6 +439,13 @@ public struct Replayer {
                 collectViolations(i)
             }
             guard s.isRequest else { continue }
+            if case let .map(_, vaddr, _, _) = s {
+                for i in hosts.indices {
+                    if let text = engines[i].explain(map: outcomes[i], on: hosts[i], vaddr: VAddr(vaddr)) {
+                        report.noteExplanation(engine: names[i], event: event, text)
+                    }
+                }
+            }
             report.noteOutcomes(outcomes)
             observer.request(event: event, engines: names, outcomes: outcomes)
             for i in hosts.indices { estimates[i] = CostModel.estimate(hosts[i].counters) - estimateBefore[i] }
@@ -450,7 +481,7 @@ public struct Replayer {
         // What is still mapped is torn down as the process exits; findings are event N+1. The
         // hosts share nothing, so they tear down at once.
         for (i, host) in hosts.enumerated() {
-            report.summaries[i].lockedVMFinal = host.mm.locked_vm
+            report.summaries[i].lockedVMFinal = host.charged
             host.event = event + 1
         }
         let disjoint = DisjointHosts(hosts: hosts)
@@ -506,6 +537,8 @@ public struct Replayer {
             h.cap_ipc_lock = yes
         case .lockedVM(let pages):
             h.setLockedVM(Int64(pages))
+        case .userLockedVM(let pages):
+            h.setUserLockedVM(Int64(pages))
         case .disableHugepages(let yes):
             h.disable_hugepages = yes
         case .thp(let t):
@@ -527,15 +560,15 @@ public struct Replayer {
         case let .touch(vaddr, count, write):
             h.touch(VAddr(vaddr), count: count, write: write)
         case let .map(iova, vaddr, size, access):
-            return h.vfio_dma_do_map(IOVA(iova), VAddr(vaddr), size, Prot(access))
+            return h.backend.map(IOVA(iova), VAddr(vaddr), size, Prot(access))
         case let .unmap(iova, size):
-            return h.vfio_dma_do_unmap(IOVA(iova), size)
+            return h.backend.unmap(IOVA(iova), size)
         case let .unmapAll(iova, size):
-            return h.vfio_dma_do_unmap_all(IOVA(iova), size)
+            return h.backend.unmapAll(IOVA(iova), size)
         case let .pin(iova, count, access):
-            return h.vfio_iommu_type1_pin_pages(IOVA(iova), Int(clamping: count), Prot(access))
+            return h.backend.pin(IOVA(iova), Int(clamping: count), Prot(access))
         case let .unpin(iova, count):
-            return h.vfio_iommu_type1_unpin_pages(IOVA(iova), Int(clamping: count))
+            return h.backend.unpin(IOVA(iova), Int(clamping: count))
         }
         return nil
     }

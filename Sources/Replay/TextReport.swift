@@ -39,6 +39,9 @@ public enum TextReport {
     /// The first divergence and the first violation, right under the title: where to look.
     static func firstFindings(_ r: TraceReport) -> String {
         var out = ""
+        for e in r.explanations {
+            out += "why: \(e.engines.joined(separator: ", ")) (\(plural(e.count, "request")) from event \(e.firstEvent)): \(e.text)\n"
+        }
         if let d = r.firstDivergence {
             out += "first divergence: event \(d.event), \(d.kind.rawValue): \(d.request)\n    \(d.detail)\n"
         }

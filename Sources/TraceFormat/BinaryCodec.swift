@@ -27,6 +27,7 @@ enum RecordType: UInt64 {
     case thp = 18
     case dmaEntryLimit = 19
     case unmapAll = 20
+    case userLockedVM = 21
 }
 
 /// The delta registers shared by the encoder and decoder.
@@ -62,6 +63,9 @@ struct RecordEncoder {
         case .capIpcLock(let y):
             type = .capIpcLock
             payload.append(y ? 1 : 0)
+        case .userLockedVM(let n):
+            type = .userLockedVM
+            putVarint(n)
         case .lockedVM(let n):
             type = .lockedVM
             putVarint(n)
@@ -307,6 +311,8 @@ struct RecordDecoder {
             return .capIpcLock(try r.bool())
         case .lockedVM:
             return .lockedVM(try r.varint())
+        case .userLockedVM:
+            return .userLockedVM(try r.varint())
         case .disableHugepages:
             return .disableHugepages(try r.bool())
         case .thp:

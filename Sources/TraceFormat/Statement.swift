@@ -91,6 +91,9 @@ public enum Statement: Equatable, Sendable {
     case memlock(UInt64?)
     case capIpcLock(Bool)
     case lockedVM(UInt64)
+    /// `user_locked_vm PAGES`: what the user (uid) already has charged to its per-user counter,
+    /// which only iommufd's native accounting reads.
+    case userLockedVM(UInt64)
     case disableHugepages(Bool)
     /// The host's transparent_hugepage `enabled`; default always.
     case thp(THPMode)
@@ -124,7 +127,7 @@ public enum Statement: Equatable, Sendable {
     /// Every keyword, in the order SPEC.md §5 lists them (`stat` prints in this order; a test
     /// checks it holds the keyword of every case).
     public static let keywords = [
-        "page_shift", "memlock", "cap_ipc_lock", "locked_vm", "disable_hugepages", "thp", "dma_entry_limit", "pfns",
+        "page_shift", "memlock", "cap_ipc_lock", "locked_vm", "user_locked_vm", "disable_hugepages", "thp", "dma_entry_limit", "pfns",
         "zero_page", "pool", "vma", "munmap", "pte", "touch", "map", "unmap", "unmap_all", "pin", "unpin", "mark",
     ]
 
@@ -135,6 +138,7 @@ public enum Statement: Equatable, Sendable {
         case .memlock: "memlock"
         case .capIpcLock: "cap_ipc_lock"
         case .lockedVM: "locked_vm"
+        case .userLockedVM: "user_locked_vm"
         case .disableHugepages: "disable_hugepages"
         case .thp: "thp"
         case .dmaEntryLimit: "dma_entry_limit"
@@ -162,6 +166,7 @@ public enum Statement: Equatable, Sendable {
         case .memlock(let b): return "memlock " + (b.map(hex) ?? "unlimited")
         case .capIpcLock(let y): return "cap_ipc_lock " + (y ? "yes" : "no")
         case .lockedVM(let n): return "locked_vm \(n)"
+        case .userLockedVM(let n): return "user_locked_vm \(n)"
         case .disableHugepages(let y): return "disable_hugepages " + (y ? "yes" : "no")
         case .thp(let t): return "thp \(t)"
         case .dmaEntryLimit(let n): return "dma_entry_limit \(n)"

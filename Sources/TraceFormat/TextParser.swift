@@ -85,6 +85,9 @@ public struct TextParser {
         case "locked_vm":
             try t.arity(2)
             return .lockedVM(try number(t[1]))
+        case "user_locked_vm":
+            try t.arity(2)
+            return .userLockedVM(try number(t[1]))
         case "disable_hugepages":
             try t.arity(2)
             return .disableHugepages(try yesNo(t[1]))

@@ -26,6 +26,8 @@ struct StatementValidator {
             guard shift == 12 else { throw StatementProblem("page_shift must be 12 in version 1, not \(shift)") }
         case .lockedVM(let n):
             guard n <= UInt64(Int64.max) else { throw StatementProblem("locked_vm \(n) is out of range") }
+        case .userLockedVM(let n):
+            guard n <= UInt64(Int64.max) else { throw StatementProblem("user_locked_vm \(n) is out of range") }
         case let .pfns(kind, start, count):
             try Self.pfnRange(start, count)
             classRanges.append((start, start + count, kind))

@@ -68,7 +68,31 @@ public struct VFIOIommu {
 /// `VFIO_PIN_PAGES_MAX_ENTRIES`: one page of unsigned longs.
 public let VFIO_PIN_PAGES_MAX_ENTRIES = 512
 
+/// The vfio type1 container as a host's backend: requests go to the container functions
+/// below, which call the host's type1 engine.
+public final class Type1Container: DMABackend {
+    unowned let k: Host
+    /// The container of `host`, whose engine must be a type1 engine.
+    public init(_ host: Host) { k = host }
+    public func map(_ iova: IOVA, _ vaddr: VAddr, _ size: UInt64, _ prot: Prot) -> RequestOutcome {
+        k.vfio_dma_do_map(iova, vaddr, size, prot)
+    }
+    public func unmap(_ iova: IOVA, _ size: UInt64) -> RequestOutcome { k.vfio_dma_do_unmap(iova, size) }
+    public func unmapAll(_ iova: IOVA, _ size: UInt64) -> RequestOutcome { k.vfio_dma_do_unmap_all(iova, size) }
+    public func pin(_ iova: IOVA, _ npage: Int, _ prot: Prot) -> RequestOutcome {
+        k.vfio_iommu_type1_pin_pages(iova, npage, prot)
+    }
+    public func unpin(_ iova: IOVA, _ npage: Int) -> RequestOutcome { k.vfio_iommu_type1_unpin_pages(iova, npage) }
+    public func close() { k.vfio_iommu_type1_release() }
+}
+
 extension Host {
+    /// The type1 engine's pinning functions; only a type1 engine's host enters this container.
+    var pinning: any PinEngine {
+        guard let type1Engine else { preconditionFailure("\(engine.name) is not a type1 engine") }
+        return type1Engine
+    }
+
     // MARK: - dma list
 
     /// `vfio_find_dma()`: a dma overlapping `[start, start + size)`, the lowest one if several.
@@ -173,11 +197,30 @@ extension Host {
     /// `iommu_map()` on the one domain: never fails. Records the chunk for the request's
     /// outcome and checks it against the page tables (foreign-pfn).
     func iommu_map(_ iova: IOVA, _ pfn: PFN, _ npage: Int, _ dma: VFIODma) -> Int {
+        iommu_map(iova, pfn, npage, vaddr: dma.vaddr + (iova - dma.iova))
+    }
+
+    /// `iommu_map()` of `npage` pages that the process holds at `vaddr`: recorded for the
+    /// request's outcome and checked against the page tables (foreign-pfn). Never fails.
+    public func iommu_map(_ iova: IOVA, _ pfn: PFN, _ npage: Int, vaddr: VAddr) -> Int {
         counters.iommu_map += 1
         iommu.domain.assign(iova.rawValue >> PAGE_SHIFT, UInt64(npage), pfn)
         mapChunks.append(Chunk(iova: iova, pfn: pfn, npage: UInt64(npage)))
-        checkForeign(iova, dma.vaddr + (iova - dma.iova), pfn, UInt64(npage))
+        checkForeign(iova, vaddr, pfn, UInt64(npage))
         return 0
+    }
+
+    /// Starts a map request's record of `iommu_map()` calls.
+    public func beginMapRequest() { mapChunks.removeAll(keepingCapacity: true) }
+
+    /// The run of the domain's page table holding `iova`, cut to start there: what
+    /// `iommu_iova_to_phys()` reads page by page over a contiguous stretch.
+    public func iommu_domain_run(_ iova: IOVA) -> Run<PFN>? { iommu.domain.run(at: iova.rawValue >> PAGE_SHIFT) }
+
+    /// `iommu_unmap()` of `npage` pages at `iova`, clearing the domain's entries.
+    public func iommu_unmap_pages(_ iova: IOVA, _ npage: UInt64) {
+        counters.iommu_unmap += 1
+        iommu.domain.assign(iova.rawValue >> PAGE_SHIFT, npage, nil)
     }
 
     /// `vfio_iommu_map()`: one `iommu_map()` per domain.
@@ -201,7 +244,7 @@ extension Host {
         while size != 0 {
             var pfn: PFN = 0
             // Pin a contiguous chunk of memory
-            let npage = engine.vfio_pin_pages_remote(
+            let npage = pinning.vfio_pin_pages_remote(
                 self, dma, vaddr + dma.size, Int(size >> PAGE_SHIFT), &pfn, limit, &batch)
             if npage <= 0 {
                 ret = npage  // WARN_ON(!npage): a zero-length run ends the map "successfully"
@@ -209,11 +252,11 @@ extension Host {
             }
             precondition(
                 UInt64(npage) <= size >> PAGE_SHIFT,
-                "\(engine.name): vfio_pin_pages_remote returned \(npage) pages for \(size >> PAGE_SHIFT)")
+                "\(pinning.name): vfio_pin_pages_remote returned \(npage) pages for \(size >> PAGE_SHIFT)")
             // Map it!
             ret = vfio_iommu_map(dma, iova + dma.size, pfn, npage)
             if ret != 0 {
-                _ = engine.vfio_unpin_pages_remote(self, dma, iova + dma.size, pfn, npage, true)
+                _ = pinning.vfio_unpin_pages_remote(self, dma, iova + dma.size, pfn, npage, true)
                 vfio_batch_unpin(&batch, dma)
                 break
             }
@@ -237,7 +280,7 @@ extension Host {
     /// `VFIO_IOMMU_MAP_DMA` (`vfio_dma_do_map()`): validates, links a zero-sized dma and
     /// grows it as chunks are pinned and mapped.
     public func vfio_dma_do_map(_ iova: IOVA, _ vaddr: VAddr, _ size: UInt64, _ prot: Prot) -> RequestOutcome {
-        mapChunks.removeAll(keepingCapacity: true)
+        beginMapRequest()
         let ret = doMap(iova, vaddr, size, prot)
         return .map(ret: ret, chunks: mapChunks, lockedVM: mm.locked_vm)
     }
@@ -312,7 +355,7 @@ extension Host {
             counters.iova_to_phys += Int(len) + (len < remaining ? 1 : 0)
             let unmapped = iommu_unmap(iova, len)
             if unmapped == 0 { break }  // WARN_ON
-            unlocked += engine.vfio_unpin_pages_remote(self, dma, iova, phys, Int(unmapped), false)
+            unlocked += pinning.vfio_unpin_pages_remote(self, dma, iova, phys, Int(unmapped), false)
             pos += unmapped << PAGE_SHIFT
         }
         iommu.domain.assign(dma.iova.rawValue >> PAGE_SHIFT, pos >> PAGE_SHIFT, nil)
@@ -478,7 +521,7 @@ extension Host {
                 }
                 let remote_vaddr = dma.vaddr + (iova_i - dma.iova)
                 var pfn: PFN = 0
-                ret = engine.vfio_pin_page_external(self, dma, remote_vaddr, &pfn, do_accounting)
+                ret = pinning.vfio_pin_page_external(self, dma, remote_vaddr, &pfn, do_accounting)
                 if ret != 0 { break pin }
                 if profile.pinNeedsStructPage && !pfn_valid(pfn) {
                     // 4752354af710: a pfn without a struct page cannot be pinned for a driver.
@@ -547,14 +590,19 @@ extension Host {
 
     // MARK: - End of trace
 
-    /// Closes the container as the process exits: pins released, every remaining dma removed
-    /// in ascending iova; then the leak check of SPEC.md §4.
+    /// The process exits: its backend releases every pin and mapping; then the leak check of
+    /// SPEC.md §4.
     public func teardown() {
+        backend.close()
+        checkLeaks()
+    }
+
+    /// `vfio_iommu_type1_release()`: pins released, every remaining dma removed in ascending iova.
+    func vfio_iommu_type1_release() {
         while let dma = iommu.dmas.first {
             releaseExternalPins(dma)
             vfio_remove_dma(dma)
         }
-        checkLeaks()
     }
 
     private func checkLeaks() {
@@ -573,5 +621,9 @@ extension Host {
         if mm.locked_vm != lockedVMBaseline {
             record(.leakedLockedVM(lockedVM: mm.locked_vm, baseline: lockedVMBaseline))
         }
+        if user_locked_vm != userLockedVMBaseline {
+            record(.leakedCounter(name: "user->locked_vm", value: user_locked_vm, baseline: userLockedVMBaseline))
+        }
+        if mm.pinned_vm != 0 { record(.leakedCounter(name: "pinned_vm", value: mm.pinned_vm, baseline: 0)) }
     }
 }

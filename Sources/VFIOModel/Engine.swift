@@ -94,13 +94,29 @@ public struct VFIOBatch {
     }
 }
 
-/// One kernel version of the type1 pinning code: its `vfio_pin_pages_remote()` (over the
-/// per-request batch), the external pin of one page, and its `vfio_unpin_pages_remote()` where
-/// that changed. Each engine file also holds its version's `vaddr_get_pfn(s)()`.
-///
-/// Engines are stateless; the `Host` they are handed is the simulated kernel they run in.
-/// They return in the kernel's convention: a count, or a negative errno.
-public protocol PinEngine: Sendable {
+/// What answers a host's DMA requests: the vfio type1 container driving a type1 engine's
+/// pinning functions, or a whole other backend (iommufd). The world under it (mm, GUP,
+/// vfio-pci faults) is the host's and is shared by every backend.
+public protocol DMABackend: AnyObject {
+    /// `VFIO_IOMMU_MAP_DMA` or its counterpart.
+    func map(_ iova: IOVA, _ vaddr: VAddr, _ size: UInt64, _ prot: Prot) -> RequestOutcome
+    /// `VFIO_IOMMU_UNMAP_DMA` or its counterpart.
+    func unmap(_ iova: IOVA, _ size: UInt64) -> RequestOutcome
+    /// The unmap of everything (`VFIO_DMA_UNMAP_FLAG_ALL`); iova and size must be 0.
+    func unmapAll(_ iova: IOVA, _ size: UInt64) -> RequestOutcome
+    /// An mdev vendor driver's `vfio_pin_pages()`.
+    func pin(_ iova: IOVA, _ npage: Int, _ prot: Prot) -> RequestOutcome
+    /// An mdev vendor driver's `vfio_unpin_pages()`.
+    func unpin(_ iova: IOVA, _ npage: Int) -> RequestOutcome
+    /// The process exits: every pin released, every mapping removed (the host then checks
+    /// for leaks).
+    func close()
+}
+
+/// One engine: a kernel version (or a reviewer's patch) that answers DMA requests on its own
+/// simulated host. Type1 engines (`PinEngine`) plug pinning functions into the type1
+/// container; an engine that replaces the container brings its own `DMABackend`.
+public protocol Engine: Sendable {
     /// Canonical name used in reports, e.g. `v4.16`.
     var name: String { get }
     /// Other names accepted on the command line, e.g. `old`.
@@ -111,6 +127,35 @@ public protocol PinEngine: Sendable {
     var kernels: String { get }
     /// How the world and the container behave under this engine's kernel.
     var profile: EngineProfile { get }
+    /// What the `locked_vm` of this engine's outcomes counts.
+    var lockedVMCounter: LockedVMCounter { get }
+    /// The backend answering requests on `host`.
+    func makeBackend(_ host: Host) -> any DMABackend
+    /// Why this engine answered a map of `vaddr` as it did, when that is what a user moving
+    /// to it must know (iommufd refusing a BAR); nil when there is nothing to say.
+    func explain(map outcome: RequestOutcome, on host: Host, vaddr: VAddr) -> String?
+}
+
+extension Engine {
+    /// Most engines need no words beyond their outcomes.
+    public func explain(map outcome: RequestOutcome, on host: Host, vaddr: VAddr) -> String? { nil }
+}
+
+/// The counter an engine charges pinned pages to, which its outcomes' `locked_vm` reports.
+public enum LockedVMCounter: String, Sendable {
+    /// `mm->locked_vm` of the process (type1, iommufd's type1 compat).
+    case mm = "mm->locked_vm"
+    /// `user->locked_vm` of the uid, shared by every process of the user (iommufd).
+    case user = "user->locked_vm"
+}
+
+/// One kernel version of the type1 pinning code: its `vfio_pin_pages_remote()` (over the
+/// per-request batch), the external pin of one page, and its `vfio_unpin_pages_remote()` where
+/// that changed. Each engine file also holds its version's `vaddr_get_pfn(s)()`.
+///
+/// Engines are stateless; the `Host` they are handed is the simulated kernel they run in.
+/// They return in the kernel's convention: a count, or a negative errno.
+public protocol PinEngine: Engine {
 
     /// Pins a physically contiguous run starting at `vaddr`, at most `npage` pages; returns its
     /// length with `pfn_base` set, or -errno. `dma.lock_cap` and `limit` were sampled once for
@@ -132,6 +177,12 @@ public protocol PinEngine: Sendable {
 }
 
 extension PinEngine {
+    /// Type1 engines charge the process's `mm->locked_vm`.
+    public var lockedVMCounter: LockedVMCounter { .mm }
+
+    /// The type1 container, calling this engine's pinning functions.
+    public func makeBackend(_ host: Host) -> any DMABackend { Type1Container(host) }
+
     /// Linux 4.16's `vfio_unpin_pages_remote()` (unchanged up to 6.17): put every pfn, count
     /// those that held a page reference, and (when asked) uncharge them less the externally
     /// pinned ones.

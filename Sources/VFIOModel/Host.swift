@@ -35,8 +35,12 @@ public enum THPMode: UInt8, Sendable, CaseIterable, CustomStringConvertible {
 /// Every engine gets its own `Host` built from the same trace, so engines never see each
 /// other's side effects.
 public final class Host {
-    /// The engine whose `vfio_pin_pages_remote()` this host's container calls.
-    public let engine: any PinEngine
+    /// The engine this host answers requests for.
+    public let engine: any Engine
+    /// The engine's pinning functions, when it is a type1 engine: what the type1 container calls.
+    let type1Engine: (any PinEngine)?
+    /// What answers the requests: the type1 container, or the engine's own backend.
+    public private(set) lazy var backend: any DMABackend = engine.makeBackend(self)
     /// The engine's kernel: what faults, `touch` and the container do (SPEC-LATER §1).
     public let profile: EngineProfile
     /// The host's transparent_hugepage `enabled` setting (`thp`).
@@ -59,6 +63,11 @@ public final class Host {
     public var counters = CostCounters()
     /// The `locked_vm` the leak check expects after teardown.
     public private(set) var lockedVMBaseline: Int64 = 0
+    /// `current_user()->locked_vm`: pages charged to the process's uid (iommufd's native
+    /// accounting), other processes' included.
+    public var user_locked_vm: Int64 = 0
+    /// The `user_locked_vm` the leak check expects after teardown.
+    public private(set) var userLockedVMBaseline: Int64 = 0
     /// The event being replayed, for violations.
     public var event = 0
     /// References taken on ram pages less references dropped, over the whole run: two engines
@@ -67,12 +76,14 @@ public final class Host {
     @usableFromInline var _ramRefsNet: Int64 = 0
 
     var violations: [EventViolation] = []
-    /// Chunks passed to `iommu_map()` by the request being replayed.
-    var mapChunks: [Chunk] = []
+    /// Chunks passed to `iommu_map()` by the request being replayed (a backend empties it when
+    /// a map request starts).
+    public internal(set) var mapChunks: [Chunk] = []
 
     /// A host built for `engine`: its profile sets the world's rules.
-    public init(engine: any PinEngine) {
+    public init(engine: any Engine) {
         self.engine = engine
+        self.type1Engine = engine as? any PinEngine
         self.profile = engine.profile
     }
 
@@ -85,6 +96,16 @@ public final class Host {
     public func setLockedVM(_ pages: Int64) {
         lockedVMBaseline &+= pages &- mm.locked_vm
         mm.locked_vm = pages
+    }
+
+    /// The counter the engine charges pinned pages to, which its outcomes report as
+    /// `locked_vm`: `mm->locked_vm`, or for iommufd's native accounting `user->locked_vm`.
+    public var charged: Int64 { engine.lockedVMCounter == .user ? user_locked_vm : mm.locked_vm }
+
+    /// A `user_locked_vm` statement: sets the user's counter and moves its leak baseline.
+    public func setUserLockedVM(_ pages: Int64) {
+        userLockedVMBaseline &+= pages &- user_locked_vm
+        user_locked_vm = pages
     }
 
     // MARK: - Locks and VMA lookup

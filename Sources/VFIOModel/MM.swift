@@ -111,6 +111,8 @@ public final class MM {
     private var lastRun: Run<Pte>?
     /// Pages charged by `vfio_lock_acct()`; signed so that a buggy engine's underflow shows.
     public var locked_vm: Int64 = 0
+    /// `mm->pinned_vm`: pages pinned long-term through iommufd, whatever was charged.
+    public var pinned_vm: Int64 = 0
     /// The VMA the last lookup found: a page-by-page walk asks about the same one again and
     /// again. Cleared whenever the VMAs change.
     @usableFromInline var lastFound: VMA?

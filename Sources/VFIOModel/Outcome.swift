@@ -72,13 +72,16 @@ public enum Violation: Equatable, Sendable {
     case leakedRefs(pfn: PFN, delta: Int64, pages: UInt64)
     /// After teardown, `locked_vm` is not back at its baseline.
     case leakedLockedVM(lockedVM: Int64, baseline: Int64)
+    /// After teardown, another page counter (`user->locked_vm`, `mm->pinned_vm`) is not back at
+    /// its baseline.
+    case leakedCounter(name: String, value: Int64, baseline: Int64)
 
     /// The invariant it breaks.
     public var kind: ViolationKind {
         switch self {
         case .foreignPfn: .foreignPfn
         case .refcountUnderflow: .refcountUnderflow
-        case .leakedRefs, .leakedLockedVM: .leak
+        case .leakedRefs, .leakedLockedVM, .leakedCounter: .leak
         }
     }
 
@@ -97,6 +100,8 @@ public enum Violation: Equatable, Sendable {
                 + (pages > 1 ? " (\(pages) pages in all)" : "")
         case let .leakedLockedVM(lockedVM, baseline):
             return "locked_vm is \(lockedVM) pages after teardown, expected \(baseline)"
+        case let .leakedCounter(name, value, baseline):
+            return "\(name) is \(value) pages after teardown, expected \(baseline)"
         }
     }
 }

@@ -93,6 +93,8 @@ public struct KErrno: Error, Hashable, Sendable, CustomStringConvertible {
     public static let E2BIG = KErrno(value: 7)
     /// Cannot allocate memory.
     public static let ENOMEM = KErrno(value: 12)
+    /// No such file or directory (iommufd: no area there).
+    public static let ENOENT = KErrno(value: 2)
     /// Permission denied.
     public static let EACCES = KErrno(value: 13)
     /// Bad address.
@@ -116,6 +118,7 @@ public struct KErrno: Error, Hashable, Sendable, CustomStringConvertible {
     public var name: String {
         switch value {
         case 1: "EPERM"
+        case 2: "ENOENT"
         case 3: "ESRCH"
         case 4: "EINTR"
         case 7: "E2BIG"
@@ -150,6 +153,8 @@ public let EINTR = KErrno.EINTR
 public let E2BIG = KErrno.E2BIG
 /// `KErrno.ENOMEM`, spelt as kernel code spells it.
 public let ENOMEM = KErrno.ENOMEM
+/// `KErrno.ENOENT`, spelt as kernel code spells it.
+public let ENOENT = KErrno.ENOENT
 /// `KErrno.EACCES`, spelt as kernel code spells it.
 public let EACCES = KErrno.EACCES
 /// `KErrno.EFAULT`, spelt as kernel code spells it.

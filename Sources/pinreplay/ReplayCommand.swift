@@ -95,14 +95,21 @@ struct ReplayCommand: ParsableCommand {
 
     /// Engines by name or alias, or compiled from a C file (named by its stem); `all` is every
     /// registered engine, `later` the group of SPEC-LATER's cases.
-    static func selectEngines(_ list: String, kernelAPI: KernelAPI? = nil) throws -> [any PinEngine] {
+    static func selectEngines(_ list: String, kernelAPI: KernelAPI? = nil) throws -> [any Engine] {
         if list == "all" { return Engines.all }
-        var out: [any PinEngine] = []
-        let names = list.split(separator: ",", omittingEmptySubsequences: false).flatMap { item in
-            Engines.groups[String(item)] ?? [String(item)]
+        var out: [any Engine] = []
+        // A group adds the engines the list does not hold yet (`iommufd` is a group over the
+        // engine of that name; `iommufd-native` is that engine alone); a name given twice is an error.
+        var names: [String] = []
+        for item in list.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+            if let group = Engines.groups[item] {
+                names += group.filter { n in !names.contains { Engines.named($0)?.name == n } }
+            } else {
+                names.append(item)
+            }
         }
         for name in names {
-            let engine: any PinEngine
+            let engine: any Engine
             if CEngineLoader.isPath(name) {
                 do { engine = try CEngineLoader.load(path: name, kernelAPI: kernelAPI) } catch { throw UsageError(error.message) }
             } else if let e = Engines.named(name) {

@@ -19,7 +19,7 @@ import VFIOModel
     }
 
     /// The pairs compared: each Swift engine, then the C engine that renders it.
-    static func engines() throws -> [any PinEngine] {
+    static func engines() throws -> [any Engine] {
         [V4_16(), try load("c-v4.16.c"), V4_17_rc1(), try load("c-v4.17-rc1.c")]
     }
 

@@ -27,7 +27,7 @@ import Testing
         let bin = dir.appendingPathComponent("t.vptr").path
         #expect(try CLI.run(["convert", "Tests/Fixtures/all-statements.txt", bin]).status == 0)
         let ok = try CLI.run(["verify", bin])
-        #expect(ok.stdout == "\(bin): ok, binary, 37 records\n")
+        #expect(ok.stdout == "\(bin): ok, binary, 38 records\n")
         var bytes = try Data(contentsOf: URL(fileURLWithPath: bin))
         bytes[40] ^= 0xFF
         let bad = dir.appendingPathComponent("bad.vptr").path
@@ -45,7 +45,7 @@ import Testing
     func stat() throws {
         let r = try CLI.run(["stat", "Tests/Fixtures/all-statements.txt"])
         #expect(r.status == 0)
-        #expect(r.stdout.contains("Tests/Fixtures/all-statements.txt: text trace, 37 events\n"))
+        #expect(r.stdout.contains("Tests/Fixtures/all-statements.txt: text trace, 38 events\n"))
         #expect(r.stdout.contains("  map                4\n"))
         #expect(r.stdout.contains("  unmap_all          2\n"))
         #expect(r.stdout.contains("  rw                 1073741824 (1 GiB)\n"))

@@ -15,7 +15,7 @@ import VFIOModel
         return out
     }
 
-    static let seedPair: [any PinEngine] = [V4_16(), V4_17_rc1()]
+    static let seedPair: [any Engine] = [V4_16(), V4_17_rc1()]
 
     @Test("Findings parse and print")
     func findings() {

@@ -68,7 +68,10 @@ import VFIOModel
             ("v6.12", "v6.15", ["later-d10-"]),
             (
                 "v6.15", "v6.18",
-                ["later-d09-", "div-accounting-ram-then-reserved", "later-d14-", "errno-map", "selftest-vfio-dma-map-limit-"]
+                [
+                    "later-d09-", "div-accounting-ram-then-reserved", "later-d14-", "errno-map", "selftest-vfio-dma-map-limit-",
+                    "iommufd-i10-",
+                ]
             ),
         ]
         for t in Self.traces {
@@ -116,6 +119,34 @@ import VFIOModel
         }
     }
 
+    @Test("iommufd: each divergence I1-I11 differs from v6.18 on both iommufd engines where SPEC-IOMMUFD says so; the agreements hold")
+    func iommufdCases() throws {
+        // trace, whether iommufd differs from v6.18, whether iommufd-compat does.
+        let cases: [(String, Bool, Bool)] = [
+            ("iommufd-i01-bar", true, true), ("iommufd-i02-cap-ipc-lock", true, true),
+            ("iommufd-i03-reserved-pages", true, true), ("iommufd-i04-memlock-unwind", true, true),
+            ("iommufd-i05-unmap-enoent", true, true), ("iommufd-i06-user-locked-vm", true, false),
+            ("iommufd-i07-mdev-pins", false, false), ("iommufd-i08-no-entry-limit", true, true),
+            ("iommufd-i09-no-access-bits", false, true), ("iommufd-i10-overflow", false, false),
+            ("iommufd-i11-disable-hugepages", true, true), ("iommufd-agree-ram", false, false),
+        ]
+        for (name, native, compat) in cases {
+            let trace = try #require(Self.traces.first { $0.hasSuffix("/\(name).txt") }, "traces/\(name).txt")
+            let stored = try #require(Golden.stored(trace: trace))
+            let base = try Self.outcomes(stored, "v6.18", as: "x")
+            #expect(try (Self.outcomes(stored, "iommufd", as: "x") != base) == native, "\(name): iommufd")
+            #expect(try (Self.outcomes(stored, "iommufd-compat", as: "x") != base) == compat, "\(name): iommufd-compat")
+        }
+        // I7 shows in references only: the report counts a page-references divergence.
+        let pins = try #require(Self.traces.first { $0.hasSuffix("/iommufd-i07-mdev-pins.txt") })
+        var observer = JSONLObserver()
+        let report = try Replayer(engines: ["v6.18", "iommufd"].compactMap(Engines.named)).replay(path: pins, observer: &observer)
+        // The pin takes references on v6.18 only, and its unpin drops them on v6.18 only.
+        #expect(report.divergences.map(\.event) == [6, 8])
+        #expect(report.divergences.map(\.kind) == [.pageReferences, .pageReferences])
+        #expect(report.divergences.first?.detail == "net ram page references v6.18 +2, iommufd +0")
+    }
+
     /// v4.16 with its run one page short: the contiguity walk off by one, on purpose.
     struct OffByOne: PinEngine {
         let base = V4_16()
@@ -139,7 +170,7 @@ import VFIOModel
 
     @Test("The suite is not vacuous: a mutated engine fails it")
     func mutantFails() throws {
-        let engines: [any PinEngine] = [OffByOne()]
+        let engines: [any Engine] = [OffByOne()]
         var unnoticed: [String] = []
         // The hand-written traces are enough to show it, and quick.
         for t in Self.traces where t.hasSuffix(".txt") {
@@ -149,13 +180,23 @@ import VFIOModel
             }
         }
         // Every trace where v4.16 maps a chunk of more than one page, or a run that stops
-        // before the end of its request, shows the mutation; these do neither.
+        // before the end of its request, shows the mutation; these do neither (single-page
+        // maps, disable_hugepages, or no map that succeeds on v4.16).
         #expect(
             unnoticed.sorted() == [
-                "div-chunk-boundaries-disable-hugepages", "div-return-code-io-without-pfnmap",
-                "later-d02-batch-faults-ahead", "later-d07-dma-entry-limit", "later-d10-leaf-with-ram",
-                // Single-page maps, or no map that succeeds on v4.16.
-                "later-d14-top-of-iova", "selftest-vfio-dma-map-limit-overflow", "selftest-vfio-dma-map-limit-unmap-all",
+                "div-chunk-boundaries-disable-hugepages",
+                "div-return-code-io-without-pfnmap",
+                "iommufd-i04-memlock-unwind",
+                "iommufd-i08-no-entry-limit",
+                "iommufd-i09-no-access-bits",
+                "iommufd-i10-overflow",
+                "iommufd-i11-disable-hugepages",
+                "later-d02-batch-faults-ahead",
+                "later-d07-dma-entry-limit",
+                "later-d10-leaf-with-ram",
+                "later-d14-top-of-iova",
+                "selftest-vfio-dma-map-limit-overflow",
+                "selftest-vfio-dma-map-limit-unmap-all",
                 "selftest-vfio-dma-map-limit-unmap-range",
             ])
     }

@@ -97,7 +97,7 @@ import TraceFormat
         let statements = try Self.read(Paths.fixtures.appendingPathComponent("all-statements.txt").path)
         let expected = try String(contentsOf: Paths.fixtures.appendingPathComponent("all-statements.canonical.txt"), encoding: .utf8)
         #expect(Self.canonical(statements) == expected)
-        #expect(statements.count == 37)
+        #expect(statements.count == 38)
         // Every statement kind is in the fixture, and in the list `stat` prints from.
         #expect(Set(statements.map(\.keyword)) == Set(Statement.keywords))
     }

@@ -159,7 +159,7 @@ import VFIOModel
         let path = Paths.scratch().appendingPathComponent("gpu.vptr").path
         try Self.generate(try Self.profile("gpu-16g-bar"), to: path)
         var observer = NoObserver()
-        let engines: [any PinEngine] = [V4_16(), V4_17_rc1()]
+        let engines: [any Engine] = [V4_16(), V4_17_rc1()]
         let r = try Replayer(engines: engines).replay(path: path, observer: &observer)
         let old = r.summaries[0].counters
         let new = r.summaries[1].counters
