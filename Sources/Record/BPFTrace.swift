@@ -1,13 +1,14 @@
 import TraceFormat
 
-/// The requests `tools/capture/vfio-dma.bt` printed, in order, each followed by a mark with the
+/// The requests `tools/capture/vfio-dma.bt` printed (type1's MAP/UNMAP and iommufd's
+/// IOAS_MAP/IOAS_UNMAP), in order, each followed by a mark with the
 /// return code the host saw. Other lines (bpftrace's banner, maps printed at exit) are skipped;
 /// a MAP or UNMAP line that does not parse is an error naming the file and line.
 public func parseBPFTrace(_ text: String, file: String) throws(TraceError) -> [(statement: Statement, line: Int)] {
     var out: [(statement: Statement, line: Int)] = []
     for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
         let words = raw.split(separator: " ")
-        guard let kind = words.first, kind == "MAP" || kind == "UNMAP" else { continue }
+        guard let kind = words.first, ["MAP", "UNMAP", "IOAS_MAP", "IOAS_UNMAP"].contains(kind) else { continue }
         var fields: [Substring: Substring] = [:]
         for w in words.dropFirst() {
             let kv = w.split(separator: "=", maxSplits: 1)
@@ -31,6 +32,15 @@ public func parseBPFTrace(_ text: String, file: String) throws(TraceError) -> [(
                         iova: try field("iova"), vaddr: try field("vaddr"), size: try field("size"), access: Access(rawValue: UInt8(flags))),
                     i + 1
                 ))
+        } else if kind == "IOAS_MAP" {
+            // IOMMU_IOAS_MAP: FIXED_IOVA 1, WRITEABLE 2, READABLE 4 (include/uapi/linux/iommufd.h).
+            let flags = try field("flags")
+            guard flags & ~7 == 0 else { throw bad("unknown IOAS map flags \(hex(flags))") }
+            guard flags & 1 != 0 else {
+                throw bad("no IOMMU_IOAS_MAP_FIXED_IOVA: the kernel chose the iova, which the line does not carry")
+            }
+            let access: Access = [flags & 4 != 0 ? .read : [], flags & 2 != 0 ? .write : []]
+            out.append((.map(iova: try field("iova"), vaddr: try field("vaddr"), size: try field("size"), access: access), i + 1))
         } else {
             out.append((.unmap(iova: try field("iova"), size: try field("size")), i + 1))
         }

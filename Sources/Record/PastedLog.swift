@@ -17,19 +17,19 @@ public enum PastedLog {
         public var time: (sec: UInt64, usec: UInt64)?
     }
 
-    /// The records of `text` whose event name starts with `prefix`, in order.
-    public static func records(_ text: String, prefix: String = "vfio_") -> [Record] {
+    /// The records of `text` whose event name starts with one of `prefixes`, in order.
+    public static func records(_ text: String, prefixes: [String] = ["vfio_"]) -> [Record] {
         var out: [Record] = []
         // The logical line being built: its first line number, its text, whether it is open.
         var current: (line: Int, text: String)?
         var open = false
         func flush() {
-            if let c = current, let r = record(c.text[...], line: c.line, prefix: prefix) { out.append(r) }
+            if let c = current, let r = record(c.text[...], line: c.line, prefixes: prefixes) { out.append(r) }
             current = nil
         }
         for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = unquoted(raw)
-            if open, current != nil, eventStart(line, prefix: prefix) == nil, stamp(in: line) == nil, !line.isEmpty {
+            if open, current != nil, eventStart(line, prefixes: prefixes) == nil, stamp(in: line) == nil, !line.isEmpty {
                 // A soft break: the line above ended in a space, and this one starts no record.
                 current?.text += line
             } else {
@@ -50,8 +50,12 @@ public enum PastedLog {
         return s
     }
 
-    /// Where the first event named `prefix...` starts: a word beginning with the prefix, at
-    /// the start of the line or after a space, a colon or a bracket.
+    /// Where the first event named `prefix...` starts: a word beginning with one of the
+    /// prefixes, at the start of the line or after a space, a colon or a bracket.
+    static func eventStart(_ s: Substring, prefixes: [String]) -> Substring.Index? {
+        prefixes.compactMap { eventStart(s, prefix: $0) }.min()
+    }
+
     static func eventStart(_ s: Substring, prefix: String) -> Substring.Index? {
         var from = s.startIndex
         while let r = s[from...].range(of: prefix) {
@@ -77,8 +81,8 @@ public enum PastedLog {
         return nil
     }
 
-    static func record(_ s: Substring, line: Int, prefix: String) -> Record? {
-        guard let start = eventStart(s, prefix: prefix) else { return nil }
+    static func record(_ s: Substring, line: Int, prefixes: [String]) -> Record? {
+        guard let start = eventStart(s, prefixes: prefixes) else { return nil }
         var time: (sec: UInt64, usec: UInt64)?
         if let st = stamp(in: s[..<start]), st.end == start { time = (st.sec, st.usec) }
         return Record(line: line, text: s, event: s[start...], time: time)

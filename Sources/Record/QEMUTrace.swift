@@ -22,7 +22,7 @@ public struct QEMUTraceLog {
     /// which the trace does not tell.
     public init(_ text: String, file: String, readOnly: (UInt64) -> Bool) throws(TraceError) {
         var lastTime: (sec: UInt64, usec: UInt64) = (0, 0)
-        for record in PastedLog.records(text) {
+        for record in PastedLog.records(text, prefixes: ["vfio_", "iommufd_backend_"]) {
             let words = record.event.split(separator: " ")
             guard let event = words.first else { continue }
             let raw = record.text
@@ -73,6 +73,19 @@ public struct QEMUTraceLog {
                 }
             case "vfio_region_mmap":
                 statements.append(.mark("QEMU mmaps \(words.dropFirst().joined(separator: " "))"))
+            case "iommufd_backend_map_dma":
+                // QEMU's -object iommufd backend (backends/trace-events):
+                // " iommufd=%d ioas=%d iova=0x.. size=0x.. addr=%p readonly=%d (%d)"
+                let f = try keyed(words, bad)
+                statements.append(
+                    .map(
+                        iova: try f.hex("iova"), vaddr: try f.hex("addr"), size: try f.hex("size"),
+                        access: f["readonly"] == "1" ? .read : [.read, .write]))
+            case "iommufd_backend_unmap_dma", "iommufd_backend_unmap_dma_non_exist":
+                let f = try keyed(words, bad)
+                statements.append(.unmap(iova: try f.hex("iova"), size: try f.hex("size")))
+            case "iommufd_backend_map_file_dma":
+                statements.append(.mark("IOMMU_IOAS_MAP_FILE (memfd) left out: \(words.dropFirst().joined(separator: " "))"))
             case "vfio_dma_unmap_overflow_workaround":
                 statements.append(.mark("QEMU retries an unmap one page short of 2^64"))
             default:
@@ -80,6 +93,28 @@ public struct QEMUTraceLog {
             }
         }
     }
+}
+
+/// The `key=value` words of a trace event, with the error to throw for a missing one.
+struct KeyedFields {
+    var fields: [Substring: Substring] = [:]
+    let bad: (String) -> TraceError
+    subscript(_ k: Substring) -> Substring? { fields[k] }
+    func hex(_ k: Substring) throws(TraceError) -> UInt64 {
+        guard let v = fields[k], v.hasPrefix("0x"), let n = UInt64(v.dropFirst(2), radix: 16) else {
+            throw bad(fields[k] == nil ? "missing field \(k)=" : "bad number '\(k)=\(fields[k] ?? "")'")
+        }
+        return n
+    }
+}
+
+func keyed(_ words: [Substring], _ bad: @escaping (String) -> TraceError) throws(TraceError) -> KeyedFields {
+    var f = KeyedFields(bad: bad)
+    for w in words.dropFirst() {
+        let kv = w.split(separator: "=", maxSplits: 1)
+        if kv.count == 2 { f.fields[kv[0]] = kv[1] }
+    }
+    return f
 }
 
 extension Substring {
