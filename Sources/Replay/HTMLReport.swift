@@ -345,6 +345,10 @@ public enum HTMLReport {
         row("pages pinned") { "\($0.pagesPinned)" }
         row("locked_vm peak") { "\($0.lockedVMPeak)" }
         row("locked_vm final") { "\($0.lockedVMFinal)" }
+        if EngineSummary.showsCounters(r.summaries) {
+            row("locked_vm is") { esc($0.lockedVMCounter) }
+            row("pinned_vm peak") { "\($0.pinnedVMPeak)" }
+        }
         for (i, name) in CostCounters().named.map(\.name).enumerated() {
             row("<code>\(name)</code>") { "\($0.counters.named[i].value)" }
         }

@@ -104,7 +104,8 @@ extension JSONText {
         for (name, value) in s.counters.named { raw("\"\(name)\":\(value),") }
         raw("\"chunks_mapped\":\(s.chunksMapped),\"pages_pinned\":\(s.pagesPinned),")
         raw("\"locked_vm_peak\":\(s.lockedVMPeak),\"est_kernel_ns\":\(CostModel.estimate(s.counters)),")
-        raw("\"locked_vm_final\":\(s.lockedVMFinal)}")
+        raw("\"locked_vm_final\":\(s.lockedVMFinal),\"locked_vm_counter\":\"\(s.lockedVMCounter)\",")
+        raw("\"pinned_vm_peak\":\(s.pinnedVMPeak)}")
     }
 }
 

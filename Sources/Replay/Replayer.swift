@@ -22,6 +22,14 @@ public struct EngineSummary: Sendable {
     public var lockedVMPeak: Int64 = 0
     /// `locked_vm` after the last event, before the final teardown.
     public var lockedVMFinal: Int64 = 0
+    /// The counter `locked_vm` is for this engine (`mm->locked_vm`, or iommufd's `user->locked_vm`).
+    public var lockedVMCounter = LockedVMCounter.mm.rawValue
+    /// The highest `mm->pinned_vm` after any request (only iommufd moves it).
+    public var pinnedVMPeak: Int64 = 0
+    /// Whether any engine's summary has something to say of these two.
+    static func showsCounters(_ s: [EngineSummary]) -> Bool {
+        s.contains { $0.lockedVMCounter != LockedVMCounter.mm.rawValue || $0.pinnedVMPeak != 0 }
+    }
 }
 
 /// One request on which the engines' outcomes differ.
@@ -379,7 +387,7 @@ public struct Replayer {
         let names = engines.map(\.name)
         var report = TraceReport(
             trace: reader.file, form: reader.form, engines: names,
-            summaries: names.map { EngineSummary(engine: $0) })
+            summaries: engines.map { EngineSummary(engine: $0.name, lockedVMCounter: $0.lockedVMCounter.rawValue) })
         // Spelt out only for a kept finding.
         var mark: TraceText?
         var event = 0
@@ -439,6 +447,9 @@ public struct Replayer {
                 collectViolations(i)
             }
             guard s.isRequest else { continue }
+            for i in hosts.indices {
+                report.summaries[i].pinnedVMPeak = max(report.summaries[i].pinnedVMPeak, hosts[i].mm.pinned_vm)
+            }
             if case let .map(_, vaddr, _, _) = s {
                 for i in hosts.indices {
                     if let text = engines[i].explain(map: outcomes[i], on: hosts[i], vaddr: VAddr(vaddr)) {

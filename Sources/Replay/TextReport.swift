@@ -73,6 +73,10 @@ public enum TextReport {
         row("pages pinned") { "\($0.pagesPinned)" }
         row("locked_vm peak") { "\($0.lockedVMPeak)" }
         row("locked_vm final") { "\($0.lockedVMFinal)" }
+        if EngineSummary.showsCounters(r.summaries) {
+            row("locked_vm is") { $0.lockedVMCounter }
+            row("pinned_vm peak") { "\($0.pinnedVMPeak)" }
+        }
         for (i, name) in CostCounters().named.map(\.name).enumerated() {
             row(name) { "\($0.counters.named[i].value)" }
         }

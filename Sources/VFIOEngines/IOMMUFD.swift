@@ -76,6 +76,16 @@ extension Engine {
             return
                 "CAP_IPC_LOCK: iommufd charges nothing at all (IOPT_PAGES_ACCOUNT_NONE), where type1 charges locked_vm and only skips the limit"
         }
+        if outcome.ret == -ENOMEM, lockedVMCounter == .user {
+            return
+                "RLIMIT_MEMLOCK against user->locked_vm: iommufd charges the uid's counter, which every process of the user shares (user_locked_vm), where type1 and iommufd-compat charge the process's mm->locked_vm"
+        }
+        if outcome.ret == 0, case .map(_, let chunks, _) = outcome, !host.cap_ipc_lock,
+            chunks.contains(where: { c in host.invalid_reserved_pfns(from: c.pfn, max: Int(c.npage)) > 0 })
+        {
+            return
+                "reserved pages are pinned and charged: iommufd charges every page pin_user_pages() returns, where type1 neither references nor charges an is_invalid_reserved_pfn() run"
+        }
         return nil
     }
 }
