@@ -549,7 +549,7 @@ public enum HTMLReport {
         table{border-collapse:collapse;margin:6px 0}th,td{border:1px solid #d0d7de;padding:2px 8px;text-align:left;vertical-align:top}
         th{background:#f6f8fa}td.num{text-align:right;white-space:nowrap}tr.differs td{background:#fff8e1}tr.diff td{background:#ffe8a3}
         tr.gap td{color:#57606a;font-style:italic;border-left:0;border-right:0}
-        .headline{font-weight:bold;padding:8px 12px;border-radius:6px}.found{background:#fff1f0;border-left:5px solid #d62728}
+        .headline{font-weight:bold;padding:8px 12px;border-radius:6px}.why{padding:6px 12px;border-left:5px solid #7b57b8;background:#f6f2fc;border-radius:6px}.found{background:#fff1f0;border-left:5px solid #d62728}
         .clean{background:#effaf1;border-left:5px solid #2e7d32}tr.found td,tr.clean td{background:none}
         .first{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:2px 12px}.first li{margin:4px 0}
         .scroll{overflow-x:auto}.side{display:flex;flex-wrap:wrap;gap:8px 32px;align-items:flex-start}.legend span{margin-right:14px}.note{color:#57606a;font-size:12.5px}
