@@ -20,6 +20,12 @@ public struct MapsEntry: Equatable, Sendable {
     public var path: String
 }
 
+extension MapsEntry {
+    /// The path of a BAR mmap inferred from a bug report (`InferredSpace`): a vfio-pci mapping
+    /// whose offset column is the BAR's host physical address.
+    public static let inferredBAR = "[inferred vfio-pci BAR]"
+}
+
 /// Parses `/proc/PID/maps` text; errors name the file and line.
 public func parseMaps(_ text: String, file: String) throws(TraceError) -> [MapsEntry] {
     var out: [MapsEntry] = []

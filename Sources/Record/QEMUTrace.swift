@@ -17,6 +17,26 @@ public struct QEMUTraceLog {
     public var lines: [Int] = []
     /// vIOMMU maps whose host address the trace does not carry.
     public var unplaceable = 0
+    /// The events that are requests: one that cannot be read is an error.
+    static let requestEvents: Set<String> = [
+        "vfio_listener_region_add_ram", "vfio_listener_region_del", "vfio_iommu_map_notify", "iommufd_backend_map_dma",
+        "iommufd_backend_unmap_dma", "iommufd_backend_unmap_dma_non_exist",
+    ]
+    /// The BAR mmaps QEMU reports (`vfio_region_mmap`), in order.
+    public var barMmaps: [BARMmap] = []
+
+    /// One `vfio_region_mmap Region BDF BAR N mmaps[i] [0xOFFSET - 0xLAST]` line: QEMU mmapped
+    /// bytes OFFSET..LAST of the device's BAR N (one VMA).
+    public struct BARMmap: Equatable, Sendable {
+        /// The host device, as the log spells it (`0000:84:00.0`).
+        public var bdf: String
+        /// The BAR index.
+        public var bar: Int
+        /// Where the mmap starts in the BAR, in bytes.
+        public var offset: UInt64
+        /// Its length in bytes.
+        public var size: UInt64
+    }
 
     /// Parses `text`; `readOnly` says whether the section at a guest address is read-only (ROM),
     /// which the trace does not tell.
@@ -36,6 +56,13 @@ public struct QEMUTraceLog {
             }
             let before = statements.count
             defer { lines += Array(repeating: i + 1, count: statements.count - before) }
+            if words.count == 1 && event != "vfio_dma_unmap_overflow_workaround" {
+                // A bare event name (a list of the events enabled) mentions it; it is no record.
+                if Self.requestEvents.contains(String(event)) {
+                    statements.append(.mark("line \(i + 1): '\(event)' without arguments read as a mention, not a request"))
+                }
+                continue
+            }
             func hexAt(_ k: Int) throws(TraceError) -> UInt64 {
                 guard k < words.count else { throw bad("missing field") }
                 let w = words[k].trimmingCharacters(in: "[]")
@@ -72,6 +99,13 @@ public struct QEMUTraceLog {
                     throw bad("operation '\(words[2])'")
                 }
             case "vfio_region_mmap":
+                // Region BDF BAR N mmaps[i] [0xOFFSET - 0xLAST]
+                if words.count >= 9, words[1] == "Region", words[3] == "BAR", let bar = Int(words[4]) {
+                    let offset = try hexAt(6)
+                    let last = try hexAt(8)
+                    guard last >= offset else { throw bad("range ends before it starts") }
+                    barMmaps.append(BARMmap(bdf: String(words[2]), bar: bar, offset: offset, size: last &- offset &+ 1))
+                }
                 statements.append(.mark("QEMU mmaps \(words.dropFirst().joined(separator: " "))"))
             case "iommufd_backend_map_dma":
                 // QEMU's -object iommufd backend (backends/trace-events):
@@ -89,7 +123,31 @@ public struct QEMUTraceLog {
             case "vfio_dma_unmap_overflow_workaround":
                 statements.append(.mark("QEMU retries an unmap one page short of 2^64"))
             default:
-                continue
+                // QEMU's own report of a failed map or unmap, pasted into so many bug reports:
+                // `vfio_dma_map(CONTAINER, IOVA, SIZE, VADDR) = RET (MESSAGE)`.
+                guard event.hasPrefix("vfio_dma_map(") || event.hasPrefix("vfio_dma_unmap(") else { continue }
+                let text = record.event
+                guard let open = text.firstIndex(of: "("), let close = text.firstIndex(of: ")"), open < close,
+                    let eq = text[close...].firstIndex(of: "=")
+                else { throw bad("not 'vfio_dma_map(container, iova, size, vaddr) = ret'") }
+                var args: [UInt64] = []
+                for a in text[text.index(after: open)..<close].split(separator: ",") {
+                    let w = a.trimmingCharacters(in: " ")
+                    guard w.hasPrefix("0x"), let v = UInt64(w.dropFirst(2), radix: 16) else { throw bad("bad number '\(w)'") }
+                    args.append(v)
+                }
+                let retWord = text[text.index(after: eq)...].split(separator: " ").first ?? ""
+                guard let ret = Int(retWord) else { throw bad("no return code after '='") }
+                let isMap = event.hasPrefix("vfio_dma_map(")
+                guard args.count == (isMap ? 4 : 3) else { throw bad("\(args.count) arguments") }
+                let request: Statement =
+                    isMap
+                    ? .map(iova: args[1], vaddr: args[3], size: args[2], access: readOnly(args[1]) ? .read : [.read, .write])
+                    : .unmap(iova: args[1], size: args[2])
+                // The report of a request the listener's line above already made is its result,
+                // not another request.
+                if statements.last != request { statements.append(request) }
+                statements.append(.mark("the host returned \(ret)"))
             }
         }
     }

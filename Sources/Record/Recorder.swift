@@ -29,7 +29,11 @@ public struct Recorder {
         var v = VMASpec(start: e.start, end: e.end, read: e.read, write: e.write, exec: e.exec)
         v.name = TraceText(String(e.path.map { $0 == "#" ? "_" : $0 }))
         if e.shared { v.flags.insert(.shared) }
-        if e.path == "anon_inode:[vfio-device]" || e.path.hasPrefix("/dev/vfio/devices/") {
+        if e.path == MapsEntry.inferredBAR {
+            // Placed from a bug report's lspci (its mark says how): the host address is known.
+            v.flags.formUnion([.io, .pfnmap, .linear])
+            v.pgoff = e.offset >> 12
+        } else if e.path == "anon_inode:[vfio-device]" || e.path.hasPrefix("/dev/vfio/devices/") {
             // A vfio-pci BAR mmap: VM_IO|VM_PFNMAP. On 4.16-era kernels the offset column is
             // the BAR's host physical address; later ones show the region index << 40 there,
             // which hides the address: then one is laid out, naturally aligned, from the seed.

@@ -33,7 +33,7 @@ public struct RecordSources {
 
     /// The address space when no memory map was saved: what `inferMaps(fromQEMUTrace:)` read
     /// from the trace log, used instead of `mapsText`.
-    public var inferred: [MapsEntry]?
+    public var inferred: InferredSpace?
 
     /// A snapshot from maps text alone.
     public init(mapsText: String, mapsName: String) {
@@ -44,7 +44,7 @@ public struct RecordSources {
 
 /// Builds the trace statements of a recording.
 public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [Statement] {
-    let entries = try src.inferred ?? parseMaps(src.mapsText, file: src.mapsName)
+    let entries = try src.inferred?.entries ?? parseMaps(src.mapsText, file: src.mapsName)
     if src.inferred != nil {
         recorder.assume(
             "the address space is what the trace log's region_add host ranges cover (no memory map was given): each merged range an anonymous read-write mapping"
@@ -54,9 +54,8 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
         maps: entries, pagemapFD: src.pagemapFD, memlock: src.memlock ?? nil, capIpcLock: src.capIpcLock,
         kpageflagsFD: src.kpageflagsFD)
     if let inferred = src.inferred {
-        for e in inferred {
-            out.append(.mark("inferred: host \(hex(e.start))-\(hex(e.end)) is anonymous read-write memory (region_add ranges)"))
-        }
+        out += inferred.marks.map { .mark(TraceText($0)) }
+        out += inferred.mmio.map { .pfns(.mmio, start: $0.start, count: $0.count) }
     }
     var previous = out
     for later in src.laterSnapshots {
@@ -126,16 +125,42 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
 }
 
 /// The memory map a QEMU trace log implies when no other is at hand (a bug report): each
-/// `region_add` host range an anonymous read-write mapping, ranges merged where they overlap
-/// or touch, in address order.
-public func inferMaps(fromQEMUTrace text: String, file: String) throws(TraceError) -> [MapsEntry] {
+/// BAR mmap placed by `placeBARs()` a vfio-pci mapping (io pfnmap linear at its host address),
+/// every other `region_add` host range an anonymous read-write mapping, ranges merged where
+/// they overlap or touch, in address order; with a mark for every inference.
+public struct InferredSpace: Sendable {
+    /// The mappings, as maps lines would give them.
+    public var entries: [MapsEntry] = []
+    /// One line per inference, in the order made.
+    public var marks: [String] = []
+    /// Host frame ranges of the placed BARs (device memory: no struct page).
+    public var mmio: [(start: UInt64, count: UInt64)] = []
+}
+
+/// Infers the address space of a QEMU trace log; `host`, `guest` and `bars` place BARs.
+public func inferMaps(
+    fromQEMUTrace text: String, file: String, host: LspciBARs? = nil, guest: LspciBARs? = nil,
+    bars: [String: BARLocation] = [:]
+) throws(TraceError) -> InferredSpace {
     let parsed = try QEMUTraceLog(text, file: file) { _ in false }
+    var out = InferredSpace()
+    let (placed, unplaced) = placeBARs(parsed, host: host, guest: guest, given: bars)
+    for b in placed {
+        out.entries.append(
+            MapsEntry(
+                start: b.start, end: b.end, read: true, write: true, exec: false, shared: true, offset: b.hostPhys,
+                path: MapsEntry.inferredBAR))
+        out.marks.append("inferred: host \(hex(b.start))-\(hex(b.end)) is \(b.why): a vfio-pci mmap (io pfnmap linear)")
+        out.mmio.append((b.hostPhys >> 12, (b.end - b.start) >> 12))
+    }
+    out.marks += unplaced.map { "inferred: \($0)" }
     var ranges: [(start: UInt64, end: UInt64)] = []
     for s in parsed.statements {
         guard case let .map(_, vaddr, size, _) = s else { continue }
         let start = vaddr & ~0xFFF
         let end = (vaddr &+ size &+ 0xFFF) & ~0xFFF
-        if end > start { ranges.append((start, end)) }
+        guard end > start, !placed.contains(where: { $0.start <= start && end <= $0.end }) else { continue }
+        ranges.append((start, end))
     }
     var merged: [MapsEntry] = []
     for r in ranges.sorted(by: { $0.start < $1.start }) {
@@ -145,7 +170,9 @@ public func inferMaps(fromQEMUTrace text: String, file: String) throws(TraceErro
             merged.append(MapsEntry(start: r.start, end: r.end, read: true, write: true, exec: false, shared: false, offset: 0, path: ""))
         }
     }
-    return merged
+    out.marks += merged.map { "inferred: host \(hex($0.start))-\(hex($0.end)) is anonymous read-write memory (region_add ranges)" }
+    out.entries = (out.entries + merged).sorted { $0.start < $1.start }
+    return out
 }
 
 /// A captured map whose host address lies in none of the recorded mappings means the capture

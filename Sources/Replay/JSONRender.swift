@@ -212,6 +212,17 @@ public enum JSONReport {
                 j.raw(vi > 0 ? ",\n" : "\n")
                 j.raw(violationLine(v))
             }
+            if let host = r.hostIOMMU {
+                j.raw("],\n\"host_iommu\":[")
+                for (mi, m) in host.enumerated() {
+                    j.raw(mi > 0 ? ",\n" : "\n")
+                    j.raw("{\"engine\":")
+                    j.string(m.engine)
+                    j.raw(",\"matched\":\(m.matched),\"host_calls\":\(m.hostCalls),\"engine_calls\":\(m.engineCalls),\"first_difference\":")
+                    if let d = m.firstDifference { j.string(d) } else { j.raw("null") }
+                    j.raw("}")
+                }
+            }
             j.raw("],\n\"explanations\":[")
             for (ei, e) in r.explanations.enumerated() {
                 j.raw(ei > 0 ? ",\n" : "\n")

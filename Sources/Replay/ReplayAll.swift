@@ -29,13 +29,14 @@ public struct TraceOutcome: Sendable {
 /// in trace order once all are done), each line then opening with `"trace":PATH`.
 public func replayAll(
     paths: [String], engines: [any Engine], format: ReplayFormat, jobs: Int,
-    maxPages: UInt64 = Replayer.defaultMaxPages, output: Int32 = 1,
+    maxPages: UInt64 = Replayer.defaultMaxPages, output: Int32 = 1, hostIOMMU: HostIOMMUTrace? = nil,
     progress: (@Sendable (_ trace: String, _ progress: ReplayProgress) -> Void)? = nil
 ) -> [Result<TraceOutcome, TraceError>] {
     let several = paths.count > 1
     let results = parallelMap(paths.count, jobs: jobs) { i -> (Result<TraceOutcome, TraceError>, Int32?) in
         var replayer = Replayer(engines: engines)
         replayer.maxPages = maxPages
+        replayer.hostIOMMU = hostIOMMU
         if let progress { replayer.progress = { progress(paths[i], $0) } }
         var spool: Int32?
         do throws(TraceError) {

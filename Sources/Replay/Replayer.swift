@@ -155,6 +155,8 @@ public struct TraceReport: Sendable {
     public var sharedFailureCount = 0
     /// Why engines answered as they did, in words, each with its engines, count and first event.
     public var explanations: [Explanation] = []
+    /// How each engine's `iommu_map()` calls compare with the host's, when its trace was given.
+    public var hostIOMMU: [HostIOMMUMatch]?
     /// Each time the engines' state stopped agreeing (the first ones).
     public var stateDifferences: [StateDifference] = []
     /// The most expensive requests (by the costliest engine's estimate), most expensive first.
@@ -343,6 +345,9 @@ public struct Replayer {
     /// Examples kept of each kind of finding (divergences per kind, violations per engine and
     /// kind, shared failures, state differences); the rest are counted.
     public var examples = 100
+    /// The host's own `iommu:map` events, when given: each engine's `iommu_map()` calls are
+    /// compared with them (`TraceReport.hostIOMMU`).
+    public var hostIOMMU: HostIOMMUTrace?
     /// Requests kept in `costliest`.
     public static let costliestKept = 10
 
@@ -414,6 +419,7 @@ public struct Replayer {
             }
         }
 
+        var hostCheck = hostIOMMU.map { HostIOMMUCheck($0, engines: names) }
         var mappedPages: UInt64 = 0
         while let s = try reader.next() {
             event += 1
@@ -458,6 +464,7 @@ public struct Replayer {
                 }
             }
             report.noteOutcomes(outcomes)
+            hostCheck?.note(event: event, outcomes)
             observer.request(event: event, engines: names, outcomes: outcomes)
             for i in hosts.indices { estimates[i] = CostModel.estimate(hosts[i].counters) - estimateBefore[i] }
             report.noteCost(event: event, s, estimates)
@@ -485,6 +492,8 @@ public struct Replayer {
             report.noteState(hosts, event: event, differingSince: &differingSince, examples: examples)
         }
         report.events = event
+        hostCheck?.finish()
+        report.hostIOMMU = hostCheck?.matches
 
         progress?(
             ReplayProgress(

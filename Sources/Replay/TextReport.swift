@@ -39,6 +39,7 @@ public enum TextReport {
     /// The first divergence and the first violation, right under the title: where to look.
     static func firstFindings(_ r: TraceReport) -> String {
         var out = ""
+        for m in r.hostIOMMU ?? [] { out += "host iommu trace: \(m.summary)\n" }
         for e in r.explanations {
             out += "why: \(e.engines.joined(separator: ", ")) (\(plural(e.count, "request")) from event \(e.firstEvent)): \(e.text)\n"
         }

@@ -42,6 +42,12 @@ struct RecordCommand: ParsableCommand {
     @Option(
         help: "A QEMU trace log (-trace 'vfio_*') of the VFIO listener's requests, as pasted; alone, the address space is inferred from it."
     ) var qemuTrace: String?
+    @Option(help: "The host's lspci -vv output: where the BARs of the log's vfio_region_mmap lines live (with --qemu-trace alone).")
+    var lspci: String?
+    @Option(help: "The guest's lspci -vv output: where the guest sees those BARs (with --qemu-trace alone).")
+    var guestLspci: String?
+    @Option(help: "A BAR's host address, and its guest address after @: BDF:N=HOST[@GUEST], hex (with --qemu-trace alone).")
+    var bar: [String] = []
     @Option(help: "Output of tools/capture/vfio-dma.bt: the requests as the host's kernel saw them.") var bpftrace: String?
     @Option(help: "Huge page size of hugetlbfs mappings.") var hugetlbSize: String = "2M"
     @Option(help: "Seed for pfns laid out when the kernel hides them.") var seed: UInt64 = 1
@@ -58,6 +64,9 @@ struct RecordCommand: ParsableCommand {
         guard watch == nil || qemuMonitor != nil else { throw UsageError("--watch needs --qemu-monitor") }
         guard hva == nil || mtree != nil else { throw UsageError("--hva needs --mtree") }
         guard mtree == nil || hva != nil || qemuTrace != nil else { throw UsageError("--mtree needs --hva (or --qemu-trace)") }
+        guard (lspci == nil && guestLspci == nil && bar.isEmpty) || (qemuTrace != nil && maps.isEmpty && pid == nil) else {
+            throw UsageError("--lspci, --guest-lspci and --bar place BARs for a --qemu-trace log recorded alone")
+        }
         var recorder = Recorder()
         recorder.seed = seed
         guard let huge = parseTraceNumber(hugetlbSize), huge >= 4096, huge & (huge - 1) == 0 else {
@@ -97,7 +106,16 @@ struct RecordCommand: ParsableCommand {
             // A bug report: the log is all there is.
             let text = try readProcText(qemuTrace)
             var src = RecordSources(mapsText: "", mapsName: qemuTrace)
-            src.inferred = try inferMaps(fromQEMUTrace: text, file: qemuTrace)
+            var given: [String: BARLocation] = [:]
+            for b in bar {
+                guard let (key, location) = BARLocation.parse(b) else {
+                    throw UsageError("--bar must be BDF:N=HOST[@GUEST] in hex, e.g. 84:00.0:0=fa000000@f8000000, not '\(b)'")
+                }
+                given[key] = location
+            }
+            src.inferred = try inferMaps(
+                fromQEMUTrace: text, file: qemuTrace, host: try lspci.map { try LspciBARs(try readProcText($0), file: $0) },
+                guest: try guestLspci.map { try LspciBARs(try readProcText($0), file: $0) }, bars: given)
             src.qemuTrace = (text, qemuTrace)
             if let mtree {
                 let table = try hva.map { parseGpa2hvaLines(try readProcText($0)) } ?? [:]

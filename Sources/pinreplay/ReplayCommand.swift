@@ -1,6 +1,7 @@
 import ArgumentParser
 import CEngines
 import Dispatch
+import Record
 import Replay
 import Synchronization
 import TraceFormat
@@ -55,6 +56,11 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: "Most pages one map, pin or touch may ask for before the trace is refused (default 2^32: 16 TiB).")
     var maxPages: UInt64 = Replayer.defaultMaxPages
 
+    @Option(
+        help: "The host kernel's ftrace iommu:map events of the same boot: say whether each engine's iommu_map calls reproduce them.",
+        completion: .file())
+    var iommuTrace: String?
+
     func run() throws {
         let selected = try Self.selectEngines(engines, kernelAPI: kernelAPI)
         let jobs = jobs ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
@@ -63,11 +69,13 @@ struct ReplayCommand: ParsableCommand {
         guard maxPages >= 1 else { throw UsageError("--max-pages must be at least 1") }
         guard maxExamples >= 0 else { throw UsageError("--max-examples must not be negative") }
         guard !traces.isEmpty else { throw UsageError("no trace given") }
+        guard iommuTrace == nil || traces.count == 1 else { throw UsageError("--iommu-trace goes with one trace") }
+        let host = try iommuTrace.map { path in try HostIOMMUTrace(try readProcText(path), file: path) }
 
         let out = try AtomicOutput(path: output ?? "-")
         let results = replayAll(
             paths: traces, engines: selected, format: format, jobs: jobs, maxPages: maxPages, output: out.fileDescriptor,
-            progress: ProgressLine.make())
+            hostIOMMU: host, progress: ProgressLine.make())
         ProgressLine.clear()
         // A bad trace is reported and the others go on; exit 2 at the end.
         var outcomes: [TraceOutcome] = []

@@ -104,3 +104,33 @@ import VFIOEngines
         )
     }
 }
+
+/// A bug report end to end: record from the mail alone, replay against the host's iommu trace.
+@Suite struct BugReportCLITests {
+    @Test("record --lspci/--guest-lspci from a mail, replay --iommu-trace: text and JSON name each engine's match")
+    func mailToReport() throws {
+        let dir = Paths.scratch()
+        let mail = "traces/logs/qemu-devel-2020-01-13-pcie-bar-hole.log"
+        let out = dir.appendingPathComponent("bug.txt").path
+        let r = try CLI.run(["record", "--qemu-trace", mail, "--lspci", mail, "--guest-lspci", mail, "-o", out])
+        #expect(r.status == 0)
+        let j = try CLI.run(["replay", out, "--engines", "v4.16,v6.18", "--format", "json", "--iommu-trace", mail])
+        #expect(j.status == 0)
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as? [String: Any])
+        let trace = try #require((doc["traces"] as? [[String: Any]])?.first)
+        let host = try #require(trace["host_iommu"] as? [[String: Any]])
+        #expect(host.map { $0["matched"] as? Int } == [5, 5])
+        #expect(host.map { $0["host_calls"] as? Int } == [5, 5])
+        let t = try CLI.run(["replay", out, "--engines", "v6.18", "--iommu-trace", mail])
+        #expect(t.stdout.contains("host iommu trace: v6.18 matches 5 of 5 host iommu_map calls\n"))
+        // One trace only, and a file of iommu events.
+        let two = try CLI.run(["replay", out, out, "--iommu-trace", mail])
+        #expect(two.status == 2 && two.stderr == "pinreplay: --iommu-trace goes with one trace\n")
+        let none = try CLI.run(["replay", out, "--iommu-trace", "traces/logs/qemu-devel-2021-05-05-overlapping-regions.log"])
+        #expect(none.status == 2)
+        #expect(none.stderr.contains("no 'map: IOMMU: iova=... paddr=... size=...' event"))
+        let misuse = try CLI.run(["record", "--maps", "Tests/Fixtures/qemu/maps-q35-256m.txt", "--lspci", mail, "-o", out])
+        #expect(misuse.status == 2)
+        #expect(misuse.stderr == "pinreplay: --lspci, --guest-lspci and --bar place BARs for a --qemu-trace log recorded alone\n")
+    }
+}

@@ -281,7 +281,7 @@ import VFIOModel
     func inferred() throws {
         let text = try String(contentsOf: Paths.fixtures.appendingPathComponent("qemu/pasted-syslog-flowed.log"), encoding: .utf8)
         let maps = try inferMaps(fromQEMUTrace: text, file: "log")
-        #expect(maps.map { [$0.start, $0.end] } == [[0x7F3A_5BE0_0000, 0x7F3A_5BEA_0000], [0x7F3A_5BEC_0000, 0x7F3B_DBE0_0000]])
+        #expect(maps.entries.map { [$0.start, $0.end] } == [[0x7F3A_5BE0_0000, 0x7F3A_5BEA_0000], [0x7F3A_5BEC_0000, 0x7F3B_DBE0_0000]])
         var src = RecordSources(mapsText: "", mapsName: "log")
         src.inferred = maps
         src.qemuTrace = (text, "log")

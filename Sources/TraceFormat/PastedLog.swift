@@ -1,3 +1,5 @@
+import Foundation
+
 /// A trace log as people paste it into bug reports and mails: the QEMU `log` and `simple`
 /// backends' `PID@SEC.USEC:` stamps, syslog and journald prefixes in any locale, `> ` quoting,
 /// indentation, unrelated lines in between, and lines a mail client wrapped (format=flowed:
@@ -43,7 +45,7 @@ public enum PastedLog {
     }
 
     /// The line without mail quoting (`>`, `> >`, `>>`) and indentation.
-    static func unquoted(_ raw: Substring) -> Substring {
+    public static func unquoted(_ raw: Substring) -> Substring {
         var s = raw
         if s.last == "\r" { s = s.dropLast() }
         while let f = s.first, f == " " || f == "\t" || f == ">" { s = s.dropFirst() }
