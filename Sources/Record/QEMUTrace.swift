@@ -99,14 +99,16 @@ public struct QEMUTraceLog {
                     throw bad("operation '\(words[2])'")
                 }
             case "vfio_region_mmap":
-                // Region BDF BAR N mmaps[i] [0xOFFSET - 0xLAST]
-                if words.count >= 9, words[1] == "Region", words[3] == "BAR", let bar = Int(words[4]) {
-                    let offset = try hexAt(6)
-                    let last = try hexAt(8)
-                    guard last >= offset else { throw bad("range ends before it starts") }
+                // Region BDF BAR N mmaps[i] [0xOFFSET - 0xLAST]; not a request, so a line that
+                // does not read is named in a mark and skipped.
+                if words.count >= 9, words[1] == "Region", words[3] == "BAR", let bar = Int(words[4]),
+                    let offset = try? hexAt(6), let last = try? hexAt(8), last >= offset
+                {
                     barMmaps.append(BARMmap(bdf: String(words[2]), bar: bar, offset: offset, size: last &- offset &+ 1))
+                    statements.append(.mark("QEMU mmaps \(words.dropFirst().joined(separator: " "))"))
+                } else {
+                    statements.append(.mark("line \(i + 1): vfio_region_mmap not read, skipped: \(raw.prefix(100))"))
                 }
-                statements.append(.mark("QEMU mmaps \(words.dropFirst().joined(separator: " "))"))
             case "iommufd_backend_map_dma":
                 // QEMU's -object iommufd backend (backends/trace-events):
                 // " iommufd=%d ioas=%d iova=0x.. size=0x.. addr=%p readonly=%d (%d)"

@@ -375,3 +375,17 @@ import VFIOModel
         #expect(observer.rets.map { $0[0] } == [0, 0, 0, 0, 0, 0])
     }
 }
+
+extension PastedLogTests {
+    @Test("A line that is not a request and does not read is named in a mark and skipped")
+    func unreadableNonRequest() throws {
+        let log = "vfio_region_mmap Region 0000:01:00.0 BAR 0 mmaps[0] [0x0 -\nvfio_listener_region_del region_del 0x0 - 0xfff\n"
+        let parsed = try QEMUTraceLog(log, file: "log") { _ in false }
+        #expect(
+            parsed.statements == [
+                .mark("line 1: vfio_region_mmap not read, skipped: vfio_region_mmap Region 0000:01:00.0 BAR 0 mmaps[0] [0x0 -"),
+                .unmap(iova: 0, size: 0x1000),
+            ])
+        #expect(parsed.barMmaps.isEmpty)
+    }
+}
