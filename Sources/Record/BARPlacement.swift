@@ -121,8 +121,9 @@ public struct PlacedBAR: Equatable, Sendable {
 }
 
 /// Places the BAR mmaps of a QEMU log in the host address space: each mmap's host physical
-/// address from the host's lspci (or `--bar`), its guest address from the guest's lspci (or
-/// `--bar`), and its host virtual address from the listener's region_add of a range inside it.
+/// address from the host's lspci (or `--bar`), its guest address from the guest's lspci, the
+/// log's own config writes to the BAR (or `--bar`), and its host virtual address from the
+/// listener's region_add of a range inside it.
 /// Mmaps it cannot place stay RAM; the second result says which, one line each.
 public func placeBARs(
     _ log: QEMUTraceLog, host: LspciBARs?, guest: LspciBARs?, given: [String: BARLocation]
@@ -137,7 +138,8 @@ public func placeBARs(
         // host's (a bug report often pastes both listings together).
         let others = guest?.devices.filter { $0.key != LspciBARs.shortBDF(m.bdf) }
         let guestRegions = others?.count == 1 ? others?.values.first : nil
-        let guestAddress = given?.guest ?? guestRegions?.first(where: { $0.bar == m.bar })?.address
+        let guestAddress =
+            given?.guest ?? guestRegions?.first(where: { $0.bar == m.bar })?.address ?? log.guestBARAddress(m.bdf, m.bar)
         guard let hostAddress, let guestAddress else {
             unplaced.append("\(name) stays RAM: give --lspci and --guest-lspci (or --bar BDF:N=HOST@GUEST) to place it")
             continue

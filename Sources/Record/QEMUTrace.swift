@@ -24,6 +24,21 @@ public struct QEMUTraceLog {
     ]
     /// The BAR mmaps QEMU reports (`vfio_region_mmap`), in order.
     public var barMmaps: [BARMmap] = []
+    /// The last value the guest wrote to each BAR register (config offsets 0x10-0x24) of each
+    /// device (`vfio_pci_write_config`), sizing probes (all ones) left out.
+    public var barWrites: [String: [Int: UInt64]] = [:]
+
+    /// The guest address of `bdf`'s BAR `bar` as its config writes left it, if they say: the
+    /// low dword, and the next register as the high dword when the log mmaps no BAR there (a
+    /// 64-bit BAR's upper half).
+    public func guestBARAddress(_ bdf: String, _ bar: Int) -> UInt64? {
+        guard let regs = barWrites[bdf], let low = regs[0x10 + 4 * bar] else { return nil }
+        var address = low & ~0xF
+        if let high = regs[0x14 + 4 * bar], !barMmaps.contains(where: { $0.bdf == bdf && $0.bar == bar + 1 }) {
+            address |= high << 32
+        }
+        return address == 0 ? nil : address
+    }
 
     /// One `vfio_region_mmap Region BDF BAR N mmaps[i] [0xOFFSET - 0xLAST]` line: QEMU mmapped
     /// bytes OFFSET..LAST of the device's BAR N (one VMA).
@@ -109,6 +124,14 @@ public struct QEMUTraceLog {
                 } else {
                     statements.append(.mark("line \(i + 1): vfio_region_mmap not read, skipped: \(raw.prefix(100))"))
                 }
+            case "vfio_pci_write_config":
+                // (BDF, @0xOFFSET, 0xVALUE, len=0xN): only dword writes of BAR registers matter.
+                let args = record.event.drop { $0 != "(" }.dropFirst().prefix { $0 != ")" }.split(separator: ",")
+                    .map { $0.trimmingCharacters(in: " ") }
+                guard args.count == 4, args[1].hasPrefix("@0x"), let offset = Int(args[1].dropFirst(3), radix: 16),
+                    args[2].hasPrefix("0x"), let value = UInt64(args[2].dropFirst(2), radix: 16), args[3] == "len=0x4"
+                else { continue }
+                if (0x10...0x24).contains(offset) && value != 0xFFFF_FFFF { barWrites[String(args[0]), default: [:]][offset] = value }
             case "iommufd_backend_map_dma":
                 // QEMU's -object iommufd backend (backends/trace-events):
                 // " iommufd=%d ioas=%d iova=0x.. size=0x.. addr=%p readonly=%d (%d)"

@@ -119,3 +119,32 @@ import VFIOModel
         }
     }
 }
+
+extension BARPlacementTests {
+    @Test("Without a guest listing, the log's own BAR config writes give the guest address (a 64-bit BAR's upper dword too)")
+    func configWrites() throws {
+        let log = """
+            vfio_region_mmap Region 0000:01:00.0 BAR 0 mmaps[0] [0x0 - 0xffffff]
+            vfio_region_mmap Region 0000:01:00.0 BAR 2 mmaps[0] [0x0 - 0xfff]
+            vfio_pci_write_config  (0000:01:00.0, @0x10, 0xffffffff, len=0x4)
+            vfio_pci_write_config  (0000:01:00.0, @0x10, 0xf8000000, len=0x4)
+            vfio_pci_write_config  (0000:01:00.0, @0x14, 0x1, len=0x4)
+            vfio_pci_write_config  (0000:01:00.0, @0x18, 0xfa000000, len=0x4)
+            vfio_pci_write_config  (0000:01:00.0, @0x4, 0x7, len=0x2)
+            vfio_listener_region_add_ram region_add [ram] 0x1f8000000 - 0x1f8ffffff [0x7f0000000000]
+            vfio_listener_region_add_ram region_add [ram] 0xfa000000 - 0xfa000fff [0x7f0100000000]
+            """
+        let parsed = try QEMUTraceLog(log, file: "log") { _ in false }
+        #expect(parsed.guestBARAddress("0000:01:00.0", 0) == 0x1_F800_0000)
+        #expect(parsed.guestBARAddress("0000:01:00.0", 2) == 0xFA00_0000)
+        let host = try LspciBARs(
+            "01:00.0 Non-VGA\n\tRegion 0: Memory at 3800000000 (64-bit) [size=16M]\n\tRegion 2: Memory at c0000000 (32-bit) [size=4K]\n",
+            file: "l")
+        let (placed, unplaced) = placeBARs(parsed, host: host, guest: nil, given: [:])
+        #expect(unplaced.isEmpty)
+        #expect(
+            placed.map { [$0.start, $0.end, $0.hostPhys] } == [
+                [0x7F00_0000_0000, 0x7F00_0100_0000, 0x38_0000_0000], [0x7F01_0000_0000, 0x7F01_0000_1000, 0xC000_0000],
+            ])
+    }
+}
