@@ -36,9 +36,12 @@ public enum CEngineLoader {
         return file.hasSuffix(".c") ? String(file.dropLast(2)) : file
     }
 
-    /// Compiles (or finds in the cache) and loads the C engine in `path`. `kernelAPI` nil
-    /// picks the era from what the file uses; `cache` nil is the user's cache directory.
-    public static func load(path: String, kernelAPI: KernelAPI? = nil, cache: String? = nil) throws(CEngineError) -> CEngine {
+    /// Compiles (or finds in the cache) and loads the C engine in `path`, named `name` (nil:
+    /// the file's stem). `kernelAPI` nil picks the era from what the file uses; `cache` nil is
+    /// the user's cache directory.
+    public static func load(path: String, name: String? = nil, kernelAPI: KernelAPI? = nil, cache: String? = nil)
+        throws(CEngineError) -> CEngine
+    {
         guard let source = FileManager.default.contents(atPath: path) else {
             throw CEngineError(message: "\(path): cannot read: \(String(cString: strerror(errno)))")
         }
@@ -63,7 +66,17 @@ public enum CEngineLoader {
         if !FileManager.default.fileExists(atPath: library) {
             try compile(path: path, compiler: compiler, include: include, header: header, glue: glue, into: library)
         }
-        return try open(library, path: path, api: api)
+        return try open(library, name: name ?? engineName(path), path: path, api: api)
+    }
+
+    /// Splits an `--engines` item `NAME=PATH` into the engine's name and its file; a bare path
+    /// is named by its stem. Nil when the item names no C file.
+    public static func namedPath(_ item: String) -> (name: String, path: String)? {
+        if let eq = item.firstIndex(of: "="), isPath(String(item[item.index(after: eq)...])) {
+            let name = String(item[..<eq])
+            return name.isEmpty || name.contains("/") ? nil : (name, String(item[item.index(after: eq)...]))
+        }
+        return isPath(item) ? (engineName(item), item) : nil
     }
 
     /// Optimized as the kernel is; position-independent, only the entry points exported; the
@@ -182,7 +195,7 @@ public enum CEngineLoader {
         return first + (more > 0 ? " (and \(more) more error\(more == 1 ? "" : "s"))" : "")
     }
 
-    static func open(_ library: String, path: String, api: String) throws(CEngineError) -> CEngine {
+    static func open(_ library: String, name: String, path: String, api: String) throws(CEngineError) -> CEngine {
         guard let handle = dlopen(library, RTLD_NOW | RTLD_LOCAL) else {
             throw CEngineError(message: "\(library): cannot load: \(String(cString: dlerror()))")
         }
@@ -198,7 +211,7 @@ public enum CEngineLoader {
             throw CEngineError(message: "\(library): built for the \(built ?? "?") API, not \(api)")
         }
         return CEngine(
-            name: engineName(path), path: path, kernelAPI: api,
+            name: name, path: path, kernelAPI: api,
             pinPagesRemote: unsafeBitCast(try symbol("pinreplay_vfio_pin_pages_remote"), to: CEngine.PinPagesRemote.self),
             unpinPagesRemote: unsafeBitCast(try symbol("pinreplay_vfio_unpin_pages_remote"), to: CEngine.UnpinPagesRemote.self),
             pinPageExternal: unsafeBitCast(try symbol("pinreplay_vfio_pin_page_external"), to: CEngine.PinPageExternal.self))

@@ -25,7 +25,10 @@ struct ReplayCommand: ParsableCommand {
     @Argument(help: "Trace files, text or binary; - reads standard input.", completion: .file(extensions: ["txt", "vptr"]))
     var traces: [String]
 
-    @Option(help: "Engines to compare, comma separated (names, aliases, the group 'later', or a C file: ./my-patch.c), or 'all'.")
+    @Option(
+        help:
+            "Engines to compare, comma separated (names, aliases, the groups 'later' and 'iommufd', or a C file: ./my-patch.c or NAME=PATH), or 'all'."
+    )
     var engines: String = Engines.defaultNames.joined(separator: ",")
 
     @Option(help: "The kernel API a C engine is written against (default: from what the file uses).")
@@ -118,14 +121,17 @@ struct ReplayCommand: ParsableCommand {
         }
         for name in names {
             let engine: any Engine
-            if CEngineLoader.isPath(name) {
-                do { engine = try CEngineLoader.load(path: name, kernelAPI: kernelAPI) } catch { throw UsageError(error.message) }
+            if let c = CEngineLoader.namedPath(name) {
+                do { engine = try CEngineLoader.load(path: c.path, name: c.name, kernelAPI: kernelAPI) } catch {
+                    throw UsageError(error.message)
+                }
             } else if let e = Engines.named(name) {
                 engine = e
             } else {
                 let groups = Engines.groups.keys.sorted().joined(separator: ", ")
                 throw UsageError(
-                    "unknown engine '\(name)'; engines: \(Engines.spellings); groups: \(groups), all; or a C file (./my-patch.c)")
+                    "unknown engine '\(name)'; engines: \(Engines.spellings); groups: \(groups), all; or a C file (./my-patch.c, NAME=PATH)"
+                )
             }
             guard !out.contains(where: { $0.name == engine.name }) else { throw UsageError("engine '\(engine.name)' named twice") }
             out.append(engine)

@@ -180,6 +180,19 @@ import VFIOModel
         ])
         #expect(twice.status == 2)
         #expect(twice.stderr == "pinreplay: engine 'c-v4.16' named twice\n")
+        // NAME=PATH names the engine: the same file twice under two names is two engines.
+        let named = try CLI.run([
+            "replay", "traces/hugetlb.txt", "--engines",
+            "mine=Tests/Fixtures/c-engines/c-v4.16.c,theirs=Tests/Fixtures/c-engines/c-v4.16.c",
+            "--format", "jsonl",
+        ])
+        #expect(named.status == 0, "\(named.stderr)")
+        let mine = named.stdout.split(separator: "\n").filter { $0.contains("\"engine\":\"mine\"") }
+        let theirs = named.stdout.split(separator: "\n").filter { $0.contains("\"engine\":\"theirs\"") }
+        #expect(!mine.isEmpty && mine.map { $0.replacingOccurrences(of: "\"mine\"", with: "\"theirs\"") } == theirs.map(String.init))
+        let reduce = try CLI.run(["reduce", "traces/seed-gpu-boot.txt", "--engines", "old,rc=Tests/Fixtures/c-engines/c-v4.17-rc1.c"])
+        #expect(reduce.status == 0, "\(reduce.stderr)")
+        #expect(reduce.stdout.hasPrefix("# pinreplay reduce: mapping on v4.16,rc\n"), "\(reduce.stdout)")
     }
 
     @Test("fuzz takes C engines too: 200 swarm traces find nothing between v4.16 and its C rendering")

@@ -101,7 +101,7 @@ import VFIOEngines
         #expect(r.status == 2)
         #expect(
             r.stderr
-                == "pinreplay: unknown engine 'v9.9'; engines: v4.16 (old), rfc-v1, v4.17-rc1 (patched), fixed, v5.15, v6.1, v6.12, v6.15, v6.18, iommufd (iommufd-native), iommufd-compat; groups: iommufd, later, all; or a C file (./my-patch.c)\n"
+                == "pinreplay: unknown engine 'v9.9'; engines: v4.16 (old), rfc-v1, v4.17-rc1 (patched), fixed, v5.15, v6.1, v6.12, v6.15, v6.18, iommufd (iommufd-native), iommufd-compat; groups: iommufd, later, all; or a C file (./my-patch.c, NAME=PATH)\n"
         )
     }
 
