@@ -47,7 +47,7 @@ public enum CEngineLoader {
         }
         let api: String
         if let kernelAPI { api = kernelAPI.rawValue } else { api = try detectAPI(path: path, source: source) }
-        let include = try includeDirectory()
+        let include = try includeDirectory(cache: cache)
         let compiler = try findCompiler()
         let header = "pinreplay/kernel-\(api).h"
         let glue = "pinreplay/engine-\(api).c"
@@ -96,10 +96,11 @@ public enum CEngineLoader {
 
     /// `include/` beside the tool: from PINREPLAY_INCLUDE, else the nearest ancestor of the
     /// executable holding `include/pinreplay/world.h` (the repository for a build tree) or
-    /// `share/pinreplay/include/pinreplay/world.h` (an installation).
-    static func includeDirectory() throws(CEngineError) -> String {
+    /// `share/pinreplay/include/pinreplay/world.h` (an installation), else the copy the binary
+    /// carries (`EmbeddedInclude.swift`), written once into the cache.
+    static func includeDirectory(cache: String? = nil) throws(CEngineError) -> String {
         let fm = FileManager.default
-        if let env = ProcessInfo.processInfo.environment["PINREPLAY_INCLUDE"] {
+        if let env = ProcessInfo.processInfo.environment["PINREPLAY_INCLUDE"], !env.isEmpty {
             guard fm.fileExists(atPath: env + "/pinreplay/world.h") else {
                 throw CEngineError(message: "PINREPLAY_INCLUDE=\(env): no pinreplay/world.h there")
             }
@@ -113,7 +114,40 @@ public enum CEngineLoader {
             }
             dir = dir.deletingLastPathComponent()
         }
-        throw CEngineError(message: "cannot find pinreplay's include/pinreplay/world.h beside the tool; set PINREPLAY_INCLUDE")
+        return try embeddedIncludeDirectory(cache: cache)
+    }
+
+    /// The files of include/pinreplay/ the binary carries, by path under include/.
+    public static var embeddedFiles: [String: String] { embeddedInclude }
+
+    /// The headers the binary carries, written under the cache directory in a directory named
+    /// by their contents; a temporary directory renamed into place, so runs never see half.
+    static func embeddedIncludeDirectory(cache: String?) throws(CEngineError) -> String {
+        var key = FNV1a()
+        for path in embeddedInclude.keys.sorted() {
+            key.add(path)
+            key.add(embeddedInclude[path] ?? "")
+        }
+        let dir = try cacheDirectory(cache) + "/include-\(key.hex)"
+        let fm = FileManager.default
+        if fm.fileExists(atPath: dir + "/pinreplay/world.h") { return dir }
+        let tmp = dir + ".tmp-\(getpid())"
+        do {
+            try fm.createDirectory(atPath: tmp + "/pinreplay", withIntermediateDirectories: true)
+            for (path, text) in embeddedInclude {
+                try text.write(toFile: tmp + "/" + path, atomically: false, encoding: .utf8)
+            }
+        } catch {
+            throw CEngineError(message: "\(tmp): cannot write pinreplay's headers: \(error.localizedDescription)")
+        }
+        if rename(tmp, dir) != 0 {
+            // Another run put them there first.
+            try? fm.removeItem(atPath: tmp)
+            guard fm.fileExists(atPath: dir + "/pinreplay/world.h") else {
+                throw CEngineError(message: "\(dir): cannot place pinreplay's headers: \(String(cString: strerror(errno)))")
+            }
+        }
+        return dir
     }
 
     /// `$CC`, else `cc`, on PATH.

@@ -195,6 +195,27 @@ import VFIOModel
         #expect(reduce.stdout.hasPrefix("# pinreplay reduce: mapping on v4.16,rc\n"), "\(reduce.stdout)")
     }
 
+    @Test("Installed anywhere: the headers travel inside the binary, in step with include/; a copy outside the tree compiles C engines")
+    func installedAnywhere() throws {
+        let include = Paths.root.appendingPathComponent("include")
+        let files = try FileManager.default.contentsOfDirectory(atPath: include.appendingPathComponent("pinreplay").path)
+        #expect(Set(CEngineLoader.embeddedFiles.keys) == Set(files.map { "pinreplay/" + $0 }), "run tools/embed-include.sh")
+        for (path, text) in CEngineLoader.embeddedFiles {
+            #expect(try String(contentsOf: include.appendingPathComponent(path), encoding: .utf8) == text, "\(path): run tools/embed-include.sh")
+        }
+        let dir = Paths.scratch()
+        let copy = dir.appendingPathComponent("pinreplay")
+        try FileManager.default.copyItem(at: CLI.executable, to: copy)
+        let fixture = Paths.root.appendingPathComponent("Tests/Fixtures/c-engines/c-v4.16.c").path
+        let r = try CLI.run(
+            ["replay", "traces/hugetlb.txt", "--engines", "v4.16,\(fixture)", "--format", "jsonl"], binary: copy,
+            environment: ["PINREPLAY_CACHE": dir.appendingPathComponent("cache").path, "PINREPLAY_INCLUDE": ""])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("\"engine\":\"c-v4.16\""))
+        let written = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("cache/c-engines").path)
+        #expect(written.contains { $0.hasPrefix("include-") })
+    }
+
     @Test("fuzz takes C engines too: 200 swarm traces find nothing between v4.16 and its C rendering")
     func fuzzEquivalence() throws {
         let r = try CLI.run(["fuzz", "--engines", "v4.16,Tests/Fixtures/c-engines/c-v4.16.c", "--seed", "7", "--count", "200"])

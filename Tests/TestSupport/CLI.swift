@@ -17,10 +17,14 @@ public enum CLI {
     }
 
     /// Runs `pinreplay args...` in the repository root, feeding `stdin` if given; standard
-    /// output goes to `stdoutFile` instead of a pipe when given (`/dev/full`).
-    public static func run(_ args: [String], stdin: Data? = nil, stdoutFile: String? = nil) throws -> Result {
+    /// output goes to `stdoutFile` instead of a pipe when given (`/dev/full`). `binary` runs
+    /// another copy of the tool; `environment` adds variables.
+    public static func run(
+        _ args: [String], stdin: Data? = nil, stdoutFile: String? = nil, binary: URL? = nil, environment: [String: String] = [:]
+    ) throws -> Result {
         let p = Process()
-        p.executableURL = executable
+        p.executableURL = binary ?? executable
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         p.arguments = args
         p.currentDirectoryURL = Paths.root
         let out = Pipe()
