@@ -201,7 +201,9 @@ import VFIOModel
         let files = try FileManager.default.contentsOfDirectory(atPath: include.appendingPathComponent("pinreplay").path)
         #expect(Set(CEngineLoader.embeddedFiles.keys) == Set(files.map { "pinreplay/" + $0 }), "run tools/embed-include.sh")
         for (path, text) in CEngineLoader.embeddedFiles {
-            #expect(try String(contentsOf: include.appendingPathComponent(path), encoding: .utf8) == text, "\(path): run tools/embed-include.sh")
+            #expect(
+                try String(contentsOf: include.appendingPathComponent(path), encoding: .utf8) == text, "\(path): run tools/embed-include.sh"
+            )
         }
         let dir = Paths.scratch()
         let copy = dir.appendingPathComponent("pinreplay")
