@@ -12,6 +12,8 @@ public struct CEngineError: Error, CustomStringConvertible, Equatable {
     /// One line: the file, where, and what is wrong.
     public var message: String
     public var description: String { message }
+    /// An error saying `message`.
+    public init(message: String) { self.message = message }
 }
 
 /// Builds engines from C: compiles the user's block of vfio_iommu_type1.c with the system C
@@ -64,7 +66,22 @@ public enum CEngineLoader {
         key.add(source)
         let library = try cacheDirectory(cache) + "/\(engineName(path))-\(api)-\(key.hex).so"
         if !FileManager.default.fileExists(atPath: library) {
-            try compile(path: path, compiler: compiler, include: include, header: header, glue: glue, into: library)
+            // A whole vfio_iommu_type1.c is cut down to what the era's entry points call.
+            let extractor = CExtractor(String(decoding: source, as: UTF8.self), path: path)
+            var unit = path
+            if extractor.isWholeFile {
+                var provided = Set<String>()
+                for file in ["pinreplay/world.h", header] {
+                    let text = (try? String(contentsOfFile: include + "/" + file, encoding: .utf8)) ?? ""
+                    provided.formUnion(CExtractor.identifiers(text))
+                }
+                let cut = try extractor.extract(needed: neededFunctions[api] ?? [], provided: provided)
+                unit = library.dropLast(3) + "-cut.c"
+                guard FileManager.default.createFile(atPath: unit, contents: Data(cut.utf8)) else {
+                    throw CEngineError(message: "\(unit): cannot write the cut block")
+                }
+            }
+            try compile(path: unit, compiler: compiler, include: include, header: header, glue: glue, into: library)
         }
         return try open(library, name: name ?? engineName(path), path: path, api: api)
     }
@@ -78,6 +95,15 @@ public enum CEngineLoader {
         }
         return isPath(item) ? (engineName(item), item) : nil
     }
+
+    /// The functions of vfio_iommu_type1.c each era's entry points call (`engine-ERA.c`): what a
+    /// whole file is cut down to, with the helpers they call.
+    static let neededFunctions: [String: [String]] = [
+        "4.16": [
+            "vfio_lock_acct", "is_invalid_reserved_pfn", "put_pfn", "vaddr_get_pfn", "vfio_pin_pages_remote",
+            "vfio_unpin_pages_remote",
+        ]
+    ]
 
     /// Optimized as the kernel is; position-independent, only the entry points exported; the
     /// block's own function calls counted through -finstrument-functions.

@@ -225,3 +225,147 @@ import VFIOModel
         #expect(r.stdout == "200 traces, seed 7, engines v4.16,c-v4.16: 0 kinds found\n")
     }
 }
+
+/// The extractor that cuts the pinning functions out of a whole vfio_iommu_type1.c.
+@Suite struct CExtractorTests {
+    static let sample = """
+        // SPDX-License-Identifier: GPL-2.0-only
+        /* A comment holding braces: { { } and a fake signature: int x(void) { */
+        #include <linux/module.h>
+        #define BANNER "vfio { type1"
+        static const char *banner = "not a { brace } in a string";
+        static const char open_brace = '{';
+        struct vfio_iommu {
+        \tint v2;
+        };
+        static int a(int x)
+        {
+        \tif (x > 1) {
+        \t\treturn b(x - 1) + e(x); /* calls b, defined after it; e is the header's */
+        \t}
+        \treturn '}';
+        }
+
+        static int d(void) { return 4; }
+
+        #ifdef CONFIG_B_VARIANT
+        static int c(int y) { return y + 1; }
+        #else
+        static int c(int y)
+        {
+        #ifdef CONFIG_INNER
+        \treturn y;
+        #endif
+        \treturn y - 1;
+        }
+        #endif
+
+        static int b(int x)
+        {
+        \tchar s[] = "}";
+        \treturn c(x) + s[0];
+        }
+
+        static long vfio_iommu_type1_ioctl(void *data, unsigned int cmd, unsigned long arg) { return d(); }
+        """
+
+    @Test("A whole file: the needed function and the helpers it calls (after it, under #ifdef), comments and strings with braces skipped")
+    func extract() throws {
+        let e = CExtractor(Self.sample, path: "whole.c")
+        #expect(e.isWholeFile)
+        #expect(e.functionNames == ["a", "d", "c", "c", "b", "vfio_iommu_type1_ioctl"])
+        let cut = try e.extract(needed: ["a"], provided: ["e"])
+        let expected = """
+            /* cut by pinreplay from whole.c: 4 functions */
+            #line 10 "whole.c"
+            static int a(int x)
+            {
+            \tif (x > 1) {
+            \t\treturn b(x - 1) + e(x); /* calls b, defined after it; e is the header's */
+            \t}
+            \treturn '}';
+            }
+            #ifdef CONFIG_B_VARIANT
+            #line 21 "whole.c"
+            static int c(int y) { return y + 1; }
+            #endif
+            #ifdef CONFIG_B_VARIANT
+            #else
+            #line 23 "whole.c"
+            static int c(int y)
+            {
+            #ifdef CONFIG_INNER
+            	return y;
+            #endif
+            	return y - 1;
+            }
+            #endif
+            #line 32 "whole.c"
+            static int b(int x)
+            {
+            \tchar s[] = "}";
+            \treturn c(x) + s[0];
+            }
+
+            """
+        #expect(cut == expected)
+        #expect(throws: CEngineError(message: "whole.c: no definition of vaddr_get_pfn(), which the pinning code needs")) {
+            try e.extract(needed: ["a", "vaddr_get_pfn"], provided: [])
+        }
+        // A block cut by hand is no whole file.
+        #expect(!CExtractor("static int a(void) { return 0; }\n", path: "block.c").isWholeFile)
+    }
+
+    @Test("A whole vfio_iommu_type1.c is cut and compiled: the same outcomes as its cut block")
+    func wholeFile() throws {
+        let block = try String(contentsOf: Paths.fixtures.appendingPathComponent("c-engines/c-v4.16.c"), encoding: .utf8)
+        let whole = """
+            // SPDX-License-Identifier: GPL-2.0-only
+            /* vfio_iommu_type1.c as a tree holds it: includes, module parameters, the container. { */
+            #include <linux/compat.h>
+            #include <linux/vfio.h>
+            #define DRIVER_VERSION  "0.2"
+            static bool allow_unsafe_interrupts;
+            module_param_named(allow_unsafe_interrupts, allow_unsafe_interrupts, bool, S_IRUGO | S_IWUSR);
+            struct vfio_iommu_shadow {
+            \tstruct list_head\tdomain_list;
+            \tbool\t\t\tv2;
+            };
+            static struct vfio_dma *vfio_find_dma_shadow(struct vfio_iommu_shadow *iommu, dma_addr_t start, size_t size)
+            {
+            \treturn NULL; /* a container function the pinning code never calls: left out */
+            }
+
+            \(block)
+
+            #ifdef CONFIG_NEVER
+            static int never_compiled(void) { return "}"[0]; }
+            #endif
+
+            static long vfio_iommu_type1_ioctl(void *iommu_data, unsigned int cmd, unsigned long arg)
+            {
+            \treturn vfio_find_dma_shadow(NULL, 0, 0) ? 0 : -ENOTTY;
+            }
+            """
+        let dir = Paths.scratch()
+        let file = dir.appendingPathComponent("vfio_iommu_type1.c")
+        try whole.write(to: file, atomically: true, encoding: .utf8)
+        let r = try CLI.run([
+            "replay", "traces/seed-gpu-boot.txt", "--engines", "block=Tests/Fixtures/c-engines/c-v4.16.c,whole=\(file.path)", "--format",
+            "jsonl",
+        ])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        let block1 = lines.filter { $0.contains("\"engine\":\"block\"") }
+        let whole1 = lines.filter { $0.contains("\"engine\":\"whole\"") }.map {
+            $0.replacingOccurrences(of: "\"whole\"", with: "\"block\"")
+        }
+        #expect(!block1.isEmpty && whole1 == block1)
+        // Without vaddr_get_pfn() the file cannot serve: one line says which function is missing.
+        let cut = whole.replacingOccurrences(of: "vaddr_get_pfn(struct mm_struct", with: "vaddr_get_pfn_renamed(struct mm_struct")
+        try cut.write(to: file, atomically: true, encoding: .utf8)
+        let missing = try CLI.run(["replay", "traces/seed-gpu-boot.txt", "--engines", "v4.16,\(file.path)"])
+        #expect(missing.status == 2)
+        #expect(missing.stderr == "pinreplay: \(file.path): no definition of vaddr_get_pfn(), which the pinning code needs\n")
+    }
+}
