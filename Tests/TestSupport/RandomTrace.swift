@@ -31,6 +31,7 @@ public enum RandomTrace {
                         access: pick([.read, [.read, .write]])))
             case 0: out.append(.memlock(r.chance(30) ? nil : r.below(64) << 12))
             case 1: out.append(.capIpcLock(r.chance(50)))
+            case 2 where r.chance(30): out.append(.userLockedVM(r.chance(10) ? UInt64(Int64.max) : r.below(100)))
             case 2: out.append(.lockedVM(r.chance(10) ? UInt64(Int64.max) : r.below(100)))
             case 3: out.append(.disableHugepages(r.chance(50)))
             case 4: out.append(.pfns(pick([.ram, .reserved, .mmio]), start: r.below(0x100), count: 1 + r.below(32)))
