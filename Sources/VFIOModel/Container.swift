@@ -100,10 +100,7 @@ extension Host {
     /// at 2^64 matches nothing; 6.18 compares inclusive ends (`addressLimit`).
     public func vfio_find_dma(_ start: IOVA, _ size: UInt64) -> VFIODma? {
         let list = iommu.dmas
-        // First dma that ends above start (true arithmetic; the list is sorted and disjoint).
-        var i = list.partitioningIndex { d in
-            d.iova > start || (d.size > 0 && d.iova.rawValue + (d.size - 1) >= start.rawValue)
-        }
+        var i = firstEndingAtOrAbove(start)
         while i != list.endIndex {
             let dma = list[i]
             if profile.addressLimit {
@@ -118,6 +115,14 @@ extension Host {
         return nil
     }
 
+    /// The first dma whose last byte is at or above `start` (true arithmetic: the list is
+    /// sorted and disjoint); the kernel's comparisons then decide whether it counts.
+    private func firstEndingAtOrAbove(_ start: IOVA) -> Chunked<VFIODma>.Index {
+        iommu.dmas.partitioningIndex { d in
+            d.iova > start || (d.size > 0 && d.iova.rawValue + (d.size - 1) >= start.rawValue)
+        }
+    }
+
     /// `vfio_find_dma_first_node()` (5.12 on): the position of the lowest dma that ends after
     /// `start` and begins inside the range, as the kernel's arithmetic sees it. Before 6.18 a
     /// dma ending at 2^64 ends at 0 and is never the first node, and a range ending at 2^64
@@ -126,9 +131,7 @@ extension Host {
         -> Chunked<VFIODma>.Index?
     {
         let list = iommu.dmas
-        let i = list.partitioningIndex { d in
-            d.iova > start || (d.size > 0 && d.iova.rawValue + (d.size - 1) >= start.rawValue)
-        }
+        let i = firstEndingAtOrAbove(start)
         guard i != list.endIndex else { return nil }
         let dma = list[i]
         if profile.addressLimit { return dma.iova.rawValue > iova_end ? nil : i }
