@@ -60,6 +60,9 @@ public enum HTMLReport {
         var h =
             "<section class=\"trace\" id=\"\(id)\">\n<h2>\(esc(r.trace)) <small>(\(r.form.rawValue)): \(r.events) events, \(r.requests) requests</small></h2>\n"
         h += "<p class=\"headline \(r.isClean ? "clean" : "found")\">\(esc(TextReport.headline(r)))</p>\n"
+        for m in r.hostIOMMU ?? [] {
+            h += "<p class=\"why\">host iommu trace: \(esc(m.summary))</p>\n"
+        }
         for e in r.explanations {
             h +=
                 "<p class=\"why\"><b>\(esc(e.engines.joined(separator: ", ")))</b> (\(e.count) from event \(e.firstEvent)): \(esc(e.text))</p>\n"
