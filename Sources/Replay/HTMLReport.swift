@@ -458,6 +458,8 @@ public enum HTMLReport {
             return "<p>unmapped \(hex(unmapped)) (\(humanBytes(unmapped)))</p>\n"
         case .unpin:
             return ""
+        case .notRun:
+            return "<p>not run: the engine crashed at an earlier event</p>\n"
         }
     }
 

@@ -178,6 +178,8 @@ public enum TextReport {
                 "ret \(retName(ret)), pfns [\(pfns.prefix(8).map(\.description).joined(separator: ", "))\(pfns.count > 8 ? ", …" : "")], locked_vm \(locked)"
         case let .unpin(ret, locked):
             return "ret \(retName(ret)), locked_vm \(locked)"
+        case .notRun:
+            return "not run (the engine crashed at an earlier event)"
         }
     }
 
