@@ -174,7 +174,8 @@ final class WorkerBackend: DMABackend, TraceFollower {
             if p.isRunning { kill(p.processIdentifier, SIGKILL) }
             p.waitUntilExit()
             if !timedOut, record == nil {
-                what += p.terminationReason == .uncaughtSignal
+                what +=
+                    p.terminationReason == .uncaughtSignal
                     ? " (killed by \(Self.signalName(p.terminationStatus)))" : " (exit status \(p.terminationStatus))"
             }
         }

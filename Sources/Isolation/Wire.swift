@@ -42,7 +42,8 @@ enum Wire {
     }
 
     static func encode(_ s: State) -> String {
-        Counter.allCases.map { String(s.counters[$0]) }.joined(separator: " ") + ";\(s.ramRefs) \(s.lockedVM) \(s.userLockedVM) \(s.pinnedVM);"
+        Counter.allCases.map { String(s.counters[$0]) }.joined(separator: " ")
+            + ";\(s.ramRefs) \(s.lockedVM) \(s.userLockedVM) \(s.pinnedVM);"
             + s.violations.map(encode).joined(separator: "|")
     }
 

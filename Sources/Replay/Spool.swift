@@ -1,7 +1,8 @@
+import TraceFormat
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import TraceFormat
 
 /// Writes statements to a fresh temporary text trace, for an engine replaying in a process of
 /// its own; the caller removes it with `removeSpool`.

@@ -1,7 +1,7 @@
 import ArgumentParser
 import CEngines
-import Isolation
 import Dispatch
+import Isolation
 import Record
 import Replay
 import Synchronization

@@ -1,6 +1,6 @@
 import CEngines
-import Isolation
 import Foundation
+import Isolation
 import Replay
 import TestSupport
 import Testing
@@ -402,7 +402,8 @@ import VFIOModel
             "SIGSYS: the sandbox refused system call openat (257)"
         ),
         (
-            "spawn", "\t\textern int execve(const char *, char *const[], char *const[]);\n\t\tchar *argv[] = { \"/bin/true\", 0 };\n\t\texecve(\"/bin/true\", argv, 0);",
+            "spawn",
+            "\t\textern int execve(const char *, char *const[], char *const[]);\n\t\tchar *argv[] = { \"/bin/true\", 0 };\n\t\texecve(\"/bin/true\", argv, 0);",
             "SIGSYS: the sandbox refused system call execve (59)"
         ),
         ("abort", "\t\textern void abort(void);\n\t\tabort();", "SIGABRT"),
