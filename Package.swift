@@ -66,7 +66,7 @@ let package = Package(
         // Traces from real processes: /proc/PID/maps and pagemap.
         .target(name: "Record", dependencies: ["TraceFormat", "TraceGen", "VFIOModel"]),
         // Benchmarks behind `pinreplay bench`: figures, never pass/fail.
-        .target(name: "Bench", dependencies: ["Replay", "Reduce", "TraceGen", "TraceFormat", "VFIOEngines", "VFIOModel"]),
+        .target(name: "Bench", dependencies: ["Replay", "Reduce", "TraceGen", "TraceFormat", "VFIOEngines", "VFIOModel", "CEngines", "Isolation"]),
         // The command-line tool; stays thin.
         .executableTarget(
             name: "pinreplay",

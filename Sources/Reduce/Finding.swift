@@ -69,9 +69,13 @@ public enum Finding: Hashable, Sendable, CustomStringConvertible {
     /// Whether every engine of the report has this violation's kind at its event (then it says
     /// nothing about one engine against another). With one engine, never.
     static func sharedByAll(_ v: EngineViolation, _ report: TraceReport) -> Bool {
-        report.engines.count > 1
+        // An engine that crashed before this event (or at it) cannot show it: it neither shares
+        // nor contradicts it.
+        let stopped = Set(report.violations.filter { $0.violation.kind == .crash && $0.event <= v.event }.map(\.engine))
+        return report.engines.count > 1
             && report.engines.allSatisfy { e in
-                report.violations.contains { $0.engine == e && $0.event == v.event && $0.violation.kind == v.violation.kind }
+                (v.violation.kind != .crash && stopped.contains(e))
+                    || report.violations.contains { $0.engine == e && $0.event == v.event && $0.violation.kind == v.violation.kind }
             }
     }
 

@@ -382,14 +382,15 @@ import VFIOModel
 /// C engines run isolated: code under review that crashes, hangs or reaches for the system is a
 /// finding of that engine at that event, never the end of the report.
 @Suite struct IsolationTests {
-    /// The 4.16 rendering with `fault` injected at the top of vfio_pin_pages_remote(), taken on
-    /// the seed boot's first request of more than 1000 pages (event 18).
-    static func badEngine(_ name: String, _ fault: String) throws -> String {
+    /// The 4.16 rendering with `fault` injected at the top of vfio_pin_pages_remote(), taken
+    /// `when` it holds: by default on the seed boot's first request of more than 1000 pages
+    /// (event 18).
+    static func badEngine(_ name: String, _ fault: String, when: String = "npage > 1000") throws -> String {
         let src = try String(contentsOf: CEngineTests.fixtures.appendingPathComponent("c-v4.16.c"), encoding: .utf8)
         let anchor = "\tif (current->mm == NULL)\n\t\treturn -ENODEV;\n"
         #expect(src.contains(anchor))
         let file = Paths.scratch("bad-\(name)").appendingPathComponent("\(name).c")
-        try src.replacingOccurrences(of: anchor, with: anchor + "\tif (npage > 1000) {\n\(fault)\n\t}\n").write(
+        try src.replacingOccurrences(of: anchor, with: anchor + "\tif (\(when)) {\n\(fault)\n\t}\n").write(
             to: file, atomically: true, encoding: .utf8)
         return file.path
     }
@@ -432,6 +433,33 @@ import VFIOModel
         #expect(mine.contains("{\"event\":18,\"engine\":\"\(name)\",\"op\":\"map\",\"not_run\":true}"))
         #expect(mine.contains("{\"event\":17,\"engine\":\"\(name)\",\"op\":\"map\",\"not_run\":true}") == false)
         #expect(mine.filter { $0.contains("\"not_run\":true") }.count == 5)
+    }
+
+    @Test("fuzz counts a crash as a finding and writes its reproducer")
+    func fuzzCrash() throws {
+        // Crashes on every pinning: v4.16's own findings after the crash have nothing to be
+        // compared with and are not findings.
+        let path = try Self.badEngine("null", Self.faults[0].1, when: "npage > 0")
+        let out = Paths.scratch("fuzz-crash")
+        let r = try CLI.run(["fuzz", "--engines", "v4.16,\(path)", "--seed", "1", "--count", "20", "--out", out.path])
+        #expect(r.status == 1, "\(r.stderr)")
+        let file = out.appendingPathComponent("seed-1-0-violation-crash-null.txt")
+        #expect(
+            r.stdout == """
+                20 traces, seed 1, engines v4.16,null: 1 kinds found
+                kind                              traces  reproducer
+                violation:crash@null              20      \(file.path)
+
+                """)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path) == [file.lastPathComponent])
+        #expect(
+            try String(contentsOf: file, encoding: .utf8) == """
+                # pinreplay fuzz --seed 1: trace 0 shows violation:crash@null on v4.16,null
+                # features: ram-shared pfnmap-linear pfnmap-scattered mixedmap memlock churn huge-leaves
+                vptr-text 1
+                map 0x1e0000 0x7f0010007000 0x1000 rw
+
+                """)
     }
 
     @Test("reduce --keep crash@ENGINE shrinks the trace to a short reproducer of the crash")
