@@ -20,7 +20,7 @@ func cRendering() throws -> String {
 
 let cEngines = BenchCase(
     name: "c-engines",
-    what: "the gpu-16g-bar profile through v4.16 in Swift, its C rendering in process and the same C isolated in a sandboxed worker"
+    what: "v4.16 in Swift, its C rendering in process and the same C in a sandboxed worker: gpu-16g-bar, then 100,000 viommu-churn requests"
 ) { runs, scratch in
     let path = scratch + "/gpu-16g-bar.vptr"
     try generate(try profile("gpu-16g-bar"), to: path)
@@ -45,5 +45,20 @@ let cEngines = BenchCase(
     figures.append(("pages walked, each", "\(pages[0])"))
     figures.append(("C in process / swift", formatFixed(Double(medians[1]) / Double(medians[0]), 2)))
     figures.append(("C isolated / C in process", formatFixed(Double(medians[2]) / Double(medians[1]), 2)))
+    // Many small requests: the worker's line per statement is most of the cost here.
+    var c = try profile("viommu-churn")
+    c.ram = 64 << 20
+    c.requests = 100_000
+    let churn = scratch + "/viommu-100k.vptr"
+    try generate(c, to: churn)
+    var perRequest: [Double] = []
+    for (label, engine) in variants.dropFirst() {
+        var requests = 0
+        let t = try measure(runs) { requests = try replay(churn, [engine]).requests }
+        let ns = Double(t.median) / Double(max(requests, 1))
+        perRequest.append(ns)
+        figures.append(("churn \(label) µs/request (median)", formatFixed(ns / 1e3, 2)))
+    }
+    figures.append(("churn C isolated / C in process", formatFixed(perRequest[1] / perRequest[0], 2)))
     return figures
 }
