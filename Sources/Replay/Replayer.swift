@@ -161,6 +161,14 @@ public struct TraceReport: Sendable {
     public var divergenceCounts = [Int](repeating: 0, count: DivergenceKind.allCases.count)
     /// The first violations of each kind on each engine, by event then engine.
     public var violations: [EngineViolation] = []
+
+    /// Where a crash stopped an engine (at most once each): its requests from there on were not
+    /// run, so "no divergence" covers only what ran before. E.g. `null stopped at event 18`.
+    public var stoppedEngines: String? {
+        let crashes = violations.filter { $0.violation.kind == .crash }
+        guard !crashes.isEmpty else { return nil }
+        return crashes.map { "\($0.engine) stopped at event \($0.event)" }.joined(separator: ", ")
+    }
     /// Violations per engine and kind.
     public var violationCounts: [ViolationKey: Int] = [:]
     /// The first requests that failed alike on every engine.

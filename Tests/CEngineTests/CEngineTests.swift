@@ -429,6 +429,9 @@ import VFIOModel
         ])
         #expect(report.stdout.contains("{\"engine\":\"\(name)\",\"event\":18,\"kind\":\"crash\",\"detail\":\"\(what)\"}"))
         #expect(report.stdout.contains("\"\(name)\":{\"foreign-pfn\":0,\"refcount-underflow\":0,\"leak\":0,\"crash\":1}"))
+        let text = try CLI.run(["replay", "traces/seed-gpu-boot.txt", "--engines", "v4.16,\(path)", "--engine-timeout", "2"])
+        #expect(text.stdout.contains("\ninvariant violations: 1\n  \(name):\n    crash: 1\n      event 18: \(what)\n"))
+        #expect(text.stdout.contains("\ndivergences: none among the requests every engine ran (\(name) stopped at event 18)\n"))
         // Every request from the crash on: not run.
         #expect(mine.contains("{\"event\":18,\"engine\":\"\(name)\",\"op\":\"map\",\"not_run\":true}"))
         #expect(mine.contains("{\"event\":17,\"engine\":\"\(name)\",\"op\":\"map\",\"not_run\":true}") == false)
