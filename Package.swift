@@ -57,17 +57,21 @@ let package = Package(
         .systemLibrary(name: "CEngineABI"),
         // Engines compiled from a reviewer's own C: the kernel block against pinreplay's headers.
         .target(name: "CEngines", dependencies: ["CEngineABI", "VFIOModel"]),
+        // The child side of an isolated C engine: crash reports and the seccomp sandbox, in C.
+        .target(name: "CSandbox"),
+        // C engines in processes of their own: the worker, the wire records, the parent's end.
+        .target(name: "Isolation", dependencies: ["CEngines", "CSandbox", "Replay", "TraceFormat", "VFIOModel"]),
         // Synthetic QEMU boots.
         .target(name: "TraceGen", dependencies: ["TraceFormat", "VFIOModel"]),
         // Traces from real processes: /proc/PID/maps and pagemap.
         .target(name: "Record", dependencies: ["TraceFormat", "TraceGen", "VFIOModel"]),
         // Benchmarks behind `pinreplay bench`: figures, never pass/fail.
-        .target(name: "Bench", dependencies: ["Replay", "Reduce", "TraceGen", "TraceFormat", "VFIOEngines", "VFIOModel"]),
+        .target(name: "Bench", dependencies: ["Replay", "Reduce", "TraceGen", "TraceFormat", "VFIOEngines", "VFIOModel", "CEngines", "Isolation"]),
         // The command-line tool; stays thin.
         .executableTarget(
             name: "pinreplay",
             dependencies: [
-                "Replay", "TraceGen", "TraceFormat", "VFIOEngines", "CEngines", "Bench", "Record", "Reduce",
+                "Replay", "TraceGen", "TraceFormat", "VFIOEngines", "CEngines", "Isolation", "Bench", "Record", "Reduce",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -88,7 +92,8 @@ let package = Package(
         .testTarget(name: "RecordTests", dependencies: ["Record", "TraceFormat", "Replay", "VFIOEngines", "VFIOModel", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "VFIOEngines"]),
         .testTarget(
-            name: "CEngineTests", dependencies: ["CEngines", "Replay", "TraceFormat", "VFIOEngines", "VFIOModel", "TestSupport"]),
+            name: "CEngineTests",
+            dependencies: ["CEngines", "Isolation", "Replay", "TraceFormat", "VFIOEngines", "VFIOModel", "TestSupport"]),
         .testTarget(name: "ReduceTests", dependencies: ["Reduce", "Replay", "TraceFormat", "VFIOEngines", "VFIOModel", "TestSupport"]),
     ]
 )

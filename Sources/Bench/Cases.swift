@@ -20,7 +20,8 @@ public struct BenchCase: Sendable {
     public var run: @Sendable (_ runs: Int, _ scratch: String) throws -> [(String, String)]
 
     /// Every case, in the order `pinreplay bench` runs them.
-    public static let all: [BenchCase] = [barWalk, gpuBoot, terabyteGuest, viommuChurn, decode, fuzzRate, reduceBoot] + fragmentationCases
+    public static let all: [BenchCase] =
+        [barWalk, gpuBoot, terabyteGuest, viommuChurn, decode, fuzzRate, reduceBoot, cEngines] + fragmentationCases
 }
 
 /// Wall time of `body`, in nanoseconds.

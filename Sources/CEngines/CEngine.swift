@@ -45,6 +45,9 @@ public final class CEngine: PinEngine, @unchecked Sendable {
         self.pinPageExternal = pinPageExternal
     }
 
+    /// An entry point of the loaded library, to find where it was loaded (`dladdr`).
+    public var entryPoint: UnsafeRawPointer { unsafeBitCast(pinPagesRemote, to: UnsafeRawPointer.self) }
+
     public var aliases: [String] { [] }
     public var summary: String { "compiled from \(path)" }
     public var kernels: String { "\(kernelAPI)-era C, \(path)" }

@@ -105,9 +105,10 @@ public enum CEngineLoader {
         ]
     ]
 
-    /// Optimized as the kernel is; position-independent, only the entry points exported; the
-    /// block's own function calls counted through -finstrument-functions.
-    static let flags = ["-std=gnu11", "-O2", "-fPIC", "-shared", "-fvisibility=hidden", "-finstrument-functions", "-w"]
+    /// Optimized as the kernel is, with symbols (a crash names its function); position-
+    /// independent, only the entry points exported; the block's own function calls counted
+    /// through -finstrument-functions.
+    static let flags = ["-std=gnu11", "-O2", "-g", "-fPIC", "-shared", "-fvisibility=hidden", "-finstrument-functions", "-w"]
 
     /// 4.16 unless the file uses what only later kernels have.
     static func detectAPI(path: String, source: Data) throws(CEngineError) -> String {

@@ -12,7 +12,8 @@ public enum Finding: Hashable, Sendable, CustomStringConvertible {
     /// if one is named.
     case violation(ViolationKind, engine: String?)
 
-    /// Parses `any`, `KIND[@ENGINE]` or `violation:KIND[@ENGINE]`; nil if it is none of them.
+    /// Parses `any`, `KIND[@ENGINE]`, `violation:KIND[@ENGINE]` or `crash[@ENGINE]`; nil if it is
+    /// none of them.
     public init?(_ text: String) {
         let parts = text.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         guard let what = parts.first, parts.count == 1 || !parts[1].isEmpty else { return nil }
@@ -23,6 +24,9 @@ public enum Finding: Hashable, Sendable, CustomStringConvertible {
             self = .divergence(kind, engine: engine)
         } else if what.hasPrefix("violation:"), let kind = ViolationKind(rawValue: String(what.dropFirst(10))) {
             self = .violation(kind, engine: engine)
+        } else if what == "crash" {
+            // A crash is the one violation that is not the kernel's: its own short spelling.
+            self = .violation(.crash, engine: engine)
         } else {
             return nil
         }
@@ -65,9 +69,13 @@ public enum Finding: Hashable, Sendable, CustomStringConvertible {
     /// Whether every engine of the report has this violation's kind at its event (then it says
     /// nothing about one engine against another). With one engine, never.
     static func sharedByAll(_ v: EngineViolation, _ report: TraceReport) -> Bool {
-        report.engines.count > 1
+        // An engine that crashed before this event (or at it) cannot show it: it neither shares
+        // nor contradicts it.
+        let stopped = Set(report.violations.filter { $0.violation.kind == .crash && $0.event <= v.event }.map(\.engine))
+        return report.engines.count > 1
             && report.engines.allSatisfy { e in
-                report.violations.contains { $0.engine == e && $0.event == v.event && $0.violation.kind == v.violation.kind }
+                (v.violation.kind != .crash && stopped.contains(e))
+                    || report.violations.contains { $0.engine == e && $0.event == v.event && $0.violation.kind == v.violation.kind }
             }
     }
 

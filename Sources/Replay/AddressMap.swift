@@ -196,7 +196,7 @@ public struct AddressMapObserver: ReplayObserver {
             return chunks.prefix(AddressMap.chunksLabelled).map { spans($0.pfn, $0.npage) }
         case .pin(_, let pfns, _):
             return pfns.prefix(AddressMap.chunksLabelled).map { spans($0, 1) }
-        case .unmap, .unpin:
+        case .unmap, .unpin, .notRun:
             return []
         }
     }

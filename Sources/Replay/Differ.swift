@@ -47,6 +47,12 @@ public enum Differ {
     public static func compare(
         _ outcomes: [RequestOutcome], effects: [Effect], engines: [String], describe: Bool = true
     ) -> (kind: DivergenceKind, detail: String)? {
+        if outcomes.contains(where: { !$0.ran }) {
+            // An engine that crashed earlier answered nothing: the others are compared alone.
+            let keep = outcomes.indices.filter { outcomes[$0].ran }
+            return compare(
+                keep.map { outcomes[$0] }, effects: keep.map { effects[$0] }, engines: keep.map { engines[$0] }, describe: describe)
+        }
         guard let base = outcomes.first, outcomes.count > 1 else { return nil }
         var worst: (kind: DivergenceKind, engine: Int)?
         for i in 1..<outcomes.count {

@@ -365,7 +365,10 @@ public enum HTMLReport {
         var h = "<h3 id=\"\(id)-divergences\">Divergences: \(r.divergenceCount)"
         if r.divergenceCount > r.divergences.count { h += " <small>(\(r.divergences.count) kept as examples)</small>" }
         h += "</h3>\n"
-        guard r.divergenceCount > 0 else { return h + "<p>None: every engine gave the same outcome for every request.</p>\n" }
+        guard r.divergenceCount > 0 else {
+            if let stopped = r.stoppedEngines { return h + "<p>None among the requests every engine ran (\(esc(stopped))).</p>\n" }
+            return h + "<p>None: every engine gave the same outcome for every request.</p>\n"
+        }
         let (direct, causes) = r.divergencesByCause()
         h += groups(direct, r, map, id: id, maxExamples: maxExamples)
         // As many causes as examples of a kind: a churn trace may have thousands.
@@ -458,6 +461,8 @@ public enum HTMLReport {
             return "<p>unmapped \(hex(unmapped)) (\(humanBytes(unmapped)))</p>\n"
         case .unpin:
             return ""
+        case .notRun:
+            return "<p>not run: the engine crashed at an earlier event</p>\n"
         }
     }
 

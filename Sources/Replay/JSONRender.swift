@@ -91,6 +91,12 @@ enum JSONBytes {
             append("\"op\":\"unpin\",\"ret\":", to: &b)
             append(ret, to: &b)
             append(",", to: &b)
+        case .notRun(let op):
+            // The engine crashed before this request: nothing it did to report.
+            append("\"op\":\"", to: &b)
+            b += Array(op.utf8)
+            append("\",\"not_run\":true", to: &b)
+            return
         }
         append("\"locked_vm\":", to: &b)
         append(o.lockedVM, to: &b)

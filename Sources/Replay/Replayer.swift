@@ -68,6 +68,20 @@ public struct Explanation: Sendable {
     public var text: String
 }
 
+/// A backend whose engine replays the trace in a process of its own (an isolated C engine):
+/// started with the trace file, it answers every statement from that process's records and
+/// mirrors the state it reports into the host.
+public protocol TraceFollower: AnyObject {
+    /// Whether the engine's process crashed or hung; it answers nothing after that.
+    var crashed: Bool { get }
+    /// Starts the engine's process on the trace at `path`.
+    func start(trace path: String) throws(TraceError)
+    /// The engine's answer to statement `s` (event `event`), its state mirrored into `host`.
+    func follow(_ s: Statement, event: Int, on host: Host) throws(WorldError) -> RequestOutcome?
+    /// The teardown's violations and counters, mirrored into `host`; ends the process.
+    func finish(on host: Host)
+}
+
 public struct SharedFailure: Sendable {
     /// The event number of the request.
     public var event: Int
@@ -147,6 +161,14 @@ public struct TraceReport: Sendable {
     public var divergenceCounts = [Int](repeating: 0, count: DivergenceKind.allCases.count)
     /// The first violations of each kind on each engine, by event then engine.
     public var violations: [EngineViolation] = []
+
+    /// Where a crash stopped an engine (at most once each): its requests from there on were not
+    /// run, so "no divergence" covers only what ran before. E.g. `null stopped at event 18`.
+    public var stoppedEngines: String? {
+        let crashes = violations.filter { $0.violation.kind == .crash }
+        guard !crashes.isEmpty else { return nil }
+        return crashes.map { "\($0.engine) stopped at event \($0.event)" }.joined(separator: ", ")
+    }
     /// Violations per engine and kind.
     public var violationCounts: [ViolationKey: Int] = [:]
     /// The first requests that failed alike on every engine.
@@ -222,7 +244,6 @@ extension TraceReport {
         }
     }
 
-    /// Counts the request if it failed alike on every engine, and keeps the first examples.
     /// Gathers an engine's explanation: one entry per text.
     mutating func noteExplanation(engine: String, event: Int, _ text: String) {
         if let i = explanations.firstIndex(where: { $0.text == text }) {
@@ -233,11 +254,14 @@ extension TraceReport {
         }
     }
 
+    /// Counts the request if it failed alike on every engine that ran it, and keeps the first
+    /// examples.
     mutating func noteSharedFailure(event: Int, _ s: Statement, _ outcomes: [RequestOutcome], mark: TraceText?, examples: Int) {
-        guard outcomes[0].ret != 0, outcomes.allSatisfy({ $0.ret == outcomes[0].ret }) else { return }
+        let ran = outcomes.filter(\.ran)
+        guard let first = ran.first, first.ret != 0, ran.allSatisfy({ $0.ret == first.ret }) else { return }
         sharedFailureCount += 1
         if sharedFailures.count < examples {
-            sharedFailures.append(SharedFailure(event: event, request: s.canonicalText, ret: outcomes[0].ret, mark: mark?.string))
+            sharedFailures.append(SharedFailure(event: event, request: s.canonicalText, ret: first.ret, mark: mark?.string))
         }
     }
 
@@ -245,8 +269,10 @@ extension TraceReport {
     /// divergences may follow from. No allocation per request: the arrays are built only for a
     /// difference kept.
     mutating func noteState(_ hosts: [Host], event: Int, differingSince: inout Int?, examples: Int) {
-        let differs = hosts.contains {
-            $0.charged != hosts[0].charged || $0.ramRefsNet != hosts[0].ramRefsNet
+        // An engine that crashed stopped where it was: its state says nothing more.
+        let live = hosts.filter { ($0.backend as? TraceFollower)?.crashed != true }
+        let differs = live.contains {
+            $0.charged != live[0].charged || $0.ramRefsNet != live[0].ramRefsNet
         }
         if !differs {
             differingSince = nil
@@ -375,20 +401,42 @@ public struct Replayer {
         } else {
             _ = try reader.verifyFraming()
         }
-        return try replay(reader, totals: totals, observer: &observer)
+        return try replay(reader, totals: totals, observer: &observer) { () throws(TraceError) -> String in
+            guard path != "-" else {
+                throw TraceError(
+                    file: path, .file, .io,
+                    "an isolated C engine replays the trace in a process of its own, which reads it from a file: give a file, not standard input (or --no-sandbox)"
+                )
+            }
+            return path
+        }
     }
 
     /// Replays statements held in memory (a reducer's candidate, a generated trace); a statement
     /// the world cannot follow is reported at its index, as line `index + 2` of its canonical
     /// text.
     public func replay<O: ReplayObserver>(statements: [Statement], name: String, observer: inout O) throws(TraceError) -> TraceReport {
-        try replay(StatementList(statements, name: name), totals: (0, statements.count), observer: &observer)
+        // An isolated engine's process reads a file: the statements are written to one.
+        var spooled: String?
+        defer { if let spooled { removeSpool(spooled) } }
+        return try replay(StatementList(statements, name: name), totals: (0, statements.count), observer: &observer) {
+            () throws(TraceError) -> String in
+            let path = try spool(statements)
+            spooled = path
+            return path
+        }
     }
 
     func replay<O: ReplayObserver, R: StatementSource>(
-        _ reader: R, totals: (mapPages: UInt64, events: Int), observer: inout O
+        _ reader: R, totals: (mapPages: UInt64, events: Int), observer: inout O,
+        tracePath: () throws(TraceError) -> String
     ) throws(TraceError) -> TraceReport {
         let hosts = engines.map { Host(engine: $0) }
+        let followers = hosts.compactMap { $0.backend as? TraceFollower }
+        if !followers.isEmpty {
+            let path = try tracePath()
+            for f in followers { try f.start(trace: path) }
+        }
         let names = engines.map(\.name)
         var report = TraceReport(
             trace: reader.file, form: reader.form, engines: names,
@@ -505,7 +553,10 @@ public struct Replayer {
             host.event = event + 1
         }
         let disjoint = DisjointHosts(hosts: hosts)
-        _ = parallelMap(hosts.count, jobs: hosts.count) { disjoint.hosts[$0].teardown() }
+        _ = parallelMap(hosts.count, jobs: hosts.count) { i in
+            let host = disjoint.hosts[i]
+            if let follower = host.backend as? TraceFollower { follower.finish(on: host) } else { host.teardown() }
+        }
         for (i, host) in hosts.enumerated() {
             collectViolations(i)
             report.summaries[i].counters = host.counters
@@ -547,7 +598,8 @@ public struct Replayer {
     }
 
     /// Applies one statement to a host; requests return their outcome.
-    static func apply(_ s: Statement, to h: Host) throws(WorldError) -> RequestOutcome? {
+    public static func apply(_ s: Statement, to h: Host) throws(WorldError) -> RequestOutcome? {
+        if let follower = h.backend as? TraceFollower { return try follower.follow(s, event: h.event, on: h) }
         switch s {
         case .pageShift, .mark:
             return nil

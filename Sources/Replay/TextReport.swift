@@ -102,7 +102,9 @@ public enum TextReport {
     /// Divergences grouped by kind; those that came while the engines' state already differed
     /// are folded under that earlier cause.
     static func divergences(_ r: TraceReport, maxExamples: Int) -> String {
-        guard r.divergenceCount > 0 else { return "divergences: none\n" }
+        guard r.divergenceCount > 0 else {
+            return r.stoppedEngines.map { "divergences: none among the requests every engine ran (\($0))\n" } ?? "divergences: none\n"
+        }
         var out = "divergences: \(r.divergenceCount)"
         if r.divergenceCount > r.divergences.count { out += " (\(r.divergences.count) kept as examples)" }
         out += "\n"
@@ -178,6 +180,8 @@ public enum TextReport {
                 "ret \(retName(ret)), pfns [\(pfns.prefix(8).map(\.description).joined(separator: ", "))\(pfns.count > 8 ? ", …" : "")], locked_vm \(locked)"
         case let .unpin(ret, locked):
             return "ret \(retName(ret)), locked_vm \(locked)"
+        case .notRun:
+            return "not run (the engine crashed at an earlier event)"
         }
     }
 

@@ -102,6 +102,22 @@ public final class Host {
     /// `locked_vm`: `mm->locked_vm`, or for iommufd's native accounting `user->locked_vm`.
     public var charged: Int64 { engine.lockedVMCounter == .user ? user_locked_vm : mm.locked_vm }
 
+    /// Takes on the state an engine reached in another process (an isolated C engine's
+    /// worker): what the replay reads of a host after each statement.
+    public func mirror(
+        counters: CostCounters, ramRefs: Int64, lockedVM: Int64, userLockedVM: Int64, pinnedVM: Int64, violations: [Violation]
+    ) {
+        self.counters = counters
+        _ramRefsNet = ramRefs
+        mm.locked_vm = lockedVM
+        user_locked_vm = userLockedVM
+        mm.pinned_vm = pinnedVM
+        for v in violations { record(v) }
+    }
+
+    /// Records that the engine's process crashed or hung at the current event.
+    public func recordCrash(_ what: String) { record(.crash(what: what)) }
+
     /// A `user_locked_vm` statement: sets the user's counter and moves its leak baseline.
     public func setUserLockedVM(_ pages: Int64) {
         userLockedVMBaseline &+= pages &- user_locked_vm

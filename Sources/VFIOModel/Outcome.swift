@@ -26,17 +26,21 @@ public enum RequestOutcome: Equatable, Sendable {
     case pin(ret: Int, pfns: [PFN], lockedVM: Int64)
     /// External unpin: the kernel's return value.
     case unpin(ret: Int, lockedVM: Int64)
+    /// A request the engine never answered: it crashed (or hung) at an earlier one.
+    case notRun(op: String)
 
     /// The request's return code (0 or a negative errno).
     public var ret: Int {
         switch self {
         case .map(let r, _, _), .unmap(let r, _, _), .pin(let r, _, _), .unpin(let r, _): r
+        case .notRun: 0
         }
     }
     /// `locked_vm` after the request, in pages (external pins leave it out).
     public var lockedVM: Int64 {
         switch self {
         case .map(_, _, let l), .unmap(_, _, let l), .pin(_, _, let l), .unpin(_, let l): l
+        case .notRun: 0
         }
     }
     /// The request kind as the jsonl `op` field spells it.
@@ -46,7 +50,13 @@ public enum RequestOutcome: Equatable, Sendable {
         case .unmap: "unmap"
         case .pin: "pin"
         case .unpin: "unpin"
+        case .notRun(let op): op
         }
+    }
+    /// Whether the engine answered the request (it had not crashed before it).
+    public var ran: Bool {
+        if case .notRun = self { return false }
+        return true
     }
 }
 
@@ -56,6 +66,8 @@ public enum ViolationKind: String, CaseIterable, Hashable, Sendable, CustomStrin
     case foreignPfn = "foreign-pfn"
     case refcountUnderflow = "refcount-underflow"
     case leak
+    /// The engine's code crashed, hung or made a forbidden system call (isolated C engines).
+    case crash
     public var description: String { rawValue }
 }
 
@@ -75,6 +87,8 @@ public enum Violation: Equatable, Sendable {
     /// After teardown, another page counter (`user->locked_vm`, `mm->pinned_vm`) is not back at
     /// its baseline.
     case leakedCounter(name: String, value: Int64, baseline: Int64)
+    /// The engine's process died or hung at this event: what happened, in words.
+    case crash(what: String)
 
     /// The invariant it breaks.
     public var kind: ViolationKind {
@@ -82,6 +96,7 @@ public enum Violation: Equatable, Sendable {
         case .foreignPfn: .foreignPfn
         case .refcountUnderflow: .refcountUnderflow
         case .leakedRefs, .leakedLockedVM, .leakedCounter: .leak
+        case .crash: .crash
         }
     }
 
@@ -102,6 +117,8 @@ public enum Violation: Equatable, Sendable {
             return "locked_vm is \(lockedVM) pages after teardown, expected \(baseline)"
         case let .leakedCounter(name, value, baseline):
             return "\(name) is \(value) pages after teardown, expected \(baseline)"
+        case .crash(let what):
+            return what
         }
     }
 }
@@ -162,6 +179,29 @@ public struct CostCounters: Equatable, Sendable {
 
     /// All counters at zero.
     public init() {}
+
+    /// Counters from their values in `Counter.allCases` order (what another process reported).
+    public init(_ values: [Int]) {
+        for (c, v) in zip(Counter.allCases, values) {
+            switch c {
+            case .vaddr_get_pfn: vaddr_get_pfn = v
+            case .get_user_pages: get_user_pages = v
+            case .gup_pages: gup_pages = v
+            case .follow_pfn: follow_pfn = v
+            case .mmap_lock: mmap_lock = v
+            case .find_vma: find_vma = v
+            case .iommu_map: iommu_map = v
+            case .pages_walked: pages_walked = v
+            case .faults: faults = v
+            case .put_pfn: put_pfn = v
+            case .unpin_range: unpin_range = v
+            case .unpin_range_pages: unpin_range_pages = v
+            case .iova_to_phys: iova_to_phys = v
+            case .iommu_unmap: iommu_unmap = v
+            case .vfio_lock_acct: vfio_lock_acct = v
+            }
+        }
+    }
 
     /// One counter by name.
     public subscript(_ c: Counter) -> Int {

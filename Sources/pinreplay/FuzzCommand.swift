@@ -33,8 +33,10 @@ struct FuzzCommand: ParsableCommand {
     @Option(help: "Candidates replayed at once while reducing (default: all cores).")
     var jobs: Int?
 
+    @OptionGroup var isolation: IsolationOptions
+
     func run() throws {
-        let selected = try ReplayCommand.selectEngines(engines)
+        let selected = try ReplayCommand.selectEngines(engines, isolation: isolation)
         guard (count == nil) != (time == nil) else { throw UsageError("give exactly one of --count N and --time SECONDS") }
         if let time, !(time > 0) { throw UsageError("--time must be positive") }
         let jobs = jobs ?? ProcessInfo.processInfo.activeProcessorCount

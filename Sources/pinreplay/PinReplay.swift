@@ -18,7 +18,7 @@ struct PinReplay: ParsableCommand {
         subcommands: [
             ReplayCommand.self, GenerateCommand.self, ConvertCommand.self, DumpCommand.self,
             StatCommand.self, VerifyCommand.self, EnginesCommand.self, BlessCommand.self, BenchCommand.self, RecordCommand.self,
-            ReduceCommand.self, FuzzCommand.self, DiffCommand.self,
+            ReduceCommand.self, FuzzCommand.self, DiffCommand.self, EngineWorkerCommand.self,
         ]
     )
 }

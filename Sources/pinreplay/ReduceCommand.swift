@@ -29,7 +29,7 @@ struct ReduceCommand: ParsableCommand {
         help: """
             What the reproducer must show: any, a divergence kind (return-code, mapping, accounting, \
             page-references, chunk-boundaries) or violation:KIND (foreign-pfn, refcount-underflow, \
-            leak), optionally @ENGINE. Default: the first thing the full replay reports.
+            leak, crash; crash@ENGINE is short for violation:crash@ENGINE), optionally @ENGINE. Default: the first thing the full replay reports.
             """)
     var keep: String?
 
@@ -39,8 +39,10 @@ struct ReduceCommand: ParsableCommand {
     @Option(help: "Candidates replayed at once (default: all cores).")
     var jobs: Int?
 
+    @OptionGroup var isolation: IsolationOptions
+
     func run() throws {
-        let selected = try ReplayCommand.selectEngines(engines)
+        let selected = try ReplayCommand.selectEngines(engines, isolation: isolation)
         let jobs = jobs ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         guard jobs >= 1 else { throw UsageError("--jobs must be at least 1") }
         var wanted: Finding?

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CEngines
 import Dispatch
+import Isolation
 import Record
 import Replay
 import Synchronization
@@ -59,13 +60,15 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: "Most pages one map, pin or touch may ask for before the trace is refused (default 2^32: 16 TiB).")
     var maxPages: UInt64 = Replayer.defaultMaxPages
 
+    @OptionGroup var isolation: IsolationOptions
+
     @Option(
         help: "The host kernel's ftrace iommu:map events of the same boot: say whether each engine's iommu_map calls reproduce them.",
         completion: .file())
     var iommuTrace: String?
 
     func run() throws {
-        let selected = try Self.selectEngines(engines, kernelAPI: kernelAPI)
+        let selected = try Self.selectEngines(engines, kernelAPI: kernelAPI, isolation: isolation)
         let jobs = jobs ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         guard jobs >= 1 else { throw UsageError("--jobs must be at least 1") }
         guard !summary || format == .text || format == .json else { throw UsageError("--summary takes --format text or json") }
@@ -106,7 +109,7 @@ struct ReplayCommand: ParsableCommand {
 
     /// Engines by name or alias, or compiled from a C file (named by its stem); `all` is every
     /// registered engine, `later` the group of SPEC-LATER's cases.
-    static func selectEngines(_ list: String, kernelAPI: KernelAPI? = nil) throws -> [any Engine] {
+    static func selectEngines(_ list: String, kernelAPI: KernelAPI? = nil, isolation: IsolationOptions? = nil) throws -> [any Engine] {
         if list == "all" { return Engines.all }
         var out: [any Engine] = []
         // A group adds the engines the list does not hold yet (`iommufd` is a group over the
@@ -122,8 +125,16 @@ struct ReplayCommand: ParsableCommand {
         for name in names {
             let engine: any Engine
             if let c = CEngineLoader.namedPath(name) {
-                do { engine = try CEngineLoader.load(path: c.path, name: c.name, kernelAPI: kernelAPI) } catch {
+                let loaded: CEngine
+                do { loaded = try CEngineLoader.load(path: c.path, name: c.name, kernelAPI: kernelAPI) } catch {
                     throw UsageError(error.message)
+                }
+                // Code under review runs isolated unless asked not to.
+                if let isolation, !isolation.noSandbox {
+                    guard isolation.engineTimeout > 0 else { throw UsageError("--engine-timeout must be above 0") }
+                    engine = IsolatedCEngine(loaded, kernelAPI: kernelAPI, sandbox: true, timeout: isolation.engineTimeout)
+                } else {
+                    engine = loaded
                 }
             } else if let e = Engines.named(name) {
                 engine = e

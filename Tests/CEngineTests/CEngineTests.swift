@@ -1,5 +1,6 @@
 import CEngines
 import Foundation
+import Isolation
 import Replay
 import TestSupport
 import Testing
@@ -18,9 +19,15 @@ import VFIOModel
         try CEngineLoader.load(path: fixtures.appendingPathComponent(file).path, cache: cache.path)
     }
 
-    /// The pairs compared: each Swift engine, then the C engine that renders it.
-    static func engines() throws -> [any Engine] {
-        [V4_16(), try load("c-v4.16.c"), V4_17_rc1(), try load("c-v4.17-rc1.c")]
+    /// The pairs compared: each Swift engine, then the C engine that renders it, in this
+    /// process or (`isolated`) in a sandboxed process of its own, as the command line runs it.
+    static func engines(isolated: Bool = false) throws -> [any Engine] {
+        func c(_ file: String) throws -> any Engine {
+            let loaded = try load(file)
+            return isolated
+                ? IsolatedCEngine(loaded, kernelAPI: nil, sandbox: true, timeout: 120, worker: CLI.executable.path) : loaded
+        }
+        return [V4_16(), try c("c-v4.16.c"), V4_17_rc1(), try c("c-v4.17-rc1.c")]
     }
 
     /// Requests on which a C engine's outcome differs from its Swift engine's.
@@ -52,9 +59,11 @@ import VFIOModel
         }
     }
 
-    @Test("Every golden trace: the C renderings give the Swift engines' outcomes, costs and violations")
-    func goldens() throws {
-        let engines = try Self.engines()
+    @Test(
+        "Every golden trace: the C renderings give the Swift engines' outcomes, costs and violations, in process and isolated",
+        arguments: [false, true])
+    func goldens(isolated: Bool) throws {
+        let engines = try Self.engines(isolated: isolated)
         let traces = Paths.goldenTraces()
         #expect(traces.count >= 20)
         for trace in traces {
@@ -65,9 +74,9 @@ import VFIOModel
         }
     }
 
-    @Test("Random traces: the same outcomes, costs and violations as the Swift engines", arguments: 0..<4)
+    @Test("Random traces: the same outcomes, costs and violations as the Swift engines (batch 4 isolated)", arguments: 0..<5)
     func randomTraces(batch: Int) throws {
-        let engines = try Self.engines()
+        let engines = try Self.engines(isolated: batch == 4)
         var replayed = 0
         for seed in UInt64(batch * 250)..<UInt64(batch * 250 + 250) {
             // Statements the format refuses are left out, as a trace writer would.
@@ -367,5 +376,103 @@ import VFIOModel
         let missing = try CLI.run(["replay", "traces/seed-gpu-boot.txt", "--engines", "v4.16,\(file.path)"])
         #expect(missing.status == 2)
         #expect(missing.stderr == "pinreplay: \(file.path): no definition of vaddr_get_pfn(), which the pinning code needs\n")
+    }
+}
+
+/// C engines run isolated: code under review that crashes, hangs or reaches for the system is a
+/// finding of that engine at that event, never the end of the report.
+@Suite struct IsolationTests {
+    /// The 4.16 rendering with `fault` injected at the top of vfio_pin_pages_remote(), taken
+    /// `when` it holds: by default on the seed boot's first request of more than 1000 pages
+    /// (event 18).
+    static func badEngine(_ name: String, _ fault: String, when: String = "npage > 1000") throws -> String {
+        let src = try String(contentsOf: CEngineTests.fixtures.appendingPathComponent("c-v4.16.c"), encoding: .utf8)
+        let anchor = "\tif (current->mm == NULL)\n\t\treturn -ENODEV;\n"
+        #expect(src.contains(anchor))
+        let file = Paths.scratch("bad-\(name)").appendingPathComponent("\(name).c")
+        try src.replacingOccurrences(of: anchor, with: anchor + "\tif (\(when)) {\n\(fault)\n\t}\n").write(
+            to: file, atomically: true, encoding: .utf8)
+        return file.path
+    }
+
+    static let faults: [(String, String, String)] = [
+        ("null", "\t\t*(volatile int *)0 = 1;", "SIGSEGV in vfio_pin_pages_remote() (null.c:131)"),
+        ("spin", "\t\tfor (;;)\n\t\t\t;", "no answer within 2 s (a hang, or an endless loop): the engine's process was killed"),
+        (
+            "snoop", "\t\textern int open(const char *, int, ...);\n\t\topen(\"/etc/passwd\", 0);",
+            "SIGSYS: the sandbox refused system call openat (257)"
+        ),
+        (
+            "spawn",
+            "\t\textern int execve(const char *, char *const[], char *const[]);\n\t\tchar *argv[] = { \"/bin/true\", 0 };\n\t\texecve(\"/bin/true\", argv, 0);",
+            "SIGSYS: the sandbox refused system call execve (59)"
+        ),
+        ("abort", "\t\textern void abort(void);\n\t\tabort();", "SIGABRT"),
+    ]
+
+    @Test("A crashing, hanging or forbidden C engine is a crash finding at its event; the others' outcomes are untouched", arguments: 0..<5)
+    func badEngines(index: Int) throws {
+        let (name, fault, what) = Self.faults[index]
+        let path = try Self.badEngine(name, fault)
+        let alone = try CLI.run(["replay", "traces/seed-gpu-boot.txt", "--engines", "v4.16", "--format", "jsonl"])
+        let r = try CLI.run([
+            "replay", "traces/seed-gpu-boot.txt", "--engines", "v4.16,\(path)", "--format", "jsonl", "--engine-timeout", "2",
+        ])
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.isEmpty)
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        // v4.16 byte for byte as without the bad engine.
+        #expect(lines.filter { !$0.contains("\"engine\":\"\(name)\"") } == alone.stdout.split(separator: "\n").map(String.init))
+        let mine = lines.filter { $0.contains("\"engine\":\"\(name)\"") }
+        let report = try CLI.run([
+            "replay", "traces/seed-gpu-boot.txt", "--engines", "v4.16,\(path)", "--format", "json", "--engine-timeout", "2",
+        ])
+        #expect(report.stdout.contains("{\"engine\":\"\(name)\",\"event\":18,\"kind\":\"crash\",\"detail\":\"\(what)\"}"))
+        #expect(report.stdout.contains("\"\(name)\":{\"foreign-pfn\":0,\"refcount-underflow\":0,\"leak\":0,\"crash\":1}"))
+        let text = try CLI.run(["replay", "traces/seed-gpu-boot.txt", "--engines", "v4.16,\(path)", "--engine-timeout", "2"])
+        #expect(text.stdout.contains("\ninvariant violations: 1\n  \(name):\n    crash: 1\n      event 18: \(what)\n"))
+        #expect(text.stdout.contains("\ndivergences: none among the requests every engine ran (\(name) stopped at event 18)\n"))
+        // Every request from the crash on: not run.
+        #expect(mine.contains("{\"event\":18,\"engine\":\"\(name)\",\"op\":\"map\",\"not_run\":true}"))
+        #expect(mine.contains("{\"event\":17,\"engine\":\"\(name)\",\"op\":\"map\",\"not_run\":true}") == false)
+        #expect(mine.filter { $0.contains("\"not_run\":true") }.count == 5)
+    }
+
+    @Test("fuzz counts a crash as a finding and writes its reproducer")
+    func fuzzCrash() throws {
+        // Crashes on every pinning: v4.16's own findings after the crash have nothing to be
+        // compared with and are not findings.
+        let path = try Self.badEngine("null", Self.faults[0].1, when: "npage > 0")
+        let out = Paths.scratch("fuzz-crash")
+        let r = try CLI.run(["fuzz", "--engines", "v4.16,\(path)", "--seed", "1", "--count", "20", "--out", out.path])
+        #expect(r.status == 1, "\(r.stderr)")
+        let file = out.appendingPathComponent("seed-1-0-violation-crash-null.txt")
+        #expect(
+            r.stdout == """
+                20 traces, seed 1, engines v4.16,null: 1 kinds found
+                kind                              traces  reproducer
+                violation:crash@null              20      \(file.path)
+
+                """)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path) == [file.lastPathComponent])
+        #expect(
+            try String(contentsOf: file, encoding: .utf8) == """
+                # pinreplay fuzz --seed 1: trace 0 shows violation:crash@null on v4.16,null
+                # features: ram-shared pfnmap-linear pfnmap-scattered mixedmap memlock churn huge-leaves
+                vptr-text 1
+                map 0x1e0000 0x7f0010007000 0x1000 rw
+
+                """)
+    }
+
+    @Test("reduce --keep crash@ENGINE shrinks the trace to a short reproducer of the crash")
+    func reduceCrash() throws {
+        let path = try Self.badEngine("null", Self.faults[0].1)
+        let r = try CLI.run(["reduce", "traces/seed-gpu-boot.txt", "--engines", "v4.16,\(path)", "--keep", "crash@null"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let statements = r.stdout.split(separator: "\n").filter { !$0.hasPrefix("#") && $0 != "vptr-text 1" }
+        #expect(r.stdout.hasPrefix("# pinreplay reduce: violation:crash@null on v4.16,null\n"), "\(r.stdout)")
+        #expect(statements.count <= 4, "\(statements)")
+        #expect(statements.contains { $0.hasPrefix("map ") })
     }
 }
