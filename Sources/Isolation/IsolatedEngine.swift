@@ -219,7 +219,7 @@ final class WorkerBackend: DMABackend, TraceFollower {
     /// x86-64 system call numbers an engine under review is likely to try.
     static func syscallName(_ n: Int) -> String {
         let names: [Int: String] = [
-            0: "read", 1: "write", 2: "open", 3: "close", 9: "mmap", 41: "socket", 42: "connect", 43: "accept", 49: "bind",
+            0: "read", 1: "write", 2: "open", 3: "close", 9: "mmap", 16: "ioctl", 41: "socket", 42: "connect", 43: "accept", 49: "bind",
             56: "clone", 57: "fork", 58: "vfork", 59: "execve", 62: "kill", 82: "rename", 83: "mkdir", 84: "rmdir", 87: "unlink",
             90: "chmod", 101: "ptrace", 105: "setuid", 257: "openat", 263: "unlinkat", 322: "execveat", 437: "openat2",
         ]

@@ -10,10 +10,20 @@ import VFIOModel
 
 /// The process an isolated C engine runs in: it loads the engine, opens the trace, installs
 /// the crash handlers and the sandbox, then replays the trace on its own host and writes one
-/// record a statement to standard output (`Wire`). The parent reads them in lockstep.
+/// record a statement to what was its standard output (`Wire`). The parent reads them in lockstep.
 public enum EngineWorker {
     /// Runs the worker; returns its exit status.
     public static func run(trace: String, path: String, name: String, kernelAPI: KernelAPI?, sandbox: Bool) -> Int32 {
+        // The records get a descriptor of their own; what the engine prints goes to /dev/null,
+        // not into the records.
+        wire = dup(1)
+        let null = open("/dev/null", O_WRONLY)
+        guard wire >= 0, null >= 0, dup2(null, 1) == 1 else {
+            wire = 1
+            send("X cannot set up the worker's output: \(String(cString: strerror(errno)))\n")
+            return 2
+        }
+        close(null)
         let engine: CEngine
         let reader: TraceReader
         do {
@@ -34,7 +44,7 @@ public enum EngineWorker {
         if pinreplay_library_of(engine.entryPoint, &base, &file) == 0, let file {
             send("H \(base) \(String(cString: file))\n")
         }
-        guard pinreplay_install_crash_handlers(1) == 0 else {
+        guard pinreplay_install_crash_handlers(wire) == 0 else {
             send("X cannot install the crash handlers: \(String(cString: strerror(errno)))\n")
             return 2
         }
@@ -68,12 +78,15 @@ public enum EngineWorker {
             pinnedVM: h.mm.pinned_vm, violations: h.takeViolations().map(\.violation))
     }
 
-    /// One record, whole, to standard output; a parent that went away ends the worker.
+    /// Where records go: standard output as the worker started.
+    nonisolated(unsafe) static var wire: Int32 = 1
+
+    /// One record, whole, to the parent; a parent that went away ends the worker.
     static func send(_ line: String) {
         var bytes = Array(line.utf8)
         var done = 0
         while done < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress! + done, $0.count - done) }
+            let n = bytes.withUnsafeMutableBytes { write(wire, $0.baseAddress! + done, $0.count - done) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { _exit(3) }
             done += n

@@ -438,6 +438,18 @@ import VFIOModel
         #expect(mine.filter { $0.contains("\"not_run\":true") }.count == 5)
     }
 
+    @Test("What an engine prints does not reach the records: a chatty rendering is still v4.16")
+    func chattyEngine() throws {
+        let path = try Self.badEngine(
+            "chatty", "\t\textern int printf(const char *, ...);\n\t\tprintf(\"E 1 bogus\\n\");", when: "npage > 0")
+        let alone = try CLI.run(["replay", "traces/seed-gpu-boot.txt", "--engines", "v4.16", "--format", "jsonl"])
+        let r = try CLI.run(["replay", "traces/seed-gpu-boot.txt", "--engines", "v4.16,\(path)", "--format", "jsonl"])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        let mine = r.stdout.split(separator: "\n").filter { $0.contains("\"engine\":\"chatty\"") }
+        let reference = alone.stdout.split(separator: "\n").filter { $0.hasPrefix("{\"event\":") }
+        #expect(mine.map { $0.replacingOccurrences(of: "\"chatty\"", with: "\"v4.16\"") } == reference.map(String.init))
+    }
+
     @Test("fuzz counts a crash as a finding and writes its reproducer")
     func fuzzCrash() throws {
         // Crashes on every pinning: v4.16's own findings after the crash have nothing to be
