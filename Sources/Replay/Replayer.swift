@@ -6,6 +6,8 @@ import VFIOModel
 /// and the hosts share nothing, so this is safe though `Host` is not `Sendable`.
 private struct DisjointHosts: @unchecked Sendable {
     let hosts: [Host]
+    /// Each host's engine process, if it has one (each used by its host's task alone).
+    let followers: [(any TraceFollower)?]
 }
 
 /// Per-engine figures over a whole trace.
@@ -268,11 +270,14 @@ extension TraceReport {
     /// Where the engines' state stops agreeing (`locked_vm`, ram page references): what later
     /// divergences may follow from. No allocation per request: the arrays are built only for a
     /// difference kept.
-    mutating func noteState(_ hosts: [Host], event: Int, differingSince: inout Int?, examples: Int) {
+    mutating func noteState(
+        _ hosts: [Host], followers: [(any TraceFollower)?], event: Int, differingSince: inout Int?, examples: Int
+    ) {
         // An engine that crashed stopped where it was: its state says nothing more.
-        let live = hosts.filter { ($0.backend as? TraceFollower)?.crashed != true }
-        let differs = live.contains {
-            $0.charged != live[0].charged || $0.ramRefsNet != live[0].ramRefsNet
+        func live(_ i: Int) -> Bool { followers[i]?.crashed != true }
+        let first = hosts.indices.first(where: live) ?? 0
+        let differs = hosts.indices.contains { i in
+            live(i) && (hosts[i].charged != hosts[first].charged || hosts[i].ramRefsNet != hosts[first].ramRefsNet)
         }
         if !differs {
             differingSince = nil
@@ -432,10 +437,11 @@ public struct Replayer {
         tracePath: () throws(TraceError) -> String
     ) throws(TraceError) -> TraceReport {
         let hosts = engines.map { Host(engine: $0) }
-        let followers = hosts.compactMap { $0.backend as? TraceFollower }
-        if !followers.isEmpty {
+        // Resolved once: the per-statement path asks an array, not a dynamic cast.
+        let followers = hosts.map { $0.backend as? TraceFollower }
+        if followers.contains(where: { $0 != nil }) {
             let path = try tracePath()
-            for f in followers { try f.start(trace: path) }
+            for f in followers { try f?.start(trace: path) }
         }
         let names = engines.map(\.name)
         var report = TraceReport(
@@ -488,7 +494,7 @@ public struct Replayer {
                 lockedBefore[i] = host.charged
                 if s.isRequest { estimateBefore[i] = CostModel.estimate(host.counters) }
             }
-            Self.applyAll(s, to: hosts, into: &results)
+            Self.applyAll(s, to: hosts, followers: followers, into: &results)
             for i in hosts.indices {
                 switch results[i] {
                 case .success(let o):
@@ -537,7 +543,7 @@ public struct Replayer {
                     observer.finding(event: event, .divergence(d.kind))
                 }
             }
-            report.noteState(hosts, event: event, differingSince: &differingSince, examples: examples)
+            report.noteState(hosts, followers: followers, event: event, differingSince: &differingSince, examples: examples)
         }
         report.events = event
         hostCheck?.finish()
@@ -552,10 +558,10 @@ public struct Replayer {
             report.summaries[i].lockedVMFinal = host.charged
             host.event = event + 1
         }
-        let disjoint = DisjointHosts(hosts: hosts)
+        let disjoint = DisjointHosts(hosts: hosts, followers: followers)
         _ = parallelMap(hosts.count, jobs: hosts.count) { i in
             let host = disjoint.hosts[i]
-            if let follower = host.backend as? TraceFollower { follower.finish(on: host) } else { host.teardown() }
+            if let follower = disjoint.followers[i] { follower.finish(on: host) } else { host.teardown() }
         }
         for (i, host) in hosts.enumerated() {
             collectViolations(i)
@@ -581,25 +587,32 @@ public struct Replayer {
 
     /// Applies a statement to every host, in parallel when it is a large request; `results`
     /// has one slot per host and is reused from statement to statement.
-    static func applyAll(_ s: Statement, to hosts: [Host], into results: inout [Result<RequestOutcome?, WorldError>]) {
+    static func applyAll(
+        _ s: Statement, to hosts: [Host], followers: [(any TraceFollower)?], into results: inout [Result<RequestOutcome?, WorldError>]
+    ) {
         let heavy: Bool
         switch s {
         case .map(_, _, let size, _), .unmap(_, let size): heavy = size >= parallelBytes
         default: heavy = false
         }
         guard heavy && hosts.count > 1 else {
-            for i in hosts.indices { results[i] = Result { () throws(WorldError) in try apply(s, to: hosts[i]) } }
+            for i in hosts.indices { results[i] = Result { () throws(WorldError) in try step(s, hosts[i], followers[i]) } }
             return
         }
-        let disjoint = DisjointHosts(hosts: hosts)
+        let disjoint = DisjointHosts(hosts: hosts, followers: followers)
         results = parallelMap(hosts.count, jobs: hosts.count) { i in
-            Result { () throws(WorldError) in try apply(s, to: disjoint.hosts[i]) }
+            Result { () throws(WorldError) in try step(s, disjoint.hosts[i], disjoint.followers[i]) }
         }
+    }
+
+    /// One statement on one host: answered by the engine's own process when it has one.
+    static func step(_ s: Statement, _ h: Host, _ follower: (any TraceFollower)?) throws(WorldError) -> RequestOutcome? {
+        if let follower { return try follower.follow(s, event: h.event, on: h) }
+        return try apply(s, to: h)
     }
 
     /// Applies one statement to a host; requests return their outcome.
     public static func apply(_ s: Statement, to h: Host) throws(WorldError) -> RequestOutcome? {
-        if let follower = h.backend as? TraceFollower { return try follower.follow(s, event: h.event, on: h) }
         switch s {
         case .pageShift, .mark:
             return nil
