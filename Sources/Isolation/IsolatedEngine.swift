@@ -44,7 +44,11 @@ final class WorkerBackend: DMABackend, TraceFollower {
     let engine: IsolatedCEngine
     private var process: Process?
     private var input: FileHandle?
+    /// What the worker wrote and was read, from `consumed` on not yet taken as lines.
     private var buffer: [UInt8] = []
+    private var consumed = 0
+    /// One read's worth, reused.
+    private var chunk = [UInt8](repeating: 0, count: 65536)
     private var library: (base: UInt64, path: String)?
     private(set) var crashed = false
 
@@ -78,18 +82,20 @@ final class WorkerBackend: DMABackend, TraceFollower {
         guard let fd = input?.fileDescriptor else { return (nil, false) }
         let deadline = Date().addingTimeInterval(timeout)
         while true {
-            if let nl = buffer.firstIndex(of: 10) {
-                let line = String(decoding: buffer[..<nl], as: UTF8.self)
-                buffer.removeSubrange(...nl)
+            if let nl = buffer[consumed...].firstIndex(of: 10) {
+                let line = String(decoding: buffer[consumed..<nl], as: UTF8.self)
+                consumed = nl + 1
                 return (Substring(line), false)
             }
+            // Lines are taken by moving `consumed`; the buffer is compacted once it is all read.
+            buffer.removeSubrange(..<consumed)
+            consumed = 0
             let left = deadline.timeIntervalSinceNow
             if left <= 0 { return (nil, true) }
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let r = poll(&pfd, 1, Int32(min(left, 3600) * 1000) + 1)
             if r < 0 && errno == EINTR { continue }
             if r == 0 { continue }
-            var chunk = [UInt8](repeating: 0, count: 65536)
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return (nil, false) }
