@@ -12,15 +12,16 @@ public final class CEngine: PinEngine, @unchecked Sendable {
     // Immutable after init: the functions of a shared object that stays loaded.
     typealias PinPagesRemote =
         @convention(c) (
-            UnsafeMutablePointer<pinreplay_world>?, UnsafePointer<pinreplay_dma>?, UInt, Int, UnsafeMutablePointer<UInt>?, Int32, UInt
+            UnsafeMutablePointer<pinreplay_world>?, UnsafeMutablePointer<pinreplay_dma>?, UInt, Int, UnsafeMutablePointer<UInt>?, Int32,
+            UInt, UnsafeMutablePointer<pinreplay_batch>?
         ) -> Int
     typealias UnpinPagesRemote =
         @convention(c) (
-            UnsafeMutablePointer<pinreplay_world>?, UnsafePointer<pinreplay_dma>?, UInt64, UInt, Int, Int32
+            UnsafeMutablePointer<pinreplay_world>?, UnsafeMutablePointer<pinreplay_dma>?, UInt64, UInt, Int, Int32
         ) -> Int
     typealias PinPageExternal =
         @convention(c) (
-            UnsafeMutablePointer<pinreplay_world>?, UnsafePointer<pinreplay_dma>?, UInt, UnsafeMutablePointer<UInt>?, Int32
+            UnsafeMutablePointer<pinreplay_world>?, UnsafeMutablePointer<pinreplay_dma>?, UInt, UnsafeMutablePointer<UInt>?, Int32
         ) -> Int32
 
     /// The file's stem, as the reports name the engine.
@@ -29,17 +30,20 @@ public final class CEngine: PinEngine, @unchecked Sendable {
     public let path: String
     /// The kernel API the file was compiled against, e.g. `4.16`.
     public let kernelAPI: String
+    /// The world's rules for the era: those of the Swift engine of the same kernel.
+    public let profile: EngineProfile
     let pinPagesRemote: PinPagesRemote
     let unpinPagesRemote: UnpinPagesRemote
     let pinPageExternal: PinPageExternal
 
     init(
-        name: String, path: String, kernelAPI: String, pinPagesRemote: PinPagesRemote, unpinPagesRemote: UnpinPagesRemote,
-        pinPageExternal: PinPageExternal
+        name: String, path: String, kernelAPI: String, profile: EngineProfile, pinPagesRemote: PinPagesRemote,
+        unpinPagesRemote: UnpinPagesRemote, pinPageExternal: PinPageExternal
     ) {
         self.name = name
         self.path = path
         self.kernelAPI = kernelAPI
+        self.profile = profile
         self.pinPagesRemote = pinPagesRemote
         self.unpinPagesRemote = unpinPagesRemote
         self.pinPageExternal = pinPageExternal
@@ -51,7 +55,6 @@ public final class CEngine: PinEngine, @unchecked Sendable {
     public var aliases: [String] { [] }
     public var summary: String { "compiled from \(path)" }
     public var kernels: String { "\(kernelAPI)-era C, \(path)" }
-    public var profile: EngineProfile { .v4_16 }
 
     /// Calls the compiled `vfio_pin_pages_remote()` on `k`'s world.
     public func vfio_pin_pages_remote(
@@ -59,8 +62,19 @@ public final class CEngine: PinEngine, @unchecked Sendable {
         _ batch: inout VFIOBatch
     ) -> Int {
         var base: UInt = 0
-        let ret = call(k, dma) { w, d in
-            pinPagesRemote(w, d, UInt(vaddr.rawValue), npage, &base, dma.lock_cap ? 1 : 0, UInt(limit))
+        let ret = batch.pages.withUnsafeMutableBufferPointer { pages in
+            // PFN is one UInt64: the batch's storage is the pfns array world.h describes.
+            pages.withMemoryRebound(to: UInt.self) { pfns in
+                var b = pinreplay_batch(
+                    pfns: pfns.baseAddress, capacity: UInt32(batch.capacity), size: UInt32(batch.size),
+                    offset: UInt32(batch.offset))
+                let ret = call(k, dma) { w, d in
+                    pinPagesRemote(w, d, UInt(vaddr.rawValue), npage, &base, dma.lock_cap ? 1 : 0, UInt(limit), &b)
+                }
+                batch.size = Int(b.size)
+                batch.offset = Int(b.offset)
+                return ret
+            }
         }
         pfn_base = PFN(UInt64(base))
         return ret
@@ -87,10 +101,10 @@ public final class CEngine: PinEngine, @unchecked Sendable {
         }
     }
 
-    /// Runs one entry point with the host as its world: locked_vm goes in and comes back, the
-    /// engine's own counts are added to the host's.
+    /// Runs one entry point with the host as its world: locked_vm and the dma's has_rsvd go in
+    /// and come back, the engine's own counts are added to the host's.
     private func call(
-        _ k: Host, _ dma: VFIODma, _ body: (UnsafeMutablePointer<pinreplay_world>, UnsafePointer<pinreplay_dma>) -> Int
+        _ k: Host, _ dma: VFIODma, _ body: (UnsafeMutablePointer<pinreplay_world>, UnsafeMutablePointer<pinreplay_dma>) -> Int
     ) -> Int {
         var w = pinreplay_world()
         w.host = Unmanaged.passUnretained(k).toOpaque()
@@ -103,10 +117,21 @@ public final class CEngine: PinEngine, @unchecked Sendable {
         w.pfn_class = World.pfnClass
         w.put_page = World.putPage
         w.find_vpfn = World.findVpfn
+        if let zero = k.phys.zeroPfn {
+            w.zero_pfn = UInt(zero.rawValue)
+            w.has_zero_pfn = 1
+        }
+        w.pin_user_pages = World.pinUserPages
+        w.unpin_user_page = World.unpinUserPage
+        w.unpin_user_page_range = World.unpinUserPageRange
+        w.follow_pfnmap = World.followPfnmap
+        w.fixup_user_fault = World.fixupUserFault
+        w.dma_pins = World.dmaPins
         var d = pinreplay_dma(
             handle: Unmanaged.passUnretained(dma).toOpaque(), iova: dma.iova.rawValue, vaddr: UInt(dma.vaddr.rawValue),
-            size: UInt(dma.size), prot: Int32(dma.prot.rawValue))
-        let ret = withUnsafeMutablePointer(to: &w) { w in withUnsafePointer(to: &d) { d in body(w, d) } }
+            size: UInt(dma.size), prot: Int32(dma.prot.rawValue), lock_cap: dma.lock_cap ? 1 : 0, has_rsvd: dma.has_rsvd ? 1 : 0)
+        let ret = withUnsafeMutablePointer(to: &w) { w in withUnsafeMutablePointer(to: &d) { d in body(w, d) } }
+        dma.has_rsvd = d.has_rsvd != 0
         k.mm.locked_vm = Int64(Int(bitPattern: w.locked_vm))
         k.counters.vaddr_get_pfn += Int(w.counts.vaddr_get_pfn)
         k.counters.pages_walked += Int(w.counts.pages_walked)
@@ -172,6 +197,54 @@ enum World {
         // The handle is the dma passed in by `CEngine.call`.
         let dma = Unmanaged<VFIODma>.fromOpaque(handle.unsafelyUnwrapped).takeUnretainedValue()
         return host(p).vfio_find_vpfn(dma, IOVA(iova)) != nil ? 1 : 0
+    }
+
+    static let pinUserPages: @convention(c) (UnsafeMutableRawPointer?, UInt, UInt, Int32, UnsafeMutablePointer<UInt>?) -> Int = {
+        p, vaddr, nr, write, pfns in
+        let k = host(p)
+        guard let mm = k.current_mm, let pfns else { return -EFAULT }
+        return pfns.withMemoryRebound(to: PFN.self, capacity: Int(nr)) { pages in
+            k.pin_user_pages_remote(mm, VAddr(UInt64(vaddr)), Int(nr), write: write != 0, pages)
+        }
+    }
+
+    static let unpinUserPage: @convention(c) (UnsafeMutableRawPointer?, UInt) -> Void = { p, pfn in
+        host(p).unpin_user_page(PFN(UInt64(pfn)))
+    }
+
+    static let unpinUserPageRange: @convention(c) (UnsafeMutableRawPointer?, UInt, UInt, Int32) -> Void = { p, pfn, npage, dirty in
+        host(p).unpin_user_page_range_dirty_lock(PFN(UInt64(pfn)), Int(npage), dirty != 0 ? .IOMMU_WRITE : [])
+    }
+
+    static let followPfnmap: @convention(c) (UnsafeMutableRawPointer?, UInt, Int32, UnsafeMutablePointer<pinreplay_pfnmap>?) -> Int32 = {
+        p, vaddr, huge_ok, out in
+        let k = host(p)
+        // The VMA the engine looked up holds vaddr: found again here, not counted twice.
+        guard let mm = k.current_mm, let vma = mm.findVMAIntersection(VAddr(UInt64(vaddr)), VAddr(UInt64(vaddr) + 1)) else {
+            return Int32(-EINVAL)
+        }
+        let found = huge_ok != 0 ? k.follow_pfnmap_start(vma, VAddr(UInt64(vaddr))) : k.follow_pte(vma, VAddr(UInt64(vaddr)))
+        guard let found else { return Int32(-EINVAL) }
+        out?.pointee = pinreplay_pfnmap(pfn: UInt(found.pfn.rawValue), addr_mask: UInt(found.addr_mask), writable: found.writable ? 1 : 0)
+        return 0
+    }
+
+    static let fixupUserFault: @convention(c) (UnsafeMutableRawPointer?, UInt, Int32) -> Int32 = { p, vaddr, write in
+        let k = host(p)
+        guard let mm = k.current_mm else { return Int32(-EFAULT) }
+        return Int32(k.fixup_user_fault(mm, VAddr(UInt64(vaddr)), write: write != 0))
+    }
+
+    static let dmaPins: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, UnsafeMutablePointer<pinreplay_pin>?, Int) -> Int = {
+        p, handle, pins, cap in
+        // The handle is the dma passed in by `CEngine.call`.
+        let dma = Unmanaged<VFIODma>.fromOpaque(handle.unsafelyUnwrapped).takeUnretainedValue()
+        if dma.pfn_list.isEmpty { return 0 }
+        for (i, iova) in dma.pfn_list.keys.sorted().prefix(cap).enumerated() {
+            guard let vpfn = dma.pfn_list[iova] else { continue }
+            pins?[i] = pinreplay_pin(iova: iova, pfn: UInt(vpfn.pfn.rawValue), ref_count: UInt32(clamping: vpfn.ref_count))
+        }
+        return dma.pfn_list.count
     }
 
     /// The kernel's `vm_flags` bits for a VMA.

@@ -16,14 +16,69 @@ public struct CEngineError: Error, CustomStringConvertible, Equatable {
     public init(message: String) { self.message = message }
 }
 
-/// Builds engines from C: compiles the user's block of vfio_iommu_type1.c with the system C
-/// compiler against the kernel header of its era (force-included), followed by the era's
-/// entry points, into a shared object cached by the hash of everything that went into it;
-/// then loads it.
-/// The kernel API a C engine is written against: the header and entry points it is built with.
+/// The kernel API a C engine is written against: the header and entry points it is built with,
+/// and the world's rules it runs under (those of the Swift engine of the same kernel).
 public enum KernelAPI: String, CaseIterable, Sendable {
     /// 4.x: single-page vaddr_get_pfn(), get_user_pages_longterm(), mmap_sem.
     case v4_16 = "4.16"
+    /// 5.12 to 5.19: vaddr_get_pfns() over a vfio_batch, follow_pte(), pin_user_pages_remote() with vmas.
+    case v5_15 = "5.15"
+    /// 6.0 to 6.4: 5.15's code; R/O pins unshare possibly shared anonymous pages.
+    case v6_1 = "6.1"
+    /// 6.5 to 6.14: follow_pfnmap_start(), pin_user_pages_remote() without vmas.
+    case v6_12 = "6.12"
+    /// 6.15 to 6.17: follow_pfnmap_start() with addr_mask; unsigned batch counts.
+    case v6_15 = "6.15"
+    /// 6.18 to 7.x: num_pages_contiguous(), vpfn_pages(), has_rsvd, kzalloc_obj().
+    case v6_18 = "6.18"
+
+    /// The era's world rules: the profile of the Swift engine of that kernel.
+    public var profile: EngineProfile {
+        switch self {
+        case .v4_16: .v4_16
+        case .v5_15: .v5_15
+        case .v6_1: .v6_1
+        case .v6_12, .v6_15: .v6_12
+        case .v6_18: .v6_18
+        }
+    }
+
+    /// The header force-included before the file, under include/.
+    var header: String { "pinreplay/kernel-\(rawValue).h" }
+    /// The entry points compiled after it.
+    var glue: String { self == .v4_16 ? "pinreplay/engine-4.16.c" : "pinreplay/engine-later.c" }
+
+    /// The functions of vfio_iommu_type1.c the era's entry points call: what a file is cut down
+    /// to, with the helpers they call.
+    var neededFunctions: [String] {
+        switch self {
+        case .v4_16:
+            ["vfio_lock_acct", "is_invalid_reserved_pfn", "put_pfn", "vaddr_get_pfn", "vfio_pin_pages_remote", "vfio_unpin_pages_remote"]
+        default:
+            [
+                "vfio_lock_acct", "is_invalid_reserved_pfn", "put_pfn", "vaddr_get_pfns", "vfio_pin_pages_remote",
+                "vfio_unpin_pages_remote", "vfio_pin_page_external",
+            ]
+        }
+    }
+
+    /// Functions the header backs with the world but a file may define itself: the file's own
+    /// definition wins (the header's is under `#ifndef PR_HAVE_<name>`).
+    static let overridable: Set<String> = ["vfio_find_vpfn", "vfio_find_vpfn_range", "vpfn_pages", "num_pages_contiguous"]
+
+    /// The era a file is written for, from what it uses (docs/C-ENGINES.md, "Eras"): the
+    /// newest era whose marks it carries.
+    static func detect(_ text: String) -> KernelAPI {
+        let uses = { (word: String) in text.contains(word) }
+        if ["num_pages_contiguous", "vpfn_pages", "has_rsvd", "kzalloc_obj", "kmalloc_obj"].contains(where: uses) { return .v6_18 }
+        if uses("addr_mask") { return .v6_15 }
+        if uses("follow_pfnmap_start") { return .v6_12 }
+        if ["vaddr_get_pfns", "vfio_batch", "pin_user_pages_remote", "follow_fault_pfn"].contains(where: uses) {
+            // vfio_iommu_type1_pin_pages() takes a user_iova from 6.0 (34a255e67615).
+            return uses("user_iova") ? .v6_1 : .v5_15
+        }
+        return .v4_16
+    }
 }
 
 /// Compiles a reviewer's C into an engine and loads it, caching the shared object.
@@ -47,43 +102,60 @@ public enum CEngineLoader {
         guard let source = FileManager.default.contents(atPath: path) else {
             throw CEngineError(message: "\(path): cannot read: \(String(cString: strerror(errno)))")
         }
-        let api: String
-        if let kernelAPI { api = kernelAPI.rawValue } else { api = try detectAPI(path: path, source: source) }
+        let text = String(decoding: source, as: UTF8.self)
+        let api = kernelAPI ?? KernelAPI.detect(text)
         let include = try includeDirectory(cache: cache)
         let compiler = try findCompiler()
-        let header = "pinreplay/kernel-\(api).h"
-        let glue = "pinreplay/engine-\(api).c"
         var key = FNV1a()
-        key.add("pinreplay C engine 1")
+        key.add("pinreplay C engine 2")
         key.add(compiler)
         key.add(flags.joined(separator: " "))
-        for file in ["pinreplay/world.h", header, glue] {
+        key.add(api.rawValue)
+        // Every header and entry-point file: the era's include one another.
+        for file in try includeFiles(include) {
             guard let bytes = FileManager.default.contents(atPath: include + "/" + file) else {
                 throw CEngineError(message: "\(include)/\(file): missing from pinreplay's installation")
             }
+            key.add(file)
             key.add(bytes)
         }
         key.add(source)
-        let library = try cacheDirectory(cache) + "/\(engineName(path))-\(api)-\(key.hex).so"
+        let library = try cacheDirectory(cache) + "/\(engineName(path))-\(api.rawValue)-\(key.hex).so"
         if !FileManager.default.fileExists(atPath: library) {
-            // A whole vfio_iommu_type1.c is cut down to what the era's entry points call.
-            let extractor = CExtractor(String(decoding: source, as: UTF8.self), path: path)
+            // A whole vfio_iommu_type1.c, or any file of a later era, is cut down to what the
+            // era's entry points call; a 4.16 block compiles as it stands.
+            let extractor = CExtractor(text, path: path)
             var unit = path
-            if extractor.isWholeFile {
+            var defines: [String] = []
+            if extractor.isWholeFile || api != .v4_16 {
                 var provided = Set<String>()
-                for file in ["pinreplay/world.h", header] {
-                    let text = (try? String(contentsOfFile: include + "/" + file, encoding: .utf8)) ?? ""
-                    provided.formUnion(CExtractor.identifiers(text))
+                for file in try includeFiles(include) where file.hasSuffix(".h") {
+                    let header = (try? String(contentsOfFile: include + "/" + file, encoding: .utf8)) ?? ""
+                    provided.formUnion(CExtractor.identifiers(header))
                 }
-                let cut = try extractor.extract(needed: neededFunctions[api] ?? [], provided: provided)
+                provided.subtract(KernelAPI.overridable)
+                let cut = try extractor.cut(needed: api.neededFunctions, provided: provided)
+                defines = cut.functions.filter { KernelAPI.overridable.contains($0) }.sorted().map { "-DPR_HAVE_\($0)" }
                 unit = library.dropLast(3) + "-cut.c"
-                guard FileManager.default.createFile(atPath: unit, contents: Data(cut.utf8)) else {
+                guard FileManager.default.createFile(atPath: unit, contents: Data(cut.text.utf8)) else {
                     throw CEngineError(message: "\(unit): cannot write the cut block")
                 }
             }
-            try compile(path: unit, compiler: compiler, include: include, header: header, glue: glue, into: library)
+            try compile(
+                path: unit, compiler: compiler, include: include, header: api.header, glue: api.glue, defines: defines, into: library)
         }
         return try open(library, name: name ?? engineName(path), path: path, api: api)
+    }
+
+    /// The files of include/pinreplay/, by path under include/, sorted.
+    static func includeFiles(_ include: String) throws(CEngineError) -> [String] {
+        do {
+            return try FileManager.default.contentsOfDirectory(atPath: include + "/pinreplay").filter {
+                $0.hasSuffix(".h") || $0.hasSuffix(".c")
+            }.sorted().map { "pinreplay/" + $0 }
+        } catch {
+            throw CEngineError(message: "\(include)/pinreplay: cannot list pinreplay's headers: \(error.localizedDescription)")
+        }
     }
 
     /// Splits an `--engines` item `NAME=PATH` into the engine's name and its file; a bare path
@@ -96,30 +168,10 @@ public enum CEngineLoader {
         return isPath(item) ? (engineName(item), item) : nil
     }
 
-    /// The functions of vfio_iommu_type1.c each era's entry points call (`engine-ERA.c`): what a
-    /// whole file is cut down to, with the helpers they call.
-    static let neededFunctions: [String: [String]] = [
-        "4.16": [
-            "vfio_lock_acct", "is_invalid_reserved_pfn", "put_pfn", "vaddr_get_pfn", "vfio_pin_pages_remote",
-            "vfio_unpin_pages_remote",
-        ]
-    ]
-
     /// Optimized as the kernel is, with symbols (a crash names its function); position-
     /// independent, only the entry points exported; the block's own function calls counted
     /// through -finstrument-functions.
     static let flags = ["-std=gnu11", "-O2", "-g", "-fPIC", "-shared", "-fvisibility=hidden", "-finstrument-functions", "-w"]
-
-    /// 4.16 unless the file uses what only later kernels have.
-    static func detectAPI(path: String, source: Data) throws(CEngineError) -> String {
-        let text = String(decoding: source, as: UTF8.self)
-        let later = ["vfio_batch", "pin_user_pages_remote", "follow_fault_pfn", "vaddr_get_pfns"].filter { text.contains($0) }
-        if let first = later.first {
-            throw CEngineError(
-                message: "\(path): uses \(first) of the 5.x/6.x API; only the 4.16 API (--kernel-api 4.16) is available so far")
-        }
-        return "4.16"
-    }
 
     /// `include/` beside the tool: from PINREPLAY_INCLUDE, else the nearest ancestor of the
     /// executable holding `include/pinreplay/world.h` (the repository for a build tree) or
@@ -208,9 +260,9 @@ public enum CEngineLoader {
 
     /// Compiles one translation unit, the user's file then the era's entry points, into a
     /// temporary file renamed into place: a concurrent run sees the whole library or none.
-    static func compile(path: String, compiler: String, include: String, header: String, glue: String, into library: String)
-        throws(CEngineError)
-    {
+    static func compile(
+        path: String, compiler: String, include: String, header: String, glue: String, defines: [String] = [], into library: String
+    ) throws(CEngineError) {
         let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
         let scratch = NSTemporaryDirectory() + "pinreplay-cc-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: scratch) }
@@ -224,7 +276,7 @@ public enum CEngineLoader {
         }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: compiler)
-        p.arguments = flags + ["-I", include, "-include", header, "-o", partial, unit]
+        p.arguments = flags + defines + ["-I", include, "-include", header, "-o", partial, unit]
         let err = Pipe()
         p.standardError = err
         p.standardOutput = err
@@ -256,23 +308,23 @@ public enum CEngineLoader {
         return first + (more > 0 ? " (and \(more) more error\(more == 1 ? "" : "s"))" : "")
     }
 
-    static func open(_ library: String, name: String, path: String, api: String) throws(CEngineError) -> CEngine {
+    static func open(_ library: String, name: String, path: String, api: KernelAPI) throws(CEngineError) -> CEngine {
         guard let handle = dlopen(library, RTLD_NOW | RTLD_LOCAL) else {
             throw CEngineError(message: "\(library): cannot load: \(String(cString: dlerror()))")
         }
         func symbol(_ name: String) throws(CEngineError) -> UnsafeMutableRawPointer {
             guard let s = dlsym(handle, name) else {
-                throw CEngineError(message: "\(library): no \(name): not built from pinreplay's \(api) entry points")
+                throw CEngineError(message: "\(library): no \(name): not built from pinreplay's \(api.rawValue) entry points")
             }
             return s
         }
         typealias KernelAPI = @convention(c) () -> UnsafePointer<CChar>?
         let built = try unsafeBitCast(symbol("pinreplay_kernel_api"), to: KernelAPI.self)().map { String(cString: $0) }
-        guard built == api else {
+        guard built == api.rawValue else {
             throw CEngineError(message: "\(library): built for the \(built ?? "?") API, not \(api)")
         }
         return CEngine(
-            name: name, path: path, kernelAPI: api,
+            name: name, path: path, kernelAPI: api.rawValue, profile: api.profile,
             pinPagesRemote: unsafeBitCast(try symbol("pinreplay_vfio_pin_pages_remote"), to: CEngine.PinPagesRemote.self),
             unpinPagesRemote: unsafeBitCast(try symbol("pinreplay_vfio_unpin_pages_remote"), to: CEngine.UnpinPagesRemote.self),
             pinPageExternal: unsafeBitCast(try symbol("pinreplay_vfio_pin_page_external"), to: CEngine.PinPageExternal.self))

@@ -44,6 +44,11 @@ public struct CExtractor {
     /// (the era's header and entry points) defines; in file order. Throws naming the first
     /// needed function the file does not define.
     public func extract(needed: [String], provided: Set<String>) throws(CEngineError) -> String {
+        try cut(needed: needed, provided: provided).text
+    }
+
+    /// As `extract`, with the names of the functions the cut holds.
+    public func cut(needed: [String], provided: Set<String>) throws(CEngineError) -> (text: String, functions: [String]) {
         // Every definition of a name: variants under #if/#else are kept with their conditions.
         var byName: [String: [Int]] = [:]
         for (i, f) in functions.enumerated() { byName[f.name, default: []].append(i) }
@@ -68,14 +73,16 @@ public struct CExtractor {
             }
         }
         var out = "/* cut by pinreplay from \(path): \(keep.count) functions */\n"
+        var names: [String] = []
         for i in keep.sorted() {
             let f = functions[i]
+            names.append(f.name)
             for level in f.conditions { out += level.joined(separator: "\n") + "\n" }
             out += "#line \(f.line) \"\(path)\"\n"
             out += String(decoding: source[f.range], as: UTF8.self) + "\n"
             for _ in f.conditions { out += "#endif\n" }
         }
-        return out
+        return (out, names)
     }
 
     /// The identifiers a C text defines or uses at its top level, for the header's names.

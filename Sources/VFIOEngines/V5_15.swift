@@ -22,6 +22,17 @@ protocol BatchRefill {
     ) -> Int
 }
 
+extension Host {
+    /// `is_invalid_reserved_pfn()` called by `vfio_pin_pages_remote()` itself (5.12 on): each
+    /// such page-class check is one step of the walk (`pages_walked`): a page, a 6.18 group,
+    /// or the first page of a run. A pfnmap leaf step (6.15 on) makes none. This is what a C
+    /// engine of the same code counts too (include/pinreplay/engine-later.c).
+    @inline(__always) func walk_is_invalid_reserved_pfn(_ pfn: PFN) -> Bool {
+        counters.pages_walked += 1
+        return is_invalid_reserved_pfn(pfn)
+    }
+}
+
 /// 5.12 to 5.19: 512-page batches, raw pfns through the page table with fault-in.
 public struct V5_15: PinEngine, BatchRefill {
     /// The engine; it holds no state (the host does).
@@ -103,7 +114,7 @@ public struct V5_15: PinEngine, BatchRefill {
             // Leftover pages in batch from an earlier call.
             pfn_base = batch.pages[batch.offset]
             pfn = pfn_base
-            rsvd = k.is_invalid_reserved_pfn(pfn_base)
+            rsvd = k.walk_is_invalid_reserved_pfn(pfn_base)
         } else {
             pfn_base = 0
         }
@@ -123,15 +134,14 @@ public struct V5_15: PinEngine, BatchRefill {
                 // pfn 0 stands for "no run yet": a run starting at pfn 0 restarts here.
                 if pfn_base == 0 {
                     pfn_base = pfn
-                    rsvd = k.is_invalid_reserved_pfn(pfn_base)
+                    rsvd = k.walk_is_invalid_reserved_pfn(pfn_base)
                 }
             }
 
             // pfn is preset for the first iteration and fetched at the end of each, since a
             // VM_PFNMAP pfn is not in batch.pages.
             while true {
-                k.counters.pages_walked += 1
-                if pfn != pfn_base + pinned || rsvd != k.is_invalid_reserved_pfn(pfn) {
+                if pfn != pfn_base + pinned || rsvd != k.walk_is_invalid_reserved_pfn(pfn) {
                     break body  // goto out
                 }
 

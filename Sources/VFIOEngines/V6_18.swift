@@ -62,7 +62,7 @@ public struct V6_18: PinEngine, LeafRefill {
             // Leftover pages in batch from an earlier call.
             pfn_base = batch.pages[batch.offset]
             pfn = pfn_base
-            rsvd = k.is_invalid_reserved_pfn(pfn_base)
+            rsvd = k.walk_is_invalid_reserved_pfn(pfn_base)
         } else {
             pfn_base = 0
         }
@@ -80,12 +80,11 @@ public struct V6_18: PinEngine, LeafRefill {
                 }
                 if pfn_base == 0 {
                     pfn_base = pfn
-                    rsvd = k.is_invalid_reserved_pfn(pfn_base)
+                    rsvd = k.walk_is_invalid_reserved_pfn(pfn_base)
                 }
 
                 // Handle pfnmap
                 if batch.size == 0 {
-                    k.counters.pages_walked += 1
                     if pfn != pfn_base + pinned || !rsvd { break body }  // goto out
                     pinned += ret
                     npage -= ret
@@ -96,8 +95,7 @@ public struct V6_18: PinEngine, LeafRefill {
             }
 
             while true {
-                k.counters.pages_walked += 1
-                if pfn != pfn_base + pinned || rsvd != k.is_invalid_reserved_pfn(pfn) {
+                if pfn != pfn_base + pinned || rsvd != k.walk_is_invalid_reserved_pfn(pfn) {
                     break body  // goto out
                 }
 

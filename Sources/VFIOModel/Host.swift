@@ -201,6 +201,14 @@ public final class Host {
     /// each), or that first page's -errno when none.
     @inlinable
     public func pin_user_pages_remote(_ mm: MM, _ vaddr: VAddr, _ nr_pages: Int, write: Bool, _ pages: inout [PFN]) -> Int {
+        pages.withUnsafeMutableBufferPointer { pin_user_pages_remote(mm, vaddr, min(nr_pages, $0.count), write: write, $0.baseAddress!) }
+    }
+
+    /// `pin_user_pages_remote()` into `nr_pages` slots at `pages` (a C engine's buffer).
+    @inlinable
+    public func pin_user_pages_remote(_ mm: MM, _ vaddr: VAddr, _ nr_pages: Int, write: Bool, _ pages: UnsafeMutablePointer<PFN>)
+        -> Int
+    {
         counters.get_user_pages += 1
         var i = 0
         var ret = 0

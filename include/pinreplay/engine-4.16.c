@@ -64,20 +64,22 @@ PR_EXPORT const char *pinreplay_kernel_api(void)
 	return PINREPLAY_KERNEL_API;
 }
 
-PR_EXPORT long pinreplay_vfio_pin_pages_remote(struct pinreplay_world *w, const struct pinreplay_dma *d,
+/* 4.x has no batch: b is the later eras' and stays untouched. */
+PR_EXPORT long pinreplay_vfio_pin_pages_remote(struct pinreplay_world *w, struct pinreplay_dma *d,
 					       unsigned long vaddr, long npage, unsigned long *pfn_base,
-					       int lock_cap, unsigned long limit)
+					       int lock_cap, unsigned long limit, struct pinreplay_batch *b)
 {
 	struct vfio_dma dma = { 0 };
 	long ret;
 
+	(void)b;
 	pr_enter(w, &dma, d);
 	ret = vfio_pin_pages_remote(&dma, vaddr, npage, pfn_base, lock_cap != 0, limit);
 	pr_leave(w);
 	return ret;
 }
 
-PR_EXPORT long pinreplay_vfio_unpin_pages_remote(struct pinreplay_world *w, const struct pinreplay_dma *d,
+PR_EXPORT long pinreplay_vfio_unpin_pages_remote(struct pinreplay_world *w, struct pinreplay_dma *d,
 						 unsigned long long iova, unsigned long pfn, long npage,
 						 int do_accounting)
 {
@@ -92,7 +94,7 @@ PR_EXPORT long pinreplay_vfio_unpin_pages_remote(struct pinreplay_world *w, cons
 
 /* 4.16's vfio_pin_page_external(), which lies below the block: the block's vaddr_get_pfn() on
  * one page, charged to the task (not its caller) when asked. */
-PR_EXPORT int pinreplay_vfio_pin_page_external(struct pinreplay_world *w, const struct pinreplay_dma *d,
+PR_EXPORT int pinreplay_vfio_pin_page_external(struct pinreplay_world *w, struct pinreplay_dma *d,
 					       unsigned long vaddr, unsigned long *pfn_base, int do_accounting)
 {
 	struct vfio_dma dma = { 0 };

@@ -42,6 +42,33 @@ struct pinreplay_dma {
 	unsigned long vaddr;
 	unsigned long size;
 	int prot;
+	/* 5.x on: capable(CAP_IPC_LOCK) when the map came (dma->lock_cap). */
+	int lock_cap;
+	/* 6.18: a reserved run was mapped into this dma; read before the call, written after. */
+	int has_rsvd;
+};
+
+/* The container's struct vfio_batch between calls of one map (5.x on): the pfns of
+ * pages[offset .. offset + size) are the pages pinned and not yet consumed. */
+struct pinreplay_batch {
+	unsigned long *pfns;
+	unsigned int capacity;
+	unsigned int size;
+	unsigned int offset;
+};
+
+/* An external pin of a dma (its struct vfio_pfn). */
+struct pinreplay_pin {
+	unsigned long long iova;
+	unsigned long pfn;
+	unsigned int ref_count;
+};
+
+/* What follow_pte() / follow_pfnmap_start() find at an address. */
+struct pinreplay_pfnmap {
+	unsigned long pfn;
+	unsigned long addr_mask;
+	int writable;
 };
 
 /* Operations counted by the engine's own code (the cost model's counters of the same names). */
@@ -80,6 +107,26 @@ struct pinreplay_world {
 	void (*put_page)(void *host, unsigned long pfn);
 	/* vfio_find_vpfn(): whether an external pin holds iova in this dma. */
 	int (*find_vpfn)(void *host, void *dma_handle, unsigned long long iova);
+
+	/* --- 5.x on ---------------------------------------------------------------------- */
+	/* The zero page's pfn, and whether there is one (is_zero_pfn()). */
+	unsigned long zero_pfn;
+	int has_zero_pfn;
+	/* pin_user_pages_remote(FOLL_LONGTERM) of up to nr pages from vaddr: how many were
+	 * pinned (pfns[0..n), one pin reference each), or the first page's -errno when none. */
+	long (*pin_user_pages)(void *host, unsigned long vaddr, unsigned long nr, int write, unsigned long *pfns);
+	/* unpin_user_page(): drops a pin reference. */
+	void (*unpin_user_page)(void *host, unsigned long pfn);
+	/* unpin_user_page_range_dirty_lock() over npage frames from pfn. */
+	void (*unpin_user_page_range)(void *host, unsigned long pfn, unsigned long npage, int dirty);
+	/* follow_pfnmap_start() of the VMA holding vaddr: 0 with *out filled, or -EINVAL when
+	 * no present pte is there; huge_ok 0 is follow_pte(), which follows 4 KiB ptes only. */
+	int (*follow_pfnmap)(void *host, unsigned long vaddr, int huge_ok, struct pinreplay_pfnmap *out);
+	/* fixup_user_fault(): 0 or -errno. */
+	int (*fixup_user_fault)(void *host, unsigned long vaddr, int write);
+	/* The external pins of a dma in iova order: how many there are; the first cap of
+	 * them are written to pins. */
+	long (*dma_pins)(void *host, void *dma_handle, struct pinreplay_pin *pins, long cap);
 };
 
 #endif /* PINREPLAY_WORLD_H */

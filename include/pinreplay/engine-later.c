@@ -1,0 +1,188 @@
+/*
+ * The entry points of a C engine of the 5.15 to 6.18 eras. pinreplay compiles one translation
+ * unit made of the functions cut from the user's vfio_iommu_type1.c (vfio_lock_acct(),
+ * is_invalid_reserved_pfn(), put_pfn(), vaddr_get_pfns(), vfio_pin_pages_remote(),
+ * vfio_unpin_pages_remote(), vfio_pin_page_external() and every helper of the file they call)
+ * followed by this file, so these can call them.
+ *
+ * Each entry point makes the world current for this thread, rebuilds what the kernel would
+ * hold between calls (the container's vfio_batch, the dma's tree of external pins), runs the
+ * kernel function, and hands back locked_vm, has_rsvd and the batch. The cut is compiled with
+ * -finstrument-functions: the hooks below count the calls the cost model prices.
+ */
+
+#define PR_EXPORT __attribute__((visibility("default"), no_instrument_function))
+#define PR_HIDDEN __attribute__((visibility("hidden"), no_instrument_function))
+
+/* The engine's functions in progress, innermost last: who called whom. */
+static __thread void *pr_calls[64];
+static __thread int pr_depth;
+
+/*
+ * vaddr_get_pfns() and put_pfn() calls are counted as such; a call of
+ * is_invalid_reserved_pfn() made by vfio_pin_pages_remote() itself is a step of the walk
+ * (pages_walked: a page, a 6.18 group, the first page of a run), as the Swift engines count.
+ */
+PR_HIDDEN void __cyg_profile_func_enter(void *fn, void *site)
+{
+	(void)site;
+	if (!pr_world)
+		return;
+	if (fn == (void *)vaddr_get_pfns) {
+		pr_world->counts.vaddr_get_pfn++;
+	} else if (fn == (void *)put_pfn) {
+		pr_world->counts.put_pfn++;
+	} else if (fn == (void *)is_invalid_reserved_pfn && pr_depth > 0 && pr_depth <= 64 &&
+		   pr_calls[pr_depth - 1] == (void *)vfio_pin_pages_remote) {
+		pr_world->counts.pages_walked++;
+	}
+	if (pr_depth < 64)
+		pr_calls[pr_depth] = fn;
+	pr_depth++;
+}
+
+PR_HIDDEN void __cyg_profile_func_exit(void *fn, void *site)
+{
+	(void)fn;
+	(void)site;
+	pr_depth--;
+}
+
+/* Builds a balanced tree over pr_pins[lo, hi) under parent; returns its root. */
+static __attribute__((no_instrument_function)) struct rb_node *pr_pin_tree(long lo, long hi, struct rb_node *parent)
+{
+	long mid;
+	struct rb_node *node;
+
+	if (lo >= hi)
+		return 0;
+	mid = lo + (hi - lo) / 2;
+	node = &pr_pins[mid].node;
+	node->rb_parent_color = (unsigned long)parent;
+	node->rb_left = pr_pin_tree(lo, mid, node);
+	node->rb_right = pr_pin_tree(mid + 1, hi, node);
+	return node;
+}
+
+/* The dma's external pins, as the world holds them, into pr_pins and dma->pfn_list. */
+static __attribute__((no_instrument_function)) void pr_load_pins(struct pinreplay_world *w, struct vfio_dma *dma)
+{
+	static __thread struct pinreplay_pin *buf;
+	static __thread long cap;
+	long n = w->dma_pins(w->host, dma->pr_handle, buf, cap), i;
+
+	if (n > cap) {
+		free(buf);
+		free(pr_pins);
+		buf = malloc((size_t)n * sizeof(*buf));
+		pr_pins = malloc((size_t)n * sizeof(*pr_pins));
+		if (!buf || !pr_pins)
+			__builtin_trap();
+		cap = n;
+		n = w->dma_pins(w->host, dma->pr_handle, buf, cap);
+	}
+	for (i = 0; i < n; i++) {
+		pr_pins[i].iova = buf[i].iova;
+		pr_pins[i].pfn = buf[i].pfn;
+		pr_pins[i].ref_count = buf[i].ref_count;
+	}
+	pr_npins = n;
+	dma->pfn_list.rb_node = pr_pin_tree(0, n, 0);
+}
+
+static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
+							       const struct pinreplay_dma *d)
+{
+	pr_world = w;
+	pr_depth = 0;
+	pr_mm.locked_vm = w->locked_vm;
+	pr_task.mm = &pr_mm;
+	disable_hugepages = w->disable_hugepages != 0;
+	dma->iova = d->iova;
+	dma->vaddr = d->vaddr;
+	dma->size = d->size;
+	dma->prot = d->prot;
+	dma->lock_cap = d->lock_cap != 0;
+	dma->has_rsvd = d->has_rsvd != 0;
+	dma->task = current;
+	dma->mm = &pr_mm;
+	dma->pr_handle = d->handle;
+	pr_load_pins(w, dma);
+}
+
+static __attribute__((no_instrument_function)) void pr_leave(struct pinreplay_world *w, struct vfio_dma *dma,
+							       struct pinreplay_dma *d)
+{
+	w->locked_vm = pr_mm.locked_vm;
+	d->has_rsvd = dma->has_rsvd;
+	pr_world = 0;
+}
+
+/* Which kernel's API this engine was built against. */
+PR_EXPORT const char *pinreplay_kernel_api(void)
+{
+	return PINREPLAY_KERNEL_API;
+}
+
+/* The container's batch holds pages pinned and not yet consumed between the calls of one map:
+ * it comes in as pfns and goes back out as pfns. A batch the engine left outside its own
+ * bounds is a bug of the engine, stopped here as a crash. */
+static __thread struct page *pr_batch_pages[VFIO_BATCH_MAX_CAPACITY];
+
+PR_EXPORT long pinreplay_vfio_pin_pages_remote(struct pinreplay_world *w, struct pinreplay_dma *d, unsigned long vaddr,
+					       long npage, unsigned long *pfn_base, int lock_cap, unsigned long limit,
+					       struct pinreplay_batch *b)
+{
+	struct vfio_dma dma = { 0 };
+	struct vfio_batch batch = { 0 };
+	unsigned int i;
+	long ret;
+
+	(void)lock_cap; /* dma->lock_cap */
+	if (b->capacity > VFIO_BATCH_MAX_CAPACITY || b->size > b->capacity || b->offset > b->capacity - b->size)
+		__builtin_trap();
+	batch.pages = pr_batch_pages;
+	batch.capacity = b->capacity;
+	batch.size = b->size;
+	batch.offset = b->offset;
+	for (i = b->offset; i < b->offset + b->size; i++)
+		pr_batch_pages[i] = pfn_to_page(b->pfns[i]);
+
+	pr_enter(w, &dma, d);
+	ret = vfio_pin_pages_remote(&dma, vaddr, npage, pfn_base, limit, &batch);
+	pr_leave(w, &dma, d);
+
+	if (batch.pages != pr_batch_pages || batch.size < 0 || batch.offset < 0 ||
+	    (unsigned int)batch.size > b->capacity || (unsigned int)batch.offset > b->capacity - (unsigned int)batch.size)
+		__builtin_trap();
+	b->size = batch.size;
+	b->offset = batch.offset;
+	for (i = b->offset; i < b->offset + b->size; i++)
+		b->pfns[i] = page_to_pfn(pr_batch_pages[i]);
+	return ret;
+}
+
+PR_EXPORT long pinreplay_vfio_unpin_pages_remote(struct pinreplay_world *w, struct pinreplay_dma *d,
+						 unsigned long long iova, unsigned long pfn, long npage,
+						 int do_accounting)
+{
+	struct vfio_dma dma = { 0 };
+	long ret;
+
+	pr_enter(w, &dma, d);
+	ret = vfio_unpin_pages_remote(&dma, iova, pfn, npage, do_accounting != 0);
+	pr_leave(w, &dma, d);
+	return ret;
+}
+
+PR_EXPORT int pinreplay_vfio_pin_page_external(struct pinreplay_world *w, struct pinreplay_dma *d,
+					       unsigned long vaddr, unsigned long *pfn_base, int do_accounting)
+{
+	struct vfio_dma dma = { 0 };
+	int ret;
+
+	pr_enter(w, &dma, d);
+	ret = vfio_pin_page_external(&dma, vaddr, pfn_base, do_accounting != 0);
+	pr_leave(w, &dma, d);
+	return ret;
+}

@@ -1,0 +1,223 @@
+/*
+ * What every era's kernel header shares: the kernel's basic types, attributes and constants,
+ * the one task and its mm, VMAs, frames and printk, backed by the simulated world (world.h).
+ * kernel-4.16.h and kernel-later.h build each era's API on it.
+ *
+ * What the simulation does not have is simple here: there is one task and it is current, no
+ * page is compound, no VMA is fs-dax, locks are never contended and only count what they cost.
+ */
+#ifndef PINREPLAY_KERNEL_COMMON_H
+#define PINREPLAY_KERNEL_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "world.h"
+
+/* Every helper here is the world's, not the engine's: not counted as the engine's calls. */
+#define PR_SHIM static inline __attribute__((no_instrument_function, unused))
+
+/* --- Types and attributes --------------------------------------------------------------- */
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef long long s64;
+typedef u64 dma_addr_t;
+typedef u64 phys_addr_t;
+typedef struct { int counter; } atomic_t;
+
+struct rb_node { struct rb_node *rb_left, *rb_right; unsigned long rb_parent_color; };
+struct rb_root { struct rb_node *rb_node; };
+struct rw_semaphore { long count; };
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define __always_inline inline __attribute__((always_inline))
+#define noinline __attribute__((noinline))
+#define __maybe_unused __attribute__((unused))
+#define __must_check __attribute__((warn_unused_result))
+#define READ_ONCE(x) (*(const volatile __typeof__(x) *)&(x))
+#define WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
+#define smp_rmb() __asm__ __volatile__("" ::: "memory")
+#define smp_wmb() __asm__ __volatile__("" ::: "memory")
+#define smp_mb() __asm__ __volatile__("" ::: "memory")
+#define BUG() __builtin_trap()
+#define BUG_ON(c) do { if (unlikely(c)) BUG(); } while (0)
+#define WARN_ON(c) ({ int __pr_warn_on = !!(c); unlikely(__pr_warn_on); })
+#define WARN_ON_ONCE(c) WARN_ON(c)
+#define WARN_ONCE(c, fmt, ...) WARN_ON(c)
+#define WARN(c, fmt, ...) WARN_ON(c)
+
+/* The kernel's min()/max() refuse mixed types at compile time; so do these. */
+#define min(x, y) ({ __typeof__(x) __pr_x = (x); __typeof__(y) __pr_y = (y); \
+	(void)(&__pr_x == &__pr_y); __pr_x < __pr_y ? __pr_x : __pr_y; })
+#define max(x, y) ({ __typeof__(x) __pr_x = (x); __typeof__(y) __pr_y = (y); \
+	(void)(&__pr_x == &__pr_y); __pr_x > __pr_y ? __pr_x : __pr_y; })
+#define min_t(type, x, y) ({ type __pr_x = (x); type __pr_y = (y); __pr_x < __pr_y ? __pr_x : __pr_y; })
+#define max_t(type, x, y) ({ type __pr_x = (x); type __pr_y = (y); __pr_x > __pr_y ? __pr_x : __pr_y; })
+
+/* --- Constants ---------------------------------------------------------------------------- */
+
+#define PAGE_SHIFT 12
+#define PAGE_SIZE (1UL << PAGE_SHIFT)
+#define PAGE_MASK (~(PAGE_SIZE - 1))
+
+#define EPERM 1
+#define ESRCH 3
+#define EINTR 4
+#define E2BIG 7
+#define EAGAIN 11
+#define ENOMEM 12
+#define EFAULT 14
+#define EBUSY 16
+#define EEXIST 17
+#define ENODEV 19
+#define EINVAL 22
+#define ENOSPC 28
+#define EOVERFLOW 75
+#define EOPNOTSUPP 95
+
+#define IOMMU_READ (1 << 0)
+#define IOMMU_WRITE (1 << 1)
+
+#define FOLL_WRITE 0x01
+#define FOLL_FORCE 0x10
+
+#define VM_READ PINREPLAY_VM_READ
+#define VM_WRITE PINREPLAY_VM_WRITE
+#define VM_EXEC PINREPLAY_VM_EXEC
+#define VM_SHARED PINREPLAY_VM_SHARED
+#define VM_PFNMAP PINREPLAY_VM_PFNMAP
+#define VM_IO PINREPLAY_VM_IO
+#define VM_HUGETLB PINREPLAY_VM_HUGETLB
+#define VM_MIXEDMAP PINREPLAY_VM_MIXEDMAP
+#define VM_HUGEPAGE PINREPLAY_VM_HUGEPAGE
+
+#define CAP_IPC_LOCK 14
+#define RLIMIT_MEMLOCK 8
+
+/* --- The task, its mm, its VMAs ------------------------------------------------------------- */
+
+struct mm_struct {
+	unsigned long locked_vm;
+	struct rw_semaphore mmap_sem;	/* 4.x */
+	struct rw_semaphore mmap_lock;	/* 5.8 on */
+};
+
+struct task_struct {
+	struct mm_struct *mm;
+	char comm[16];
+};
+
+struct vm_area_struct {
+	struct mm_struct *vm_mm;
+	unsigned long vm_start;
+	unsigned long vm_end;
+	unsigned long vm_flags;
+	unsigned long vm_pgoff;
+};
+
+/* The world of the call in progress, and the one task: per thread, as hosts replay in parallel. */
+static __thread struct pinreplay_world *pr_world;
+static __thread struct mm_struct pr_mm;
+static __thread struct task_struct pr_task = { .mm = 0, .comm = "qemu" };
+/* find_vma_intersection() answers live in a small ring, valid for the next few lookups. */
+static __thread struct vm_area_struct pr_vmas[8];
+static __thread unsigned int pr_vma_next;
+
+#define current (&pr_task)
+
+PR_SHIM struct mm_struct *get_task_mm(struct task_struct *task) { return task->mm; }
+PR_SHIM void mmput(struct mm_struct *mm) { (void)mm; }
+PR_SHIM int task_pid_nr(struct task_struct *task) { (void)task; return 1; }
+
+PR_SHIM bool capable(int cap) { return cap == CAP_IPC_LOCK && pr_world->cap_ipc_lock; }
+PR_SHIM bool has_capability(struct task_struct *task, int cap) { (void)task; return capable(cap); }
+PR_SHIM unsigned long rlimit(unsigned int limit)
+{
+	return limit == RLIMIT_MEMLOCK ? pr_world->rlimit_memlock : ~0UL;
+}
+PR_SHIM unsigned long task_rlimit(const struct task_struct *task, unsigned int limit)
+{
+	(void)task;
+	return rlimit(limit);
+}
+
+/* The mmap lock: never contended here; each acquisition costs. */
+PR_SHIM void down_read(struct rw_semaphore *sem) { (void)sem; pr_world->counts.mmap_lock++; }
+PR_SHIM void up_read(struct rw_semaphore *sem) { (void)sem; }
+PR_SHIM void down_write(struct rw_semaphore *sem) { (void)sem; pr_world->counts.mmap_lock++; }
+/* The one writer is vfio_lock_acct(): its cost is counted with the lock. */
+PR_SHIM int down_write_killable(struct rw_semaphore *sem)
+{
+	down_write(sem);
+	pr_world->counts.vfio_lock_acct++;
+	return 0;
+}
+PR_SHIM void up_write(struct rw_semaphore *sem) { (void)sem; }
+
+PR_SHIM struct vm_area_struct *pr_vma_slot(const struct pinreplay_vma *v)
+{
+	struct vm_area_struct *vma = &pr_vmas[pr_vma_next++ % 8];
+	vma->vm_mm = &pr_mm;
+	vma->vm_start = v->start;
+	vma->vm_end = v->end;
+	vma->vm_flags = v->flags;
+	vma->vm_pgoff = v->pgoff;
+	return vma;
+}
+
+PR_SHIM struct vm_area_struct *find_vma_intersection(struct mm_struct *mm, unsigned long start,
+						     unsigned long end)
+{
+	struct pinreplay_vma v;
+	(void)mm;
+	if (!pr_world->find_vma_intersection(pr_world->host, start, end, &v))
+		return 0;
+	return pr_vma_slot(&v);
+}
+
+PR_SHIM unsigned long vma_pages(struct vm_area_struct *vma)
+{
+	return (vma->vm_end - vma->vm_start) >> PAGE_SHIFT;
+}
+
+PR_SHIM bool vma_is_fsdax(struct vm_area_struct *vma) { (void)vma; return false; }
+
+/* --- Pages -------------------------------------------------------------------------------- */
+
+/* A struct page pointer is the frame's slot in x86-64's vmemmap: comparable, never dereferenced. */
+struct page;
+#define PR_VMEMMAP 0xffffea0000000000UL
+#define pfn_to_page(pfn) ((struct page *)(PR_VMEMMAP + (unsigned long)(pfn) * 64))
+#define page_to_pfn(page) (((unsigned long)(page) - PR_VMEMMAP) / 64)
+
+PR_SHIM bool pfn_valid(unsigned long pfn)
+{
+	return pr_world->pfn_class(pr_world->host, pfn) != PINREPLAY_PFN_MMIO;
+}
+PR_SHIM struct page *compound_head(struct page *page) { return page; }
+PR_SHIM int PageTail(struct page *page) { (void)page; return 0; }
+PR_SHIM int PageCompound(struct page *page) { (void)page; return 0; }
+PR_SHIM int PageReserved(struct page *page)
+{
+	return pr_world->pfn_class(pr_world->host, page_to_pfn(page)) == PINREPLAY_PFN_RESERVED;
+}
+PR_SHIM void SetPageDirty(struct page *page) { (void)page; }
+PR_SHIM void put_page(struct page *page) { pr_world->put_page(pr_world->host, page_to_pfn(page)); }
+
+/* --- printk ----------------------------------------------------------------------------------- */
+
+/* Formats are checked as the kernel's are; nothing is printed. */
+static inline __attribute__((no_instrument_function, unused, format(printf, 1, 2))) void pr_discard(const char *fmt, ...)
+{
+	(void)fmt;
+}
+#define pr_warn(fmt, ...) pr_discard(fmt, ##__VA_ARGS__)
+#define pr_info(fmt, ...) pr_discard(fmt, ##__VA_ARGS__)
+#define pr_debug(fmt, ...) pr_discard(fmt, ##__VA_ARGS__)
+#define pr_err(fmt, ...) pr_discard(fmt, ##__VA_ARGS__)
+
+#endif /* PINREPLAY_KERNEL_COMMON_H */
