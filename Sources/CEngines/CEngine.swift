@@ -235,17 +235,18 @@ enum World {
         return Int32(k.fixup_user_fault(mm, VAddr(UInt64(vaddr)), write: write != 0))
     }
 
-    static let dmaPins: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, UnsafeMutablePointer<pinreplay_pin>?, Int) -> Int = {
-        p, handle, pins, cap in
-        // The handle is the dma passed in by `CEngine.call`.
-        let dma = Unmanaged<VFIODma>.fromOpaque(handle.unsafelyUnwrapped).takeUnretainedValue()
-        if dma.pfn_list.isEmpty { return 0 }
-        for (i, iova) in dma.pfn_list.keys.sorted().prefix(cap).enumerated() {
-            guard let vpfn = dma.pfn_list[iova] else { continue }
-            pins?[i] = pinreplay_pin(iova: iova, pfn: UInt(vpfn.pfn.rawValue), ref_count: UInt32(clamping: vpfn.ref_count))
+    static let dmaPins:
+        @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, UnsafeMutablePointer<pinreplay_pin>?, Int) -> Int = {
+            p, handle, pins, cap in
+            // The handle is the dma passed in by `CEngine.call`.
+            let dma = Unmanaged<VFIODma>.fromOpaque(handle.unsafelyUnwrapped).takeUnretainedValue()
+            if dma.pfn_list.isEmpty { return 0 }
+            for (i, iova) in dma.pfn_list.keys.sorted().prefix(cap).enumerated() {
+                guard let vpfn = dma.pfn_list[iova] else { continue }
+                pins?[i] = pinreplay_pin(iova: iova, pfn: UInt(vpfn.pfn.rawValue), ref_count: UInt32(clamping: vpfn.ref_count))
+            }
+            return dma.pfn_list.count
         }
-        return dma.pfn_list.count
-    }
 
     /// The kernel's `vm_flags` bits for a VMA.
     static func vm_flags(_ vma: VMA) -> UInt {

@@ -68,7 +68,7 @@ public enum KernelAPI: String, CaseIterable, Sendable {
 
     /// The era a file is written for, from what it uses (docs/C-ENGINES.md, "Eras"): the
     /// newest era whose marks it carries.
-    static func detect(_ text: String) -> KernelAPI {
+    public static func detect(_ text: String) -> KernelAPI {
         let uses = { (word: String) in text.contains(word) }
         if ["num_pages_contiguous", "vpfn_pages", "has_rsvd", "kzalloc_obj", "kmalloc_obj"].contains(where: uses) { return .v6_18 }
         if uses("addr_mask") { return .v6_15 }

@@ -70,20 +70,22 @@ PR_EXPORT const char *pinreplay_kernel_api(void)
 	return PINREPLAY_KERNEL_API;
 }
 
-PR_EXPORT long pinreplay_vfio_pin_pages_remote(struct pinreplay_world *w, const struct pinreplay_dma *d,
+/* 4.x has no batch: b is the later eras' and stays untouched. */
+PR_EXPORT long pinreplay_vfio_pin_pages_remote(struct pinreplay_world *w, struct pinreplay_dma *d,
 					       unsigned long vaddr, long npage, unsigned long *pfn_base,
-					       int lock_cap, unsigned long limit)
+					       int lock_cap, unsigned long limit, struct pinreplay_batch *b)
 {
 	struct vfio_dma dma = { 0 };
 	long ret;
 
+	(void)b;
 	pr_enter(w, &dma, d);
 	ret = vfio_pin_pages_remote(&dma, vaddr, npage, pfn_base, lock_cap != 0, limit);
 	pr_leave(w);
 	return ret;
 }
 
-PR_EXPORT long pinreplay_vfio_unpin_pages_remote(struct pinreplay_world *w, const struct pinreplay_dma *d,
+PR_EXPORT long pinreplay_vfio_unpin_pages_remote(struct pinreplay_world *w, struct pinreplay_dma *d,
 						 unsigned long long iova, unsigned long pfn, long npage,
 						 int do_accounting)
 {
@@ -98,7 +100,7 @@ PR_EXPORT long pinreplay_vfio_unpin_pages_remote(struct pinreplay_world *w, cons
 
 /* 4.16's vfio_pin_page_external(), which lies below the block: the block's vaddr_get_pfn() on
  * one page, charged to the task (not its caller) when asked. */
-PR_EXPORT int pinreplay_vfio_pin_page_external(struct pinreplay_world *w, const struct pinreplay_dma *d,
+PR_EXPORT int pinreplay_vfio_pin_page_external(struct pinreplay_world *w, struct pinreplay_dma *d,
 					       unsigned long vaddr, unsigned long *pfn_base, int do_accounting)
 {
 	struct vfio_dma dma = { 0 };
@@ -126,6 +128,197 @@ out:
 }
 
 """#,
+    "pinreplay/engine-later.c": #"""
+/*
+ * The entry points of a C engine of the 5.15 to 6.18 eras. pinreplay compiles one translation
+ * unit made of the functions cut from the user's vfio_iommu_type1.c (vfio_lock_acct(),
+ * is_invalid_reserved_pfn(), put_pfn(), vaddr_get_pfns(), vfio_pin_pages_remote(),
+ * vfio_unpin_pages_remote(), vfio_pin_page_external() and every helper of the file they call)
+ * followed by this file, so these can call them.
+ *
+ * Each entry point makes the world current for this thread, rebuilds what the kernel would
+ * hold between calls (the container's vfio_batch, the dma's tree of external pins), runs the
+ * kernel function, and hands back locked_vm, has_rsvd and the batch. The cut is compiled with
+ * -finstrument-functions: the hooks below count the calls the cost model prices.
+ */
+
+#define PR_EXPORT __attribute__((visibility("default"), no_instrument_function))
+#define PR_HIDDEN __attribute__((visibility("hidden"), no_instrument_function))
+
+/* The engine's functions in progress, innermost last: who called whom. */
+static __thread void *pr_calls[64];
+static __thread int pr_depth;
+
+/*
+ * vaddr_get_pfns() and put_pfn() calls are counted as such; a call of
+ * is_invalid_reserved_pfn() made by vfio_pin_pages_remote() itself is a step of the walk
+ * (pages_walked: a page, a 6.18 group, the first page of a run), as the Swift engines count.
+ */
+PR_HIDDEN void __cyg_profile_func_enter(void *fn, void *site)
+{
+	(void)site;
+	if (!pr_world)
+		return;
+	if (fn == (void *)vaddr_get_pfns) {
+		pr_world->counts.vaddr_get_pfn++;
+	} else if (fn == (void *)put_pfn) {
+		pr_world->counts.put_pfn++;
+	} else if (fn == (void *)is_invalid_reserved_pfn && pr_depth > 0 && pr_depth <= 64 &&
+		   pr_calls[pr_depth - 1] == (void *)vfio_pin_pages_remote) {
+		pr_world->counts.pages_walked++;
+	}
+	if (pr_depth < 64)
+		pr_calls[pr_depth] = fn;
+	pr_depth++;
+}
+
+PR_HIDDEN void __cyg_profile_func_exit(void *fn, void *site)
+{
+	(void)fn;
+	(void)site;
+	pr_depth--;
+}
+
+/* Builds a balanced tree over pr_pins[lo, hi) under parent; returns its root. */
+static __attribute__((no_instrument_function)) struct rb_node *pr_pin_tree(long lo, long hi, struct rb_node *parent)
+{
+	long mid;
+	struct rb_node *node;
+
+	if (lo >= hi)
+		return 0;
+	mid = lo + (hi - lo) / 2;
+	node = &pr_pins[mid].node;
+	node->rb_parent_color = (unsigned long)parent;
+	node->rb_left = pr_pin_tree(lo, mid, node);
+	node->rb_right = pr_pin_tree(mid + 1, hi, node);
+	return node;
+}
+
+/* The dma's external pins, as the world holds them, into pr_pins and dma->pfn_list. */
+static __attribute__((no_instrument_function)) void pr_load_pins(struct pinreplay_world *w, struct vfio_dma *dma)
+{
+	static __thread struct pinreplay_pin *buf;
+	static __thread long cap;
+	long n = w->dma_pins(w->host, dma->pr_handle, buf, cap), i;
+
+	if (n > cap) {
+		free(buf);
+		free(pr_pins);
+		buf = malloc((size_t)n * sizeof(*buf));
+		pr_pins = malloc((size_t)n * sizeof(*pr_pins));
+		if (!buf || !pr_pins)
+			__builtin_trap();
+		cap = n;
+		n = w->dma_pins(w->host, dma->pr_handle, buf, cap);
+	}
+	for (i = 0; i < n; i++) {
+		pr_pins[i].iova = buf[i].iova;
+		pr_pins[i].pfn = buf[i].pfn;
+		pr_pins[i].ref_count = buf[i].ref_count;
+	}
+	pr_npins = n;
+	dma->pfn_list.rb_node = pr_pin_tree(0, n, 0);
+}
+
+static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
+							       const struct pinreplay_dma *d)
+{
+	pr_world = w;
+	pr_depth = 0;
+	pr_mm.locked_vm = w->locked_vm;
+	pr_task.mm = &pr_mm;
+	disable_hugepages = w->disable_hugepages != 0;
+	dma->iova = d->iova;
+	dma->vaddr = d->vaddr;
+	dma->size = d->size;
+	dma->prot = d->prot;
+	dma->lock_cap = d->lock_cap != 0;
+	dma->has_rsvd = d->has_rsvd != 0;
+	dma->task = current;
+	dma->mm = &pr_mm;
+	dma->pr_handle = d->handle;
+	pr_load_pins(w, dma);
+}
+
+static __attribute__((no_instrument_function)) void pr_leave(struct pinreplay_world *w, struct vfio_dma *dma,
+							       struct pinreplay_dma *d)
+{
+	w->locked_vm = pr_mm.locked_vm;
+	d->has_rsvd = dma->has_rsvd;
+	pr_world = 0;
+}
+
+/* Which kernel's API this engine was built against. */
+PR_EXPORT const char *pinreplay_kernel_api(void)
+{
+	return PINREPLAY_KERNEL_API;
+}
+
+/* The container's batch holds pages pinned and not yet consumed between the calls of one map:
+ * it comes in as pfns and goes back out as pfns. A batch the engine left outside its own
+ * bounds is a bug of the engine, stopped here as a crash. */
+static __thread struct page *pr_batch_pages[VFIO_BATCH_MAX_CAPACITY];
+
+PR_EXPORT long pinreplay_vfio_pin_pages_remote(struct pinreplay_world *w, struct pinreplay_dma *d, unsigned long vaddr,
+					       long npage, unsigned long *pfn_base, int lock_cap, unsigned long limit,
+					       struct pinreplay_batch *b)
+{
+	struct vfio_dma dma = { 0 };
+	struct vfio_batch batch = { 0 };
+	unsigned int i;
+	long ret;
+
+	(void)lock_cap; /* dma->lock_cap */
+	if (b->capacity > VFIO_BATCH_MAX_CAPACITY || b->size > b->capacity || b->offset > b->capacity - b->size)
+		__builtin_trap();
+	batch.pages = pr_batch_pages;
+	batch.capacity = b->capacity;
+	batch.size = b->size;
+	batch.offset = b->offset;
+	for (i = b->offset; i < b->offset + b->size; i++)
+		pr_batch_pages[i] = pfn_to_page(b->pfns[i]);
+
+	pr_enter(w, &dma, d);
+	ret = vfio_pin_pages_remote(&dma, vaddr, npage, pfn_base, limit, &batch);
+	pr_leave(w, &dma, d);
+
+	if (batch.pages != pr_batch_pages || batch.size < 0 || batch.offset < 0 ||
+	    (unsigned int)batch.size > b->capacity || (unsigned int)batch.offset > b->capacity - (unsigned int)batch.size)
+		__builtin_trap();
+	b->size = batch.size;
+	b->offset = batch.offset;
+	for (i = b->offset; i < b->offset + b->size; i++)
+		b->pfns[i] = page_to_pfn(pr_batch_pages[i]);
+	return ret;
+}
+
+PR_EXPORT long pinreplay_vfio_unpin_pages_remote(struct pinreplay_world *w, struct pinreplay_dma *d,
+						 unsigned long long iova, unsigned long pfn, long npage,
+						 int do_accounting)
+{
+	struct vfio_dma dma = { 0 };
+	long ret;
+
+	pr_enter(w, &dma, d);
+	ret = vfio_unpin_pages_remote(&dma, iova, pfn, npage, do_accounting != 0);
+	pr_leave(w, &dma, d);
+	return ret;
+}
+
+PR_EXPORT int pinreplay_vfio_pin_page_external(struct pinreplay_world *w, struct pinreplay_dma *d,
+					       unsigned long vaddr, unsigned long *pfn_base, int do_accounting)
+{
+	struct vfio_dma dma = { 0 };
+	int ret;
+
+	pr_enter(w, &dma, d);
+	ret = vfio_pin_page_external(&dma, vaddr, pfn_base, do_accounting != 0);
+	pr_leave(w, &dma, d);
+	return ret;
+}
+
+"""#,
     "pinreplay/kernel-4.16.h": #"""
 /*
  * The Linux 4.16 kernel API that the pinning block of drivers/vfio/vfio_iommu_type1.c uses
@@ -134,207 +327,16 @@ out:
  * force-includes it when it compiles a C engine (`--engines ./my-patch.c`), so the block
  * compiles exactly as it stands in a kernel tree.
  *
- * What the simulation does not have is simple here: there is one task and it is current, no
- * page is compound, no VMA is fs-dax, locks are never contended and only count what they cost.
- *
- * A later era gets its own header (kernel-6.x.h: vfio_batch, pin_user_pages_remote(),
- * follow_fault_pfn()) on the same world.h.
+ * The later eras (5.15 to 6.18) are kernel-later.h; both stand on kernel-common.h.
  */
 #ifndef PINREPLAY_KERNEL_4_16_H
 #define PINREPLAY_KERNEL_4_16_H
 
-#include <stdbool.h>
-#include <stddef.h>
-
-#include "world.h"
+#include "kernel-common.h"
 
 #define PINREPLAY_KERNEL_API "4.16"
 
-/* Every helper here is the world's, not the engine's: not counted as the engine's calls. */
-#define PR_SHIM static inline __attribute__((no_instrument_function, unused))
-
-/* --- Types and attributes --------------------------------------------------------------- */
-
-typedef unsigned char u8;
-typedef unsigned int u32;
-typedef unsigned long long u64;
-typedef long long s64;
-typedef u64 dma_addr_t;
-typedef u64 phys_addr_t;
-typedef struct { int counter; } atomic_t;
-
-struct rb_node { struct rb_node *rb_left, *rb_right; unsigned long rb_parent_color; };
-struct rb_root { struct rb_node *rb_node; };
-struct rw_semaphore { long count; };
-
-#define likely(x) __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
-#define __always_inline inline __attribute__((always_inline))
-#define noinline __attribute__((noinline))
-#define __maybe_unused __attribute__((unused))
-#define __must_check __attribute__((warn_unused_result))
-#define READ_ONCE(x) (*(const volatile __typeof__(x) *)&(x))
-#define WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
-#define smp_rmb() __asm__ __volatile__("" ::: "memory")
-#define smp_wmb() __asm__ __volatile__("" ::: "memory")
-#define smp_mb() __asm__ __volatile__("" ::: "memory")
-#define BUG() __builtin_trap()
-#define BUG_ON(c) do { if (unlikely(c)) BUG(); } while (0)
-#define WARN_ON(c) ({ int __pr_warn_on = !!(c); unlikely(__pr_warn_on); })
-#define WARN_ON_ONCE(c) WARN_ON(c)
-
-/* The kernel's min()/max() refuse mixed types at compile time; so do these. */
-#define min(x, y) ({ __typeof__(x) __pr_x = (x); __typeof__(y) __pr_y = (y); \
-	(void)(&__pr_x == &__pr_y); __pr_x < __pr_y ? __pr_x : __pr_y; })
-#define max(x, y) ({ __typeof__(x) __pr_x = (x); __typeof__(y) __pr_y = (y); \
-	(void)(&__pr_x == &__pr_y); __pr_x > __pr_y ? __pr_x : __pr_y; })
-#define min_t(type, x, y) ({ type __pr_x = (x); type __pr_y = (y); __pr_x < __pr_y ? __pr_x : __pr_y; })
-#define max_t(type, x, y) ({ type __pr_x = (x); type __pr_y = (y); __pr_x > __pr_y ? __pr_x : __pr_y; })
-
-/* --- Constants ---------------------------------------------------------------------------- */
-
-#define PAGE_SHIFT 12
-#define PAGE_SIZE (1UL << PAGE_SHIFT)
-#define PAGE_MASK (~(PAGE_SIZE - 1))
-
-#define EPERM 1
-#define ESRCH 3
-#define EINTR 4
-#define E2BIG 7
-#define ENOMEM 12
-#define EFAULT 14
-#define EBUSY 16
-#define EEXIST 17
-#define ENODEV 19
-#define EINVAL 22
-#define ENOSPC 28
-#define EOPNOTSUPP 95
-
-#define IOMMU_READ (1 << 0)
-#define IOMMU_WRITE (1 << 1)
-
-#define FOLL_WRITE 0x01
-#define FOLL_FORCE 0x10
-
-#define VM_READ PINREPLAY_VM_READ
-#define VM_WRITE PINREPLAY_VM_WRITE
-#define VM_EXEC PINREPLAY_VM_EXEC
-#define VM_SHARED PINREPLAY_VM_SHARED
-#define VM_PFNMAP PINREPLAY_VM_PFNMAP
-#define VM_IO PINREPLAY_VM_IO
-#define VM_HUGETLB PINREPLAY_VM_HUGETLB
-#define VM_MIXEDMAP PINREPLAY_VM_MIXEDMAP
-#define VM_HUGEPAGE PINREPLAY_VM_HUGEPAGE
-
-#define CAP_IPC_LOCK 14
-#define RLIMIT_MEMLOCK 8
-
-/* --- The task, its mm, its VMAs ------------------------------------------------------------- */
-
-struct mm_struct {
-	unsigned long locked_vm;
-	struct rw_semaphore mmap_sem;
-};
-
-struct task_struct {
-	struct mm_struct *mm;
-	char comm[16];
-};
-
-struct vm_area_struct {
-	unsigned long vm_start;
-	unsigned long vm_end;
-	unsigned long vm_flags;
-	unsigned long vm_pgoff;
-};
-
-/* The world of the call in progress, and the one task: per thread, as hosts replay in parallel. */
-static __thread struct pinreplay_world *pr_world;
-static __thread struct mm_struct pr_mm;
-static __thread struct task_struct pr_task = { .mm = 0, .comm = "qemu" };
-/* find_vma_intersection() answers live in a small ring, valid for the next few lookups. */
-static __thread struct vm_area_struct pr_vmas[8];
-static __thread unsigned int pr_vma_next;
-
-#define current (&pr_task)
-
-PR_SHIM struct mm_struct *get_task_mm(struct task_struct *task) { return task->mm; }
-PR_SHIM void mmput(struct mm_struct *mm) { (void)mm; }
-PR_SHIM int task_pid_nr(struct task_struct *task) { (void)task; return 1; }
-
-PR_SHIM bool capable(int cap) { return cap == CAP_IPC_LOCK && pr_world->cap_ipc_lock; }
-PR_SHIM bool has_capability(struct task_struct *task, int cap) { (void)task; return capable(cap); }
-PR_SHIM unsigned long rlimit(unsigned int limit)
-{
-	return limit == RLIMIT_MEMLOCK ? pr_world->rlimit_memlock : ~0UL;
-}
-PR_SHIM unsigned long task_rlimit(const struct task_struct *task, unsigned int limit)
-{
-	(void)task;
-	return rlimit(limit);
-}
-
-/* mmap_sem: never contended here; each acquisition costs. */
-PR_SHIM void down_read(struct rw_semaphore *sem) { (void)sem; pr_world->counts.mmap_lock++; }
-PR_SHIM void up_read(struct rw_semaphore *sem) { (void)sem; }
-PR_SHIM void down_write(struct rw_semaphore *sem) { (void)sem; pr_world->counts.mmap_lock++; }
-/* The one writer is vfio_lock_acct(): its cost is counted with the lock. */
-PR_SHIM int down_write_killable(struct rw_semaphore *sem)
-{
-	down_write(sem);
-	pr_world->counts.vfio_lock_acct++;
-	return 0;
-}
-PR_SHIM void up_write(struct rw_semaphore *sem) { (void)sem; }
-
-PR_SHIM struct vm_area_struct *pr_vma_slot(const struct pinreplay_vma *v)
-{
-	struct vm_area_struct *vma = &pr_vmas[pr_vma_next++ % 8];
-	vma->vm_start = v->start;
-	vma->vm_end = v->end;
-	vma->vm_flags = v->flags;
-	vma->vm_pgoff = v->pgoff;
-	return vma;
-}
-
-PR_SHIM struct vm_area_struct *find_vma_intersection(struct mm_struct *mm, unsigned long start,
-						     unsigned long end)
-{
-	struct pinreplay_vma v;
-	(void)mm;
-	if (!pr_world->find_vma_intersection(pr_world->host, start, end, &v))
-		return 0;
-	return pr_vma_slot(&v);
-}
-
-PR_SHIM unsigned long vma_pages(struct vm_area_struct *vma)
-{
-	return (vma->vm_end - vma->vm_start) >> PAGE_SHIFT;
-}
-
-PR_SHIM bool vma_is_fsdax(struct vm_area_struct *vma) { (void)vma; return false; }
-
-/* --- Pages -------------------------------------------------------------------------------- */
-
-/* A struct page pointer is the frame's slot in x86-64's vmemmap: comparable, never dereferenced. */
-struct page;
-#define PR_VMEMMAP 0xffffea0000000000UL
-#define pfn_to_page(pfn) ((struct page *)(PR_VMEMMAP + (unsigned long)(pfn) * 64))
-#define page_to_pfn(page) (((unsigned long)(page) - PR_VMEMMAP) / 64)
-
-PR_SHIM bool pfn_valid(unsigned long pfn)
-{
-	return pr_world->pfn_class(pr_world->host, pfn) != PINREPLAY_PFN_MMIO;
-}
-PR_SHIM struct page *compound_head(struct page *page) { return page; }
-PR_SHIM int PageTail(struct page *page) { (void)page; return 0; }
-PR_SHIM int PageCompound(struct page *page) { (void)page; return 0; }
-PR_SHIM int PageReserved(struct page *page)
-{
-	return pr_world->pfn_class(pr_world->host, page_to_pfn(page)) == PINREPLAY_PFN_RESERVED;
-}
-PR_SHIM void SetPageDirty(struct page *page) { (void)page; }
-PR_SHIM void put_page(struct page *page) { pr_world->put_page(pr_world->host, page_to_pfn(page)); }
+/* --- GUP ----------------------------------------------------------------------------------- */
 
 /* GUP of nr_pages from start: how many were pinned, or the first page's -errno if none. */
 PR_SHIM long pr_gup(unsigned long start, unsigned long nr_pages, unsigned int gup_flags,
@@ -411,6 +413,300 @@ PR_SHIM struct vfio_pfn *vfio_find_vpfn(struct vfio_dma *dma, dma_addr_t iova)
 	return &pr_vpfn;
 }
 
+#endif /* PINREPLAY_KERNEL_4_16_H */
+
+"""#,
+    "pinreplay/kernel-5.15.h": #"""
+/*
+ * The Linux 5.15 era of vfio_iommu_type1.c's pinning code, 5.12 to 5.19: vaddr_get_pfns() over a vfio_batch, follow_pte(), pin_user_pages_remote() with vmas.
+ * All of it is kernel-later.h; this file names the era.
+ */
+#ifndef PINREPLAY_KERNEL_5_15_H
+#define PINREPLAY_KERNEL_5_15_H
+
+#define PINREPLAY_KERNEL_API "5.15"
+#define PINREPLAY_ERA 515
+
+#include "kernel-later.h"
+
+#endif /* PINREPLAY_KERNEL_5_15_H */
+
+"""#,
+    "pinreplay/kernel-6.1.h": #"""
+/*
+ * The Linux 6.1 era of vfio_iommu_type1.c's pinning code, 6.0 to 6.4: as 5.15 (follow_pte(), pin_user_pages_remote() with vmas); R/O pins unshare anonymous pages.
+ * All of it is kernel-later.h; this file names the era.
+ */
+#ifndef PINREPLAY_KERNEL_6_1_H
+#define PINREPLAY_KERNEL_6_1_H
+
+#define PINREPLAY_KERNEL_API "6.1"
+#define PINREPLAY_ERA 601
+
+#include "kernel-later.h"
+
+#endif /* PINREPLAY_KERNEL_6_1_H */
+
+"""#,
+    "pinreplay/kernel-6.12.h": #"""
+/*
+ * The Linux 6.12 era of vfio_iommu_type1.c's pinning code, 6.5 to 6.14: follow_pfnmap_start(), pin_user_pages_remote() without vmas.
+ * All of it is kernel-later.h; this file names the era.
+ */
+#ifndef PINREPLAY_KERNEL_6_12_H
+#define PINREPLAY_KERNEL_6_12_H
+
+#define PINREPLAY_KERNEL_API "6.12"
+#define PINREPLAY_ERA 612
+
+#include "kernel-later.h"
+
+#endif /* PINREPLAY_KERNEL_6_12_H */
+
+"""#,
+    "pinreplay/kernel-6.15.h": #"""
+/*
+ * The Linux 6.15 era of vfio_iommu_type1.c's pinning code, 6.15 to 6.17: follow_pfnmap_start() with addr_mask; vaddr_get_pfns() fills the batch.
+ * All of it is kernel-later.h; this file names the era.
+ */
+#ifndef PINREPLAY_KERNEL_6_15_H
+#define PINREPLAY_KERNEL_6_15_H
+
+#define PINREPLAY_KERNEL_API "6.15"
+#define PINREPLAY_ERA 615
+
+#include "kernel-later.h"
+
+#endif /* PINREPLAY_KERNEL_6_15_H */
+
+"""#,
+    "pinreplay/kernel-6.18.h": #"""
+/*
+ * The Linux 6.18 era of vfio_iommu_type1.c's pinning code, 6.18 to 7.x: num_pages_contiguous(), vpfn_pages(), has_rsvd, unpin_user_page_range_dirty_lock(), kzalloc_obj().
+ * All of it is kernel-later.h; this file names the era.
+ */
+#ifndef PINREPLAY_KERNEL_6_18_H
+#define PINREPLAY_KERNEL_6_18_H
+
+#define PINREPLAY_KERNEL_API "6.18"
+#define PINREPLAY_ERA 618
+
+#include "kernel-later.h"
+
+#endif /* PINREPLAY_KERNEL_6_18_H */
+
+"""#,
+    "pinreplay/kernel-common.h": #"""
+/*
+ * What every era's kernel header shares: the kernel's basic types, attributes and constants,
+ * the one task and its mm, VMAs, frames and printk, backed by the simulated world (world.h).
+ * kernel-4.16.h and kernel-later.h build each era's API on it.
+ *
+ * What the simulation does not have is simple here: there is one task and it is current, no
+ * page is compound, no VMA is fs-dax, locks are never contended and only count what they cost.
+ */
+#ifndef PINREPLAY_KERNEL_COMMON_H
+#define PINREPLAY_KERNEL_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "world.h"
+
+/* Every helper here is the world's, not the engine's: not counted as the engine's calls. */
+#define PR_SHIM static inline __attribute__((no_instrument_function, unused))
+
+/* --- Types and attributes --------------------------------------------------------------- */
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef long long s64;
+typedef u64 dma_addr_t;
+typedef u64 phys_addr_t;
+typedef struct { int counter; } atomic_t;
+
+struct rb_node { struct rb_node *rb_left, *rb_right; unsigned long rb_parent_color; };
+struct rb_root { struct rb_node *rb_node; };
+struct rw_semaphore { long count; };
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define __always_inline inline __attribute__((always_inline))
+#define noinline __attribute__((noinline))
+#define __maybe_unused __attribute__((unused))
+#define __must_check __attribute__((warn_unused_result))
+#define READ_ONCE(x) (*(const volatile __typeof__(x) *)&(x))
+#define WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
+#define smp_rmb() __asm__ __volatile__("" ::: "memory")
+#define smp_wmb() __asm__ __volatile__("" ::: "memory")
+#define smp_mb() __asm__ __volatile__("" ::: "memory")
+#define BUG() __builtin_trap()
+#define BUG_ON(c) do { if (unlikely(c)) BUG(); } while (0)
+#define WARN_ON(c) ({ int __pr_warn_on = !!(c); unlikely(__pr_warn_on); })
+#define WARN_ON_ONCE(c) WARN_ON(c)
+#define WARN_ONCE(c, fmt, ...) WARN_ON(c)
+#define WARN(c, fmt, ...) WARN_ON(c)
+
+/* The kernel's min()/max() refuse mixed types at compile time; so do these. */
+#define min(x, y) ({ __typeof__(x) __pr_x = (x); __typeof__(y) __pr_y = (y); \
+	(void)(&__pr_x == &__pr_y); __pr_x < __pr_y ? __pr_x : __pr_y; })
+#define max(x, y) ({ __typeof__(x) __pr_x = (x); __typeof__(y) __pr_y = (y); \
+	(void)(&__pr_x == &__pr_y); __pr_x > __pr_y ? __pr_x : __pr_y; })
+#define min_t(type, x, y) ({ type __pr_x = (x); type __pr_y = (y); __pr_x < __pr_y ? __pr_x : __pr_y; })
+#define max_t(type, x, y) ({ type __pr_x = (x); type __pr_y = (y); __pr_x > __pr_y ? __pr_x : __pr_y; })
+
+/* --- Constants ---------------------------------------------------------------------------- */
+
+#define PAGE_SHIFT 12
+#define PAGE_SIZE (1UL << PAGE_SHIFT)
+#define PAGE_MASK (~(PAGE_SIZE - 1))
+
+#define EPERM 1
+#define ESRCH 3
+#define EINTR 4
+#define E2BIG 7
+#define EAGAIN 11
+#define ENOMEM 12
+#define EFAULT 14
+#define EBUSY 16
+#define EEXIST 17
+#define ENODEV 19
+#define EINVAL 22
+#define ENOSPC 28
+#define EOVERFLOW 75
+#define EOPNOTSUPP 95
+
+#define IOMMU_READ (1 << 0)
+#define IOMMU_WRITE (1 << 1)
+
+#define FOLL_WRITE 0x01
+#define FOLL_FORCE 0x10
+
+#define VM_READ PINREPLAY_VM_READ
+#define VM_WRITE PINREPLAY_VM_WRITE
+#define VM_EXEC PINREPLAY_VM_EXEC
+#define VM_SHARED PINREPLAY_VM_SHARED
+#define VM_PFNMAP PINREPLAY_VM_PFNMAP
+#define VM_IO PINREPLAY_VM_IO
+#define VM_HUGETLB PINREPLAY_VM_HUGETLB
+#define VM_MIXEDMAP PINREPLAY_VM_MIXEDMAP
+#define VM_HUGEPAGE PINREPLAY_VM_HUGEPAGE
+
+#define CAP_IPC_LOCK 14
+#define RLIMIT_MEMLOCK 8
+
+/* --- The task, its mm, its VMAs ------------------------------------------------------------- */
+
+struct mm_struct {
+	unsigned long locked_vm;
+	struct rw_semaphore mmap_sem;	/* 4.x */
+	struct rw_semaphore mmap_lock;	/* 5.8 on */
+};
+
+struct task_struct {
+	struct mm_struct *mm;
+	char comm[16];
+};
+
+struct vm_area_struct {
+	struct mm_struct *vm_mm;
+	unsigned long vm_start;
+	unsigned long vm_end;
+	unsigned long vm_flags;
+	unsigned long vm_pgoff;
+};
+
+/* The world of the call in progress, and the one task: per thread, as hosts replay in parallel. */
+static __thread struct pinreplay_world *pr_world;
+static __thread struct mm_struct pr_mm;
+static __thread struct task_struct pr_task = { .mm = 0, .comm = "qemu" };
+/* find_vma_intersection() answers live in a small ring, valid for the next few lookups. */
+static __thread struct vm_area_struct pr_vmas[8];
+static __thread unsigned int pr_vma_next;
+
+#define current (&pr_task)
+
+PR_SHIM struct mm_struct *get_task_mm(struct task_struct *task) { return task->mm; }
+PR_SHIM void mmput(struct mm_struct *mm) { (void)mm; }
+PR_SHIM int task_pid_nr(struct task_struct *task) { (void)task; return 1; }
+
+PR_SHIM bool capable(int cap) { return cap == CAP_IPC_LOCK && pr_world->cap_ipc_lock; }
+PR_SHIM bool has_capability(struct task_struct *task, int cap) { (void)task; return capable(cap); }
+PR_SHIM unsigned long rlimit(unsigned int limit)
+{
+	return limit == RLIMIT_MEMLOCK ? pr_world->rlimit_memlock : ~0UL;
+}
+PR_SHIM unsigned long task_rlimit(const struct task_struct *task, unsigned int limit)
+{
+	(void)task;
+	return rlimit(limit);
+}
+
+/* The mmap lock: never contended here; each acquisition costs. */
+PR_SHIM void down_read(struct rw_semaphore *sem) { (void)sem; pr_world->counts.mmap_lock++; }
+PR_SHIM void up_read(struct rw_semaphore *sem) { (void)sem; }
+PR_SHIM void down_write(struct rw_semaphore *sem) { (void)sem; pr_world->counts.mmap_lock++; }
+/* The one writer is vfio_lock_acct(): its cost is counted with the lock. */
+PR_SHIM int down_write_killable(struct rw_semaphore *sem)
+{
+	down_write(sem);
+	pr_world->counts.vfio_lock_acct++;
+	return 0;
+}
+PR_SHIM void up_write(struct rw_semaphore *sem) { (void)sem; }
+
+PR_SHIM struct vm_area_struct *pr_vma_slot(const struct pinreplay_vma *v)
+{
+	struct vm_area_struct *vma = &pr_vmas[pr_vma_next++ % 8];
+	vma->vm_mm = &pr_mm;
+	vma->vm_start = v->start;
+	vma->vm_end = v->end;
+	vma->vm_flags = v->flags;
+	vma->vm_pgoff = v->pgoff;
+	return vma;
+}
+
+PR_SHIM struct vm_area_struct *find_vma_intersection(struct mm_struct *mm, unsigned long start,
+						     unsigned long end)
+{
+	struct pinreplay_vma v;
+	(void)mm;
+	if (!pr_world->find_vma_intersection(pr_world->host, start, end, &v))
+		return 0;
+	return pr_vma_slot(&v);
+}
+
+PR_SHIM unsigned long vma_pages(struct vm_area_struct *vma)
+{
+	return (vma->vm_end - vma->vm_start) >> PAGE_SHIFT;
+}
+
+PR_SHIM bool vma_is_fsdax(struct vm_area_struct *vma) { (void)vma; return false; }
+
+/* --- Pages -------------------------------------------------------------------------------- */
+
+/* A struct page pointer is the frame's slot in x86-64's vmemmap: comparable, never dereferenced. */
+struct page;
+#define PR_VMEMMAP 0xffffea0000000000UL
+#define pfn_to_page(pfn) ((struct page *)(PR_VMEMMAP + (unsigned long)(pfn) * 64))
+#define page_to_pfn(page) (((unsigned long)(page) - PR_VMEMMAP) / 64)
+
+PR_SHIM bool pfn_valid(unsigned long pfn)
+{
+	return pr_world->pfn_class(pr_world->host, pfn) != PINREPLAY_PFN_MMIO;
+}
+PR_SHIM struct page *compound_head(struct page *page) { return page; }
+PR_SHIM int PageTail(struct page *page) { (void)page; return 0; }
+PR_SHIM int PageCompound(struct page *page) { (void)page; return 0; }
+PR_SHIM int PageReserved(struct page *page)
+{
+	return pr_world->pfn_class(pr_world->host, page_to_pfn(page)) == PINREPLAY_PFN_RESERVED;
+}
+PR_SHIM void SetPageDirty(struct page *page) { (void)page; }
+PR_SHIM void put_page(struct page *page) { pr_world->put_page(pr_world->host, page_to_pfn(page)); }
+
 /* --- printk ----------------------------------------------------------------------------------- */
 
 /* Formats are checked as the kernel's are; nothing is printed. */
@@ -423,7 +719,436 @@ static inline __attribute__((no_instrument_function, unused, format(printf, 1, 2
 #define pr_debug(fmt, ...) pr_discard(fmt, ##__VA_ARGS__)
 #define pr_err(fmt, ...) pr_discard(fmt, ##__VA_ARGS__)
 
-#endif /* PINREPLAY_KERNEL_4_16_H */
+#endif /* PINREPLAY_KERNEL_COMMON_H */
+
+"""#,
+    "pinreplay/kernel-later.h": #"""
+/*
+ * The kernel API that the pinning code of drivers/vfio/vfio_iommu_type1.c uses from outside
+ * itself, 5.12 to 7.x (the eras 5.15, 6.1, 6.12, 6.15 and 6.18), backed by pinreplay's
+ * simulated world (world.h). Each era's header (kernel-6.18.h) sets PINREPLAY_ERA and
+ * includes this one; where the kernel's API changed, the era picks the form its file calls:
+ *
+ *   - pin_user_pages_remote(): with a vmas argument up to 6.4 (eras 5.15, 6.1), without after;
+ *   - follow_pte(mm, ...) with pte_t up to 6.9 (5.15, 6.1); follow_pfnmap_start() with
+ *     struct follow_pfnmap_args from 6.12, addr_mask filled in every era that has it.
+ *
+ * What the file itself defines above its pinning code and pinreplay needs to back with the
+ * world is here too: struct vfio_dma, struct vfio_batch, struct vfio_pfn, and the external pin
+ * lookups vfio_find_vpfn(), vfio_find_vpfn_range() and vpfn_pages(). A file that defines one
+ * of those lookups (or num_pages_contiguous()) keeps its own: pinreplay defines
+ * PR_HAVE_<name> for every function the cut holds, and dma->pfn_list is a real binary tree of
+ * the dma's external pins, so the file's own walk of it works.
+ */
+#ifndef PINREPLAY_KERNEL_LATER_H
+#define PINREPLAY_KERNEL_LATER_H
+
+#include "kernel-common.h"
+
+#ifndef PINREPLAY_ERA
+#error "include an era's header (kernel-5.15.h ... kernel-6.18.h), not kernel-later.h"
+#endif
+
+extern void *malloc(size_t size);
+extern void *calloc(size_t nmemb, size_t size);
+extern void *realloc(void *ptr, size_t size);
+extern void free(void *ptr);
+
+/* --- More of the kernel's basics ----------------------------------------------------------- */
+
+#define U16_MAX ((u16)~0U)
+#define U32_MAX ((u32)~0U)
+#define ULONG_MAX (~0UL)
+#define BITS_PER_LONG 64
+#define __read_mostly
+#define __user
+#define __force
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define abs(x) ({ __typeof__(x) __pr_a = (x); __pr_a < 0 ? -__pr_a : __pr_a; })
+#define IS_ALIGNED(x, a) (((x) & ((__typeof__(x))(a) - 1)) == 0)
+#define ALIGN(x, a) (((x) + ((__typeof__(x))(a) - 1)) & ~((__typeof__(x))(a) - 1))
+#define PFN_PHYS(x) ((phys_addr_t)(x) << PAGE_SHIFT)
+#define PHYS_PFN(x) ((unsigned long)((x) >> PAGE_SHIFT))
+#define might_sleep() do { } while (0)
+#define lockdep_assert_held(l) do { (void)(l); } while (0)
+#define pr_warn_once(fmt, ...) pr_discard(fmt, ##__VA_ARGS__)
+#define pr_warn_ratelimited(fmt, ...) pr_discard(fmt, ##__VA_ARGS__)
+
+#define ENOENT 2
+
+typedef unsigned int gfp_t;
+#define GFP_KERNEL 0U
+#define GFP_KERNEL_ACCOUNT 0U
+#define GFP_NOWAIT 0U
+#define __GFP_NOWARN 0U
+PR_SHIM void *kmalloc(size_t size, gfp_t gfp) { (void)gfp; return malloc(size); }
+PR_SHIM void *kzalloc(size_t size, gfp_t gfp) { (void)gfp; return calloc(1, size); }
+PR_SHIM void *kvzalloc(size_t size, gfp_t gfp) { (void)gfp; return calloc(1, size); }
+PR_SHIM void kfree(const void *p) { free((void *)p); }
+PR_SHIM void kvfree(const void *p) { free((void *)p); }
+/* 7.x: the typed allocators. */
+#define kmalloc_obj(obj, gfp) ((__typeof__(obj) *)kmalloc(sizeof(obj), gfp))
+#define kzalloc_obj(obj, gfp) ((__typeof__(obj) *)kzalloc(sizeof(obj), gfp))
+PR_SHIM unsigned long __get_free_page(gfp_t gfp) { (void)gfp; return (unsigned long)malloc(PAGE_SIZE); }
+PR_SHIM void free_page(unsigned long addr) { free((void *)addr); }
+
+PR_SHIM void cond_resched(void) { }
+
+#define FOLL_LONGTERM 0x100
+#define FOLL_PIN 0x40000
+#define FAULT_FLAG_WRITE 0x01
+#define FAULT_FLAG_REMOTE 0x80
+
+/* --- Red-black trees: only what walking one takes --------------------------------------------- */
+
+#define RB_ROOT ((struct rb_root){ 0 })
+#define RB_EMPTY_ROOT(root) ((root)->rb_node == 0)
+#define rb_entry(ptr, type, member) container_of(ptr, type, member)
+#define rb_parent(node) ((struct rb_node *)((node)->rb_parent_color & ~3UL))
+
+PR_SHIM struct rb_node *rb_first(const struct rb_root *root)
+{
+	struct rb_node *n = root->rb_node;
+	if (!n)
+		return 0;
+	while (n->rb_left)
+		n = n->rb_left;
+	return n;
+}
+
+PR_SHIM struct rb_node *rb_next(const struct rb_node *node)
+{
+	struct rb_node *parent;
+	if (node->rb_right) {
+		node = node->rb_right;
+		while (node->rb_left)
+			node = node->rb_left;
+		return (struct rb_node *)node;
+	}
+	while ((parent = rb_parent(node)) && node == parent->rb_right)
+		node = parent;
+	return parent;
+}
+
+PR_SHIM struct rb_node *rb_prev(const struct rb_node *node)
+{
+	struct rb_node *parent;
+	if (node->rb_left) {
+		node = node->rb_left;
+		while (node->rb_right)
+			node = node->rb_right;
+		return (struct rb_node *)node;
+	}
+	while ((parent = rb_parent(node)) && node == parent->rb_left)
+		node = parent;
+	return parent;
+}
+
+/* --- The mm ------------------------------------------------------------------------------ */
+
+PR_SHIM void mmap_read_lock(struct mm_struct *mm) { down_read(&mm->mmap_lock); }
+PR_SHIM void mmap_read_unlock(struct mm_struct *mm) { up_read(&mm->mmap_lock); }
+PR_SHIM void mmap_write_lock(struct mm_struct *mm) { down_write(&mm->mmap_lock); }
+/* The one writer is vfio_lock_acct(): its cost is counted with the lock. */
+PR_SHIM int mmap_write_lock_killable(struct mm_struct *mm) { return down_write_killable(&mm->mmap_lock); }
+PR_SHIM void mmap_write_unlock(struct mm_struct *mm) { up_write(&mm->mmap_lock); }
+PR_SHIM void mmap_assert_write_locked(struct mm_struct *mm) { (void)mm; }
+PR_SHIM bool mmget_not_zero(struct mm_struct *mm) { (void)mm; return true; }
+PR_SHIM void mmgrab(struct mm_struct *mm) { (void)mm; }
+PR_SHIM void mmdrop(struct mm_struct *mm) { (void)mm; }
+#define untagged_addr(addr) (addr)
+#define untagged_addr_remote(mm, addr) ((void)(mm), (addr))
+
+/* mm/util.c: charge or uncharge locked_vm, checked against RLIMIT_MEMLOCK (unsigned) unless
+ * bypass_rlim. The caller holds the mmap lock for writing. */
+PR_SHIM int __account_locked_vm(struct mm_struct *mm, unsigned long pages, bool inc, struct task_struct *task,
+				bool bypass_rlim)
+{
+	unsigned long locked_vm = mm->locked_vm, limit;
+	int ret = 0;
+
+	if (inc) {
+		if (!bypass_rlim) {
+			limit = task_rlimit(task, RLIMIT_MEMLOCK) >> PAGE_SHIFT;
+			if (locked_vm + pages > limit)
+				ret = -ENOMEM;
+		}
+		if (!ret)
+			mm->locked_vm = locked_vm + pages;
+	} else {
+		mm->locked_vm = locked_vm - pages;
+	}
+	return ret;
+}
+
+PR_SHIM int account_locked_vm(struct mm_struct *mm, unsigned long pages, bool inc)
+{
+	int ret;
+	if (pages == 0 || !mm)
+		return 0;
+	mmap_write_lock(mm);
+	ret = __account_locked_vm(mm, pages, inc, current, capable(CAP_IPC_LOCK));
+	mmap_write_unlock(mm);
+	return ret;
+}
+
+PR_SHIM struct vm_area_struct *vma_lookup(struct mm_struct *mm, unsigned long addr)
+{
+	return find_vma_intersection(mm, addr, addr + 1);
+}
+
+/* --- Pages: pins, the zero page, folios --------------------------------------------------- */
+
+PR_SHIM bool is_zero_pfn(unsigned long pfn) { return pr_world->has_zero_pfn && pfn == pr_world->zero_pfn; }
+
+struct folio;
+#define page_folio(page) ((struct folio *)(page))
+#define folio_page(folio, n) ((void)(n), (struct page *)(folio))	/* no compound pages */
+#define folio_pfn(folio) page_to_pfn((struct page *)(folio))
+#define page_to_phys(page) PFN_PHYS(page_to_pfn(page))
+
+/* The pfns GUP answers, before they become struct page pointers. */
+static __thread unsigned long *pr_gup_pfns;
+static __thread unsigned long pr_gup_cap;
+
+/* pin_user_pages_remote() with FOLL_LONGTERM (the world's only kind of remote pin): the rules
+ * of the era's profile (unshare, the zero page, refusing raw pfn VMAs). */
+PR_SHIM long pr_pin_user_pages_remote(unsigned long start, unsigned long nr_pages, unsigned int gup_flags,
+				      struct page **pages)
+{
+	long ret, i;
+
+	if (nr_pages > pr_gup_cap) {
+		unsigned long *grown = realloc(pr_gup_pfns, nr_pages * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		pr_gup_pfns = grown;
+		pr_gup_cap = nr_pages;
+	}
+	ret = pr_world->pin_user_pages(pr_world->host, start, nr_pages, !!(gup_flags & FOLL_WRITE), pr_gup_pfns);
+	for (i = 0; i < ret; i++)
+		pages[i] = pfn_to_page(pr_gup_pfns[i]);
+	return ret;
+}
+
+#if PINREPLAY_ERA < 605
+PR_SHIM long pin_user_pages_remote(struct mm_struct *mm, unsigned long start, unsigned long nr_pages,
+				   unsigned int gup_flags, struct page **pages, struct vm_area_struct **vmas,
+				   int *locked)
+{
+	(void)mm;
+	(void)vmas;
+	(void)locked;
+	return pr_pin_user_pages_remote(start, nr_pages, gup_flags, pages);
+}
+#else
+PR_SHIM long pin_user_pages_remote(struct mm_struct *mm, unsigned long start, unsigned long nr_pages,
+				   unsigned int gup_flags, struct page **pages, int *locked)
+{
+	(void)mm;
+	(void)locked;
+	return pr_pin_user_pages_remote(start, nr_pages, gup_flags, pages);
+}
+#endif
+
+PR_SHIM void unpin_user_page(struct page *page) { pr_world->unpin_user_page(pr_world->host, page_to_pfn(page)); }
+
+PR_SHIM void unpin_user_pages_dirty_lock(struct page **pages, unsigned long npages, bool make_dirty)
+{
+	unsigned long i;
+	(void)make_dirty;
+	for (i = 0; i < npages; i++)
+		unpin_user_page(pages[i]);
+}
+
+PR_SHIM void unpin_user_pages(struct page **pages, unsigned long npages)
+{
+	unpin_user_pages_dirty_lock(pages, npages, false);
+}
+
+PR_SHIM void unpin_user_page_range_dirty_lock(struct page *page, unsigned long npages, bool make_dirty)
+{
+	pr_world->unpin_user_page_range(pr_world->host, page_to_pfn(page), npages, make_dirty);
+}
+
+#ifndef PR_HAVE_num_pages_contiguous
+/* 6.18's mm.h: how many of the pages follow one another in memory (at least one). */
+PR_SHIM unsigned long num_pages_contiguous(struct page **pages, size_t nr_pages)
+{
+	unsigned long first = page_to_pfn(pages[0]);
+	size_t i;
+	for (i = 1; i < nr_pages; i++)
+		if (page_to_pfn(pages[i]) != first + i)
+			break;
+	return i;
+}
+#endif
+
+/* --- Page tables: follow_pte(), follow_pfnmap_start(), fixup_user_fault() ------------------ */
+
+typedef struct { unsigned long pfn; int writable; } pte_t;
+typedef struct { int locked; } spinlock_t;
+typedef struct { unsigned long pgprot; } pgprot_t;
+
+#if PINREPLAY_ERA < 610
+/* The pte found last: follow_pte() hands out a pointer to it. */
+static __thread pte_t pr_pte;
+
+PR_SHIM int follow_pte(struct mm_struct *mm, unsigned long address, pte_t **ptepp, spinlock_t **ptlp)
+{
+	static __thread spinlock_t ptl;
+	struct pinreplay_pfnmap out;
+	(void)mm;
+	if (pr_world->follow_pfnmap(pr_world->host, address, 0, &out))
+		return -EINVAL;
+	pr_pte.pfn = out.pfn;
+	pr_pte.writable = out.writable;
+	*ptepp = &pr_pte;
+	*ptlp = &ptl;
+	return 0;
+}
+#define pte_pfn(pte) ((pte).pfn)
+#define pte_write(pte) ((pte).writable)
+#define pte_unmap_unlock(ptep, ptl) do { (void)(ptep); (void)(ptl); } while (0)
+#else
+struct follow_pfnmap_args {
+	struct vm_area_struct *vma;
+	unsigned long address;
+	spinlock_t *lock;
+	pte_t *ptep;
+	unsigned long pfn;
+	unsigned long addr_mask;
+	pgprot_t pgprot;
+	bool writable;
+	bool special;
+};
+
+PR_SHIM int follow_pfnmap_start(struct follow_pfnmap_args *args)
+{
+	struct pinreplay_pfnmap out;
+	if (!(args->vma->vm_flags & (VM_IO | VM_PFNMAP)))
+		return -EINVAL;
+	if (pr_world->follow_pfnmap(pr_world->host, args->address, 1, &out))
+		return -EINVAL;
+	args->pfn = out.pfn;
+	args->addr_mask = out.addr_mask;
+	args->writable = out.writable;
+	args->special = true;
+	return 0;
+}
+
+PR_SHIM void follow_pfnmap_end(struct follow_pfnmap_args *args) { (void)args; }
+#endif
+
+/* Faults the page in as the world's fault rules say; never drops the mmap lock here. */
+PR_SHIM int fixup_user_fault(struct mm_struct *mm, unsigned long address, unsigned int fault_flags, bool *unlocked)
+{
+	(void)mm;
+	(void)unlocked;
+	return pr_world->fixup_user_fault(pr_world->host, address, !!(fault_flags & FAULT_FLAG_WRITE));
+}
+
+/* --- vfio_iommu_type1.c above its pinning code ----------------------------------------------- */
+
+static __thread bool disable_hugepages;
+
+struct vfio_dma {
+	struct rb_node node;
+	dma_addr_t iova;
+	unsigned long vaddr;
+	size_t size;
+	int prot;
+	bool iommu_mapped;
+	bool lock_cap;
+	bool vaddr_invalid;
+	bool has_rsvd;
+	struct task_struct *task;
+	struct rb_root pfn_list;
+	unsigned long *bitmap;
+	struct mm_struct *mm;
+	size_t locked_vm;
+	/* The container's dma. */
+	void *pr_handle;
+};
+
+/* The counts are int until 6.14, unsigned int from 6.15 (consistent page-count types). */
+#if PINREPLAY_ERA < 615
+typedef int pr_batch_count;
+#else
+typedef unsigned int pr_batch_count;
+#endif
+
+struct vfio_batch {
+	struct page **pages;
+	struct page *fallback_page;
+	pr_batch_count capacity;
+	pr_batch_count size;
+	pr_batch_count offset;
+};
+
+struct vfio_pfn {
+	struct rb_node node;
+	dma_addr_t iova;
+	unsigned long pfn;
+	unsigned int ref_count;
+};
+
+#define VFIO_BATCH_MAX_CAPACITY (PAGE_SIZE / sizeof(struct page *))
+
+/* The external pins of the dma of the call in progress, in iova order: dma->pfn_list is a
+ * balanced tree over them. */
+static __thread struct vfio_pfn *pr_pins;
+static __thread long pr_npins;
+
+#ifndef PR_HAVE_vfio_find_vpfn_range
+PR_SHIM struct vfio_pfn *vfio_find_vpfn_range(struct vfio_dma *dma, dma_addr_t iova_start, dma_addr_t iova_end)
+{
+	struct rb_node *node = dma->pfn_list.rb_node;
+	while (node) {
+		struct vfio_pfn *vpfn = rb_entry(node, struct vfio_pfn, node);
+		if (iova_end <= vpfn->iova)
+			node = node->rb_left;
+		else if (iova_start > vpfn->iova)
+			node = node->rb_right;
+		else
+			return vpfn;
+	}
+	return 0;
+}
+#endif
+
+#ifndef PR_HAVE_vfio_find_vpfn
+PR_SHIM struct vfio_pfn *vfio_find_vpfn(struct vfio_dma *dma, dma_addr_t iova)
+{
+	struct rb_node *node = dma->pfn_list.rb_node;
+	while (node) {
+		struct vfio_pfn *vpfn = rb_entry(node, struct vfio_pfn, node);
+		if (iova < vpfn->iova)
+			node = node->rb_left;
+		else if (iova > vpfn->iova)
+			node = node->rb_right;
+		else
+			return vpfn;
+	}
+	return 0;
+}
+#endif
+
+#ifndef PR_HAVE_vpfn_pages
+/* 6.18: how many external pins lie in nr_pages pages from iova_start. */
+PR_SHIM long vpfn_pages(struct vfio_dma *dma, dma_addr_t iova_start, long nr_pages)
+{
+	dma_addr_t iova_end = iova_start + ((dma_addr_t)nr_pages << PAGE_SHIFT);
+	long i, ret = 0;
+	(void)dma;
+	for (i = 0; i < pr_npins; i++)
+		if (pr_pins[i].iova >= iova_start && pr_pins[i].iova < iova_end)
+			ret++;
+	return ret;
+}
+#endif
+
+#endif /* PINREPLAY_KERNEL_LATER_H */
 
 """#,
     "pinreplay/world.h": #"""
@@ -471,6 +1196,33 @@ struct pinreplay_dma {
 	unsigned long vaddr;
 	unsigned long size;
 	int prot;
+	/* 5.x on: capable(CAP_IPC_LOCK) when the map came (dma->lock_cap). */
+	int lock_cap;
+	/* 6.18: a reserved run was mapped into this dma; read before the call, written after. */
+	int has_rsvd;
+};
+
+/* The container's struct vfio_batch between calls of one map (5.x on): the pfns of
+ * pages[offset .. offset + size) are the pages pinned and not yet consumed. */
+struct pinreplay_batch {
+	unsigned long *pfns;
+	unsigned int capacity;
+	unsigned int size;
+	unsigned int offset;
+};
+
+/* An external pin of a dma (its struct vfio_pfn). */
+struct pinreplay_pin {
+	unsigned long long iova;
+	unsigned long pfn;
+	unsigned int ref_count;
+};
+
+/* What follow_pte() / follow_pfnmap_start() find at an address. */
+struct pinreplay_pfnmap {
+	unsigned long pfn;
+	unsigned long addr_mask;
+	int writable;
 };
 
 /* Operations counted by the engine's own code (the cost model's counters of the same names). */
@@ -509,6 +1261,26 @@ struct pinreplay_world {
 	void (*put_page)(void *host, unsigned long pfn);
 	/* vfio_find_vpfn(): whether an external pin holds iova in this dma. */
 	int (*find_vpfn)(void *host, void *dma_handle, unsigned long long iova);
+
+	/* --- 5.x on ---------------------------------------------------------------------- */
+	/* The zero page's pfn, and whether there is one (is_zero_pfn()). */
+	unsigned long zero_pfn;
+	int has_zero_pfn;
+	/* pin_user_pages_remote(FOLL_LONGTERM) of up to nr pages from vaddr: how many were
+	 * pinned (pfns[0..n), one pin reference each), or the first page's -errno when none. */
+	long (*pin_user_pages)(void *host, unsigned long vaddr, unsigned long nr, int write, unsigned long *pfns);
+	/* unpin_user_page(): drops a pin reference. */
+	void (*unpin_user_page)(void *host, unsigned long pfn);
+	/* unpin_user_page_range_dirty_lock() over npage frames from pfn. */
+	void (*unpin_user_page_range)(void *host, unsigned long pfn, unsigned long npage, int dirty);
+	/* follow_pfnmap_start() of the VMA holding vaddr: 0 with *out filled, or -EINVAL when
+	 * no present pte is there; huge_ok 0 is follow_pte(), which follows 4 KiB ptes only. */
+	int (*follow_pfnmap)(void *host, unsigned long vaddr, int huge_ok, struct pinreplay_pfnmap *out);
+	/* fixup_user_fault(): 0 or -errno. */
+	int (*fixup_user_fault)(void *host, unsigned long vaddr, int write);
+	/* The external pins of a dma in iova order: how many there are; the first cap of
+	 * them are written to pins. */
+	long (*dma_pins)(void *host, void *dma_handle, struct pinreplay_pin *pins, long cap);
 };
 
 #endif /* PINREPLAY_WORLD_H */

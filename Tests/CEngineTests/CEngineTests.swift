@@ -15,19 +15,30 @@ import VFIOModel
     static let fixtures = Paths.fixtures.appendingPathComponent("c-engines")
     static let cache = Paths.scratch("c-engine-cache")
 
-    static func load(_ file: String) throws -> CEngine {
-        try CEngineLoader.load(path: fixtures.appendingPathComponent(file).path, cache: cache.path)
+    static func load(_ file: String, name: String? = nil, kernelAPI: KernelAPI? = nil) throws -> CEngine {
+        try CEngineLoader.load(path: fixtures.appendingPathComponent(file).path, name: name, kernelAPI: kernelAPI, cache: cache.path)
     }
+
+    /// Each later Swift engine and the file of its C rendering; v6.1 is 5.15's code on the 6.1
+    /// world, so its rendering is 5.15's built with `--kernel-api 6.1`.
+    static let later: [(swift: any Engine, file: String, api: KernelAPI)] = [
+        (V5_15(), "c-v5.15.c", .v5_15), (V6_1(), "c-v5.15.c", .v6_1), (V6_12(), "c-v6.12.c", .v6_12),
+        (V6_15(), "c-v6.15.c", .v6_15), (V6_18(), "c-v6.18.c", .v6_18),
+    ]
 
     /// The pairs compared: each Swift engine, then the C engine that renders it, in this
     /// process or (`isolated`) in a sandboxed process of its own, as the command line runs it.
     static func engines(isolated: Bool = false) throws -> [any Engine] {
-        func c(_ file: String) throws -> any Engine {
-            let loaded = try load(file)
+        func c(_ file: String, _ name: String? = nil, _ api: KernelAPI? = nil) throws -> any Engine {
+            let loaded = try load(file, name: name, kernelAPI: api)
             return isolated
-                ? IsolatedCEngine(loaded, kernelAPI: nil, sandbox: true, timeout: 120, worker: CLI.executable.path) : loaded
+                ? IsolatedCEngine(loaded, kernelAPI: api, sandbox: true, timeout: 120, worker: CLI.executable.path) : loaded
         }
-        return [V4_16(), try c("c-v4.16.c"), V4_17_rc1(), try c("c-v4.17-rc1.c")]
+        var engines: [any Engine] = [V4_16(), try c("c-v4.16.c"), V4_17_rc1(), try c("c-v4.17-rc1.c")]
+        for pair in later {
+            engines += [pair.swift, try c(pair.file, "c-\(pair.swift.name)", pair.api)]
+        }
+        return engines
     }
 
     /// Requests on which a C engine's outcome differs from its Swift engine's.
@@ -114,7 +125,7 @@ import VFIOModel
         #expect(r.summaries[1].lockedVMFinal == -32)
     }
 
-    @Test("A compile error names the user's file and line; the later API is refused; unknown APIs too")
+    @Test("A compile error names the user's file and line; a later file lacking a needed function is one line; unknown APIs too")
     func errors() throws {
         let dir = Paths.scratch()
         let bad = dir.appendingPathComponent("broken.c")
@@ -128,18 +139,90 @@ import VFIOModel
         try "static long vfio_pin_pages_remote(struct vfio_dma *dma, struct vfio_batch *batch) { return 0; }\n"
             .write(to: later, atomically: true, encoding: .utf8)
         let refused = try #require(throws: CEngineError.self) { try CEngineLoader.load(path: later.path, cache: Self.cache.path) }
-        #expect(
-            refused.message
-                == "\(later.path): uses vfio_batch of the 5.x/6.x API; only the 4.16 API (--kernel-api 4.16) is available so far")
+        #expect(refused.message == "\(later.path): no definition of vfio_lock_acct(), which the pinning code needs")
 
-        let api = try CLI.run(["replay", "traces/hugetlb.txt", "--engines", "Tests/Fixtures/c-engines/c-v4.16.c", "--kernel-api", "6.18"])
-        #expect(api.status == 2)
+        // A 4.16 block forced onto a later era lacks that era's functions.
+        let forced = try CLI.run([
+            "replay", "traces/hugetlb.txt", "--engines", "Tests/Fixtures/c-engines/c-v4.16.c", "--kernel-api", "6.18",
+        ])
+        #expect(forced.status == 2)
         #expect(
-            api.stderr
-                == "pinreplay: The value '6.18' is invalid for '--kernel-api <kernel-api>'. Please provide one of '4.16'. (see 'pinreplay help')\n"
-        )
+            forced.stderr
+                == "pinreplay: Tests/Fixtures/c-engines/c-v4.16.c: no definition of vaddr_get_pfns(), which the pinning code needs\n")
+        let api = try CLI.run(["replay", "traces/hugetlb.txt", "--engines", "Tests/Fixtures/c-engines/c-v4.16.c", "--kernel-api", "7.0"])
+        #expect(api.status == 2)
+        #expect(api.stderr.hasPrefix("pinreplay: The value '7.0' is invalid for '--kernel-api <kernel-api>'."))
         let missing = try #require(throws: CEngineError.self) { try CEngineLoader.load(path: dir.appendingPathComponent("none.c").path) }
         #expect(missing.message.hasSuffix("none.c: cannot read: No such file or directory"))
+    }
+
+    @Test(
+        "The era comes from what the file uses: each rendering's own, 6.1 by user_iova, 4.16 without a batch",
+        arguments: [
+            ("c-v4.16.c", KernelAPI.v4_16), ("c-v5.15.c", .v5_15), ("c-v6.12.c", .v6_12), ("c-v6.15.c", .v6_15), ("c-v6.18.c", .v6_18),
+        ])
+    func eras(file: String, api: KernelAPI) throws {
+        #expect(try Self.load(file).kernelAPI == api.rawValue)
+        #expect(try Self.load(file).profile == api.profile)
+        let text = try String(contentsOf: Self.fixtures.appendingPathComponent(file), encoding: .utf8)
+        if api == .v5_15 {
+            let v6_1 = text + "static int vfio_iommu_type1_pin_pages(void *iommu_data, dma_addr_t user_iova, int npage) { return 0; }\n"
+            #expect(KernelAPI.detect(v6_1) == .v6_1)
+        }
+        // 7.x: 6.18's pinning code with the typed allocators compiles as 6.18.
+        if api == .v6_18 {
+            #expect(
+                KernelAPI.detect(text.replacingOccurrences(of: "vpfn_pages", with: "vpfn_count") + "/* kzalloc_obj(*p, GFP_KERNEL) */")
+                    == .v6_18)
+        }
+    }
+
+    @Test("Breaking one line of a later rendering is seen: each broken copy differs from its Swift engine (goldens, then random traces)")
+    func brokenRenderings() throws {
+        // One line each, where the era's logic lives; every broken copy must diverge somewhere.
+        let breaks: [(file: String, api: KernelAPI, line: String, broken: String)] = [
+            ("c-v5.15.c", .v5_15, "\t\tif (unlikely(disable_hugepages))", "\t\tif (0)"),
+            ("c-v6.12.c", .v6_12, "\tif (write_fault && !args.writable)", "\tif (0)"),
+            ("c-v6.15.c", .v6_15, "\t\t\t\tret = min_t(long, npages, epfn - *pfn);", "\t\t\t\tret = 1;"),
+            ("c-v6.18.c", .v6_18, "\tdma->has_rsvd |= rsvd;", "\t;"),
+            ("c-v6.18.c", .v6_18, "\t\tunlocked = npage;", "\t\tunlocked = 0;"),
+        ]
+        let dir = Paths.scratch()
+        for (i, b) in breaks.enumerated() {
+            let text = try String(contentsOf: Self.fixtures.appendingPathComponent(b.file), encoding: .utf8)
+            #expect(text.components(separatedBy: b.line).count == 2, "\(b.file): \(b.line)")
+            let broken = dir.appendingPathComponent("broken-\(i).c")
+            try text.replacingOccurrences(of: b.line, with: b.broken).write(to: broken, atomically: true, encoding: .utf8)
+            let c = try CEngineLoader.load(path: broken.path, kernelAPI: b.api, cache: Self.cache.path)
+            let swift = try #require(Self.later.first { $0.api == b.api }?.swift)
+            var differ = 0
+            // The goldens, then random traces, until the broken line shows.
+            var runs: [() throws -> TraceReport] = Paths.goldenTraces().map { trace in
+                {
+                    var observer = NoObserver()
+                    return try Replayer(engines: [swift, c]).replay(path: trace.path, observer: &observer)
+                }
+            }
+            for seed in UInt64(0)..<1000 {
+                var rules = TraceRules()
+                let statements = RandomTrace.statements(seed: seed).filter { rules.problem($0) == nil }
+                runs.append {
+                    var observer = NoObserver()
+                    return try Replayer(engines: [swift, c]).replay(statements: statements, name: "seed-\(seed)", observer: &observer)
+                }
+            }
+            for run in runs where differ == 0 {
+                guard let r = try? run() else { continue }
+                differ += r.divergences.count + (r.summaries[0].counters == r.summaries[1].counters ? 0 : 1)
+                for kind in ViolationKind.allCases
+                where r.violationCounts[ViolationKey(engine: swift.name, kind: kind)]
+                    != r.violationCounts[ViolationKey(engine: c.name, kind: kind)]
+                {
+                    differ += 1
+                }
+            }
+            #expect(differ > 0, "\(b.file) with \(b.line) broken gives what \(swift.name) gives on every golden")
+        }
     }
 
     @Test("The shared object is cached by content: a second load compiles nothing, an edit compiles anew")
