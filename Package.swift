@@ -56,7 +56,7 @@ let package = Package(
         // The C ABI between pinreplay and an engine compiled from C (include/pinreplay/world.h).
         .systemLibrary(name: "CEngineABI"),
         // Engines compiled from a reviewer's own C: the kernel block against pinreplay's headers.
-        .target(name: "CEngines", dependencies: ["CEngineABI", "VFIOModel"]),
+        .target(name: "CEngines", dependencies: ["CEngineABI", "VFIOModel"], swiftSettings: hotPath),
         // The child side of an isolated C engine: crash reports and the seccomp sandbox, in C.
         .target(name: "CSandbox"),
         // C engines in processes of their own: the worker, the wire records, the parent's end.

@@ -114,7 +114,8 @@ public final class CEngine: PinEngine, @unchecked Sendable {
         w.disable_hugepages = k.disable_hugepages ? 1 : 0
         w.get_user_page = World.getUserPage
         w.find_vma_intersection = World.findVMAIntersection
-        w.pfn_class = World.pfnClass
+        w.pfn_class_stretch = World.pfnClassStretch
+        w.phys_generation = k.phys.generation
         w.put_page = World.putPage
         w.find_vpfn = World.findVpfn
         if let zero = k.phys.zeroPfn {
@@ -180,11 +181,14 @@ enum World {
         pinreplay_vma(start: UInt(v.start.rawValue), end: UInt(v.end.rawValue), flags: vm_flags(v), pgoff: UInt(v.pgoff))
     }
 
-    static let pfnClass: @convention(c) (UnsafeMutableRawPointer?, UInt) -> Int32 = { p, pfn in
-        switch host(p).phys.pfnClassCached(PFN(UInt64(pfn))) {
-        case .ram: Int32(PINREPLAY_PFN_RAM.rawValue)
-        case .reserved: Int32(PINREPLAY_PFN_RESERVED.rawValue)
-        case .mmio: Int32(PINREPLAY_PFN_MMIO.rawValue)
+    static let pfnClassStretch: @convention(c) (UnsafeMutableRawPointer?, UInt, UnsafeMutablePointer<UInt>?) -> Int32 = {
+        p, pfn, end in
+        let stretch = host(p).phys.classStretch(UInt64(pfn))
+        end?.pointee = UInt(clamping: stretch.end)
+        switch stretch.cls {
+        case .ram: return Int32(PINREPLAY_PFN_RAM.rawValue)
+        case .reserved: return Int32(PINREPLAY_PFN_RESERVED.rawValue)
+        case .mmio: return Int32(PINREPLAY_PFN_MMIO.rawValue)
         }
     }
 

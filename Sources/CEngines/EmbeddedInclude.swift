@@ -20,7 +20,7 @@ let embeddedInclude: [String: String] = [
 #define PR_HIDDEN __attribute__((visibility("hidden"), no_instrument_function))
 
 /* Whether the call in progress is an external pin (its vaddr_get_pfn() walks no run). */
-static __thread int pr_external;
+static int pr_external;
 
 PR_HIDDEN void __cyg_profile_func_enter(void *fn, void *site)
 {
@@ -45,7 +45,7 @@ PR_HIDDEN void __cyg_profile_func_exit(void *fn, void *site)
 static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
 							       const struct pinreplay_dma *d)
 {
-	pr_world = w;
+	pr_world_enter(w);
 	pr_mm.locked_vm = w->locked_vm;
 	pr_task.mm = &pr_mm;
 	disable_hugepages = w->disable_hugepages != 0;
@@ -61,7 +61,7 @@ static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_wo
 static __attribute__((no_instrument_function)) void pr_leave(struct pinreplay_world *w)
 {
 	w->locked_vm = pr_mm.locked_vm;
-	pr_world = 0;
+	pr_world_leave();
 }
 
 /* Which kernel's API this engine was built against. */
@@ -146,8 +146,8 @@ out:
 #define PR_HIDDEN __attribute__((visibility("hidden"), no_instrument_function))
 
 /* The engine's functions in progress, innermost last: who called whom. */
-static __thread void *pr_calls[64];
-static __thread int pr_depth;
+static void *pr_calls[64];
+static int pr_depth;
 
 /*
  * vaddr_get_pfns() and put_pfn() calls are counted as such; a call of
@@ -198,8 +198,8 @@ static __attribute__((no_instrument_function)) struct rb_node *pr_pin_tree(long 
 /* The dma's external pins, as the world holds them, into pr_pins and dma->pfn_list. */
 static __attribute__((no_instrument_function)) void pr_load_pins(struct pinreplay_world *w, struct vfio_dma *dma)
 {
-	static __thread struct pinreplay_pin *buf;
-	static __thread long cap;
+	static struct pinreplay_pin *buf;
+	static long cap;
 	long n = w->dma_pins(w->host, dma->pr_handle, buf, cap), i;
 
 	if (n > cap) {
@@ -224,7 +224,7 @@ static __attribute__((no_instrument_function)) void pr_load_pins(struct pinrepla
 static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
 							       const struct pinreplay_dma *d)
 {
-	pr_world = w;
+	pr_world_enter(w);
 	pr_depth = 0;
 	pr_mm.locked_vm = w->locked_vm;
 	pr_task.mm = &pr_mm;
@@ -246,7 +246,7 @@ static __attribute__((no_instrument_function)) void pr_leave(struct pinreplay_wo
 {
 	w->locked_vm = pr_mm.locked_vm;
 	d->has_rsvd = dma->has_rsvd;
-	pr_world = 0;
+	pr_world_leave();
 }
 
 /* Which kernel's API this engine was built against. */
@@ -258,7 +258,7 @@ PR_EXPORT const char *pinreplay_kernel_api(void)
 /* The container's batch holds pages pinned and not yet consumed between the calls of one map:
  * it comes in as pfns and goes back out as pfns. A batch the engine left outside its own
  * bounds is a bug of the engine, stopped here as a crash. */
-static __thread struct page *pr_batch_pages[VFIO_BATCH_MAX_CAPACITY];
+static struct page *pr_batch_pages[VFIO_BATCH_MAX_CAPACITY];
 
 PR_EXPORT long pinreplay_vfio_pin_pages_remote(struct pinreplay_world *w, struct pinreplay_dma *d, unsigned long vaddr,
 					       long npage, unsigned long *pfn_base, int lock_cap, unsigned long limit,
@@ -272,6 +272,7 @@ PR_EXPORT long pinreplay_vfio_pin_pages_remote(struct pinreplay_world *w, struct
 	(void)lock_cap; /* dma->lock_cap */
 	if (b->capacity > VFIO_BATCH_MAX_CAPACITY || b->size > b->capacity || b->offset > b->capacity - b->size)
 		__builtin_trap();
+	pr_enter(w, &dma, d);
 	batch.pages = pr_batch_pages;
 	batch.capacity = b->capacity;
 	batch.size = b->size;
@@ -279,9 +280,7 @@ PR_EXPORT long pinreplay_vfio_pin_pages_remote(struct pinreplay_world *w, struct
 	for (i = b->offset; i < b->offset + b->size; i++)
 		pr_batch_pages[i] = pfn_to_page(b->pfns[i]);
 
-	pr_enter(w, &dma, d);
 	ret = vfio_pin_pages_remote(&dma, vaddr, npage, pfn_base, limit, &batch);
-	pr_leave(w, &dma, d);
 
 	if (batch.pages != pr_batch_pages || batch.size < 0 || batch.offset < 0 ||
 	    (unsigned int)batch.size > b->capacity || (unsigned int)batch.offset > b->capacity - (unsigned int)batch.size)
@@ -290,6 +289,7 @@ PR_EXPORT long pinreplay_vfio_pin_pages_remote(struct pinreplay_world *w, struct
 	b->offset = batch.offset;
 	for (i = b->offset; i < b->offset + b->size; i++)
 		b->pfns[i] = page_to_pfn(pr_batch_pages[i]);
+	pr_leave(w, &dma, d);
 	return ret;
 }
 
@@ -380,7 +380,7 @@ PR_SHIM int get_user_pages_fast(unsigned long start, int nr_pages, int write, st
 
 /* --- vfio_iommu_type1.c above the block ------------------------------------------------------ */
 
-static __thread bool disable_hugepages;
+static bool disable_hugepages;
 
 struct vfio_dma {
 	struct rb_node node;
@@ -403,7 +403,7 @@ struct vfio_pfn {
 };
 
 /* Only whether there is one matters to the block: the same object stands for every pin. */
-static __thread struct vfio_pfn pr_vpfn;
+static struct vfio_pfn pr_vpfn;
 
 PR_SHIM struct vfio_pfn *vfio_find_vpfn(struct vfio_dma *dma, dma_addr_t iova)
 {
@@ -618,13 +618,41 @@ struct vm_area_struct {
 	unsigned long vm_pgoff;
 };
 
-/* The world of the call in progress, and the one task: per thread, as hosts replay in parallel. */
-static __thread struct pinreplay_world *pr_world;
-static __thread struct mm_struct pr_mm;
-static __thread struct task_struct pr_task = { .mm = 0, .comm = "qemu" };
+/* The world of the call in progress, and the one task. Plain statics, not thread-locals (a
+ * thread-local of a loaded library costs a __tls_get_addr call on every access): hosts replay
+ * in parallel, so one call at a time runs in a library, under pr_lock (pr_world_enter()). */
+static struct pinreplay_world *pr_world;
+/* The class of the stretch of frames found last: classes change only between statements,
+ * so most pages of a call need no call into the world. */
+static struct {
+	void *host;
+	unsigned long long generation;
+	unsigned long start, end;
+	int cls;
+} pr_class;
+
+static int pr_lock;
+extern int sched_yield(void);
+
+PR_SHIM void pr_world_enter(struct pinreplay_world *w)
+{
+	while (__atomic_exchange_n(&pr_lock, 1, __ATOMIC_ACQUIRE))
+		sched_yield();
+	pr_world = w;
+	/* Hosts come and go at reused addresses: the class cache lives for one call. */
+	pr_class.end = 0;
+}
+
+PR_SHIM void pr_world_leave(void)
+{
+	pr_world = 0;
+	__atomic_store_n(&pr_lock, 0, __ATOMIC_RELEASE);
+}
+static struct mm_struct pr_mm;
+static struct task_struct pr_task = { .mm = 0, .comm = "qemu" };
 /* find_vma_intersection() answers live in a small ring, valid for the next few lookups. */
-static __thread struct vm_area_struct pr_vmas[8];
-static __thread unsigned int pr_vma_next;
+static struct vm_area_struct pr_vmas[8];
+static unsigned int pr_vma_next;
 
 #define current (&pr_task)
 
@@ -693,16 +721,30 @@ struct page;
 #define pfn_to_page(pfn) ((struct page *)(PR_VMEMMAP + (unsigned long)(pfn) * 64))
 #define page_to_pfn(page) (((unsigned long)(page) - PR_VMEMMAP) / 64)
 
+PR_SHIM int pr_pfn_class(unsigned long pfn)
+{
+	if (pr_class.host != pr_world->host || pr_class.generation != pr_world->phys_generation ||
+	    pfn < pr_class.start || pfn >= pr_class.end) {
+		unsigned long end = pfn + 1;
+		pr_class.cls = pr_world->pfn_class_stretch(pr_world->host, pfn, &end);
+		pr_class.host = pr_world->host;
+		pr_class.generation = pr_world->phys_generation;
+		pr_class.start = pfn;
+		pr_class.end = end;
+	}
+	return pr_class.cls;
+}
+
 PR_SHIM bool pfn_valid(unsigned long pfn)
 {
-	return pr_world->pfn_class(pr_world->host, pfn) != PINREPLAY_PFN_MMIO;
+	return pr_pfn_class(pfn) != PINREPLAY_PFN_MMIO;
 }
 PR_SHIM struct page *compound_head(struct page *page) { return page; }
 PR_SHIM int PageTail(struct page *page) { (void)page; return 0; }
 PR_SHIM int PageCompound(struct page *page) { (void)page; return 0; }
 PR_SHIM int PageReserved(struct page *page)
 {
-	return pr_world->pfn_class(pr_world->host, page_to_pfn(page)) == PINREPLAY_PFN_RESERVED;
+	return pr_pfn_class(page_to_pfn(page)) == PINREPLAY_PFN_RESERVED;
 }
 PR_SHIM void SetPageDirty(struct page *page) { (void)page; }
 PR_SHIM void put_page(struct page *page) { pr_world->put_page(pr_world->host, page_to_pfn(page)); }
@@ -908,8 +950,8 @@ struct folio;
 #define page_to_phys(page) PFN_PHYS(page_to_pfn(page))
 
 /* The pfns GUP answers, before they become struct page pointers. */
-static __thread unsigned long *pr_gup_pfns;
-static __thread unsigned long pr_gup_cap;
+static unsigned long *pr_gup_pfns;
+static unsigned long pr_gup_cap;
 
 /* pin_user_pages_remote() with FOLL_LONGTERM (the world's only kind of remote pin): the rules
  * of the era's profile (unshare, the zero page, refusing raw pfn VMAs). */
@@ -992,11 +1034,11 @@ typedef struct { unsigned long pgprot; } pgprot_t;
 
 #if PINREPLAY_ERA < 610
 /* The pte found last: follow_pte() hands out a pointer to it. */
-static __thread pte_t pr_pte;
+static pte_t pr_pte;
 
 PR_SHIM int follow_pte(struct mm_struct *mm, unsigned long address, pte_t **ptepp, spinlock_t **ptlp)
 {
-	static __thread spinlock_t ptl;
+	static spinlock_t ptl;
 	struct pinreplay_pfnmap out;
 	(void)mm;
 	if (pr_world->follow_pfnmap(pr_world->host, address, 0, &out))
@@ -1050,7 +1092,7 @@ PR_SHIM int fixup_user_fault(struct mm_struct *mm, unsigned long address, unsign
 
 /* --- vfio_iommu_type1.c above its pinning code ----------------------------------------------- */
 
-static __thread bool disable_hugepages;
+static bool disable_hugepages;
 
 struct vfio_dma {
 	struct rb_node node;
@@ -1097,8 +1139,8 @@ struct vfio_pfn {
 
 /* The external pins of the dma of the call in progress, in iova order: dma->pfn_list is a
  * balanced tree over them. */
-static __thread struct vfio_pfn *pr_pins;
-static __thread long pr_npins;
+static struct vfio_pfn *pr_pins;
+static long pr_npins;
 
 #ifndef PR_HAVE_vfio_find_vpfn_range
 PR_SHIM struct vfio_pfn *vfio_find_vpfn_range(struct vfio_dma *dma, dma_addr_t iova_start, dma_addr_t iova_end)
@@ -1255,8 +1297,10 @@ struct pinreplay_world {
 	/* find_vma_intersection(): 1 with *vma filled, or 0. Counts a find_vma. */
 	int (*find_vma_intersection)(void *host, unsigned long start, unsigned long end,
 				     struct pinreplay_vma *vma);
-	/* The class of a frame (enum pinreplay_pfn_class). */
-	int (*pfn_class)(void *host, unsigned long pfn);
+	/* The class of a frame (enum pinreplay_pfn_class), and in *end the first frame after it
+	 * where the class may differ. Valid while phys_generation stays. */
+	int (*pfn_class_stretch)(void *host, unsigned long pfn, unsigned long *end);
+	unsigned long long phys_generation;
 	/* put_page(): drops one reference of a frame that has a struct page. */
 	void (*put_page)(void *host, unsigned long pfn);
 	/* vfio_find_vpfn(): whether an external pin holds iova in this dma. */

@@ -51,7 +51,7 @@ public struct PhysMem {
     }
 
     /// The class at `p` and the largest stretch around it where the class cannot change.
-    @usableFromInline func classStretch(_ p: UInt64) -> (start: UInt64, end: UInt64, cls: PfnClass) {
+    public func classStretch(_ p: UInt64) -> (start: UInt64, end: UInt64, cls: PfnClass) {
         if let r = declared.run(at: p) { return (p, r.end, r.value) }
         let gapEnd = declared.nextCovered(from: p) ?? UInt64.max
         if let r = poolEver.run(at: p) { return (p, min(r.end, gapEnd), .ram) }

@@ -14,7 +14,7 @@
 #define PR_HIDDEN __attribute__((visibility("hidden"), no_instrument_function))
 
 /* Whether the call in progress is an external pin (its vaddr_get_pfn() walks no run). */
-static __thread int pr_external;
+static int pr_external;
 
 PR_HIDDEN void __cyg_profile_func_enter(void *fn, void *site)
 {
@@ -39,7 +39,7 @@ PR_HIDDEN void __cyg_profile_func_exit(void *fn, void *site)
 static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
 							       const struct pinreplay_dma *d)
 {
-	pr_world = w;
+	pr_world_enter(w);
 	pr_mm.locked_vm = w->locked_vm;
 	pr_task.mm = &pr_mm;
 	disable_hugepages = w->disable_hugepages != 0;
@@ -55,7 +55,7 @@ static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_wo
 static __attribute__((no_instrument_function)) void pr_leave(struct pinreplay_world *w)
 {
 	w->locked_vm = pr_mm.locked_vm;
-	pr_world = 0;
+	pr_world_leave();
 }
 
 /* Which kernel's API this engine was built against. */

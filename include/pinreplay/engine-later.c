@@ -15,8 +15,8 @@
 #define PR_HIDDEN __attribute__((visibility("hidden"), no_instrument_function))
 
 /* The engine's functions in progress, innermost last: who called whom. */
-static __thread void *pr_calls[64];
-static __thread int pr_depth;
+static void *pr_calls[64];
+static int pr_depth;
 
 /*
  * vaddr_get_pfns() and put_pfn() calls are counted as such; a call of
@@ -67,8 +67,8 @@ static __attribute__((no_instrument_function)) struct rb_node *pr_pin_tree(long 
 /* The dma's external pins, as the world holds them, into pr_pins and dma->pfn_list. */
 static __attribute__((no_instrument_function)) void pr_load_pins(struct pinreplay_world *w, struct vfio_dma *dma)
 {
-	static __thread struct pinreplay_pin *buf;
-	static __thread long cap;
+	static struct pinreplay_pin *buf;
+	static long cap;
 	long n = w->dma_pins(w->host, dma->pr_handle, buf, cap), i;
 
 	if (n > cap) {
@@ -93,7 +93,7 @@ static __attribute__((no_instrument_function)) void pr_load_pins(struct pinrepla
 static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
 							       const struct pinreplay_dma *d)
 {
-	pr_world = w;
+	pr_world_enter(w);
 	pr_depth = 0;
 	pr_mm.locked_vm = w->locked_vm;
 	pr_task.mm = &pr_mm;
@@ -115,7 +115,7 @@ static __attribute__((no_instrument_function)) void pr_leave(struct pinreplay_wo
 {
 	w->locked_vm = pr_mm.locked_vm;
 	d->has_rsvd = dma->has_rsvd;
-	pr_world = 0;
+	pr_world_leave();
 }
 
 /* Which kernel's API this engine was built against. */
@@ -127,7 +127,7 @@ PR_EXPORT const char *pinreplay_kernel_api(void)
 /* The container's batch holds pages pinned and not yet consumed between the calls of one map:
  * it comes in as pfns and goes back out as pfns. A batch the engine left outside its own
  * bounds is a bug of the engine, stopped here as a crash. */
-static __thread struct page *pr_batch_pages[VFIO_BATCH_MAX_CAPACITY];
+static struct page *pr_batch_pages[VFIO_BATCH_MAX_CAPACITY];
 
 PR_EXPORT long pinreplay_vfio_pin_pages_remote(struct pinreplay_world *w, struct pinreplay_dma *d, unsigned long vaddr,
 					       long npage, unsigned long *pfn_base, int lock_cap, unsigned long limit,
@@ -141,6 +141,7 @@ PR_EXPORT long pinreplay_vfio_pin_pages_remote(struct pinreplay_world *w, struct
 	(void)lock_cap; /* dma->lock_cap */
 	if (b->capacity > VFIO_BATCH_MAX_CAPACITY || b->size > b->capacity || b->offset > b->capacity - b->size)
 		__builtin_trap();
+	pr_enter(w, &dma, d);
 	batch.pages = pr_batch_pages;
 	batch.capacity = b->capacity;
 	batch.size = b->size;
@@ -148,9 +149,7 @@ PR_EXPORT long pinreplay_vfio_pin_pages_remote(struct pinreplay_world *w, struct
 	for (i = b->offset; i < b->offset + b->size; i++)
 		pr_batch_pages[i] = pfn_to_page(b->pfns[i]);
 
-	pr_enter(w, &dma, d);
 	ret = vfio_pin_pages_remote(&dma, vaddr, npage, pfn_base, limit, &batch);
-	pr_leave(w, &dma, d);
 
 	if (batch.pages != pr_batch_pages || batch.size < 0 || batch.offset < 0 ||
 	    (unsigned int)batch.size > b->capacity || (unsigned int)batch.offset > b->capacity - (unsigned int)batch.size)
@@ -159,6 +158,7 @@ PR_EXPORT long pinreplay_vfio_pin_pages_remote(struct pinreplay_world *w, struct
 	b->offset = batch.offset;
 	for (i = b->offset; i < b->offset + b->size; i++)
 		b->pfns[i] = page_to_pfn(pr_batch_pages[i]);
+	pr_leave(w, &dma, d);
 	return ret;
 }
 

@@ -58,7 +58,7 @@ PR_SHIM int get_user_pages_fast(unsigned long start, int nr_pages, int write, st
 
 /* --- vfio_iommu_type1.c above the block ------------------------------------------------------ */
 
-static __thread bool disable_hugepages;
+static bool disable_hugepages;
 
 struct vfio_dma {
 	struct rb_node node;
@@ -81,7 +81,7 @@ struct vfio_pfn {
 };
 
 /* Only whether there is one matters to the block: the same object stands for every pin. */
-static __thread struct vfio_pfn pr_vpfn;
+static struct vfio_pfn pr_vpfn;
 
 PR_SHIM struct vfio_pfn *vfio_find_vpfn(struct vfio_dma *dma, dma_addr_t iova)
 {

@@ -119,13 +119,41 @@ struct vm_area_struct {
 	unsigned long vm_pgoff;
 };
 
-/* The world of the call in progress, and the one task: per thread, as hosts replay in parallel. */
-static __thread struct pinreplay_world *pr_world;
-static __thread struct mm_struct pr_mm;
-static __thread struct task_struct pr_task = { .mm = 0, .comm = "qemu" };
+/* The world of the call in progress, and the one task. Plain statics, not thread-locals (a
+ * thread-local of a loaded library costs a __tls_get_addr call on every access): hosts replay
+ * in parallel, so one call at a time runs in a library, under pr_lock (pr_world_enter()). */
+static struct pinreplay_world *pr_world;
+/* The class of the stretch of frames found last: classes change only between statements,
+ * so most pages of a call need no call into the world. */
+static struct {
+	void *host;
+	unsigned long long generation;
+	unsigned long start, end;
+	int cls;
+} pr_class;
+
+static int pr_lock;
+extern int sched_yield(void);
+
+PR_SHIM void pr_world_enter(struct pinreplay_world *w)
+{
+	while (__atomic_exchange_n(&pr_lock, 1, __ATOMIC_ACQUIRE))
+		sched_yield();
+	pr_world = w;
+	/* Hosts come and go at reused addresses: the class cache lives for one call. */
+	pr_class.end = 0;
+}
+
+PR_SHIM void pr_world_leave(void)
+{
+	pr_world = 0;
+	__atomic_store_n(&pr_lock, 0, __ATOMIC_RELEASE);
+}
+static struct mm_struct pr_mm;
+static struct task_struct pr_task = { .mm = 0, .comm = "qemu" };
 /* find_vma_intersection() answers live in a small ring, valid for the next few lookups. */
-static __thread struct vm_area_struct pr_vmas[8];
-static __thread unsigned int pr_vma_next;
+static struct vm_area_struct pr_vmas[8];
+static unsigned int pr_vma_next;
 
 #define current (&pr_task)
 
@@ -194,16 +222,30 @@ struct page;
 #define pfn_to_page(pfn) ((struct page *)(PR_VMEMMAP + (unsigned long)(pfn) * 64))
 #define page_to_pfn(page) (((unsigned long)(page) - PR_VMEMMAP) / 64)
 
+PR_SHIM int pr_pfn_class(unsigned long pfn)
+{
+	if (pr_class.host != pr_world->host || pr_class.generation != pr_world->phys_generation ||
+	    pfn < pr_class.start || pfn >= pr_class.end) {
+		unsigned long end = pfn + 1;
+		pr_class.cls = pr_world->pfn_class_stretch(pr_world->host, pfn, &end);
+		pr_class.host = pr_world->host;
+		pr_class.generation = pr_world->phys_generation;
+		pr_class.start = pfn;
+		pr_class.end = end;
+	}
+	return pr_class.cls;
+}
+
 PR_SHIM bool pfn_valid(unsigned long pfn)
 {
-	return pr_world->pfn_class(pr_world->host, pfn) != PINREPLAY_PFN_MMIO;
+	return pr_pfn_class(pfn) != PINREPLAY_PFN_MMIO;
 }
 PR_SHIM struct page *compound_head(struct page *page) { return page; }
 PR_SHIM int PageTail(struct page *page) { (void)page; return 0; }
 PR_SHIM int PageCompound(struct page *page) { (void)page; return 0; }
 PR_SHIM int PageReserved(struct page *page)
 {
-	return pr_world->pfn_class(pr_world->host, page_to_pfn(page)) == PINREPLAY_PFN_RESERVED;
+	return pr_pfn_class(page_to_pfn(page)) == PINREPLAY_PFN_RESERVED;
 }
 PR_SHIM void SetPageDirty(struct page *page) { (void)page; }
 PR_SHIM void put_page(struct page *page) { pr_world->put_page(pr_world->host, page_to_pfn(page)); }

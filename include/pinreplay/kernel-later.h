@@ -183,8 +183,8 @@ struct folio;
 #define page_to_phys(page) PFN_PHYS(page_to_pfn(page))
 
 /* The pfns GUP answers, before they become struct page pointers. */
-static __thread unsigned long *pr_gup_pfns;
-static __thread unsigned long pr_gup_cap;
+static unsigned long *pr_gup_pfns;
+static unsigned long pr_gup_cap;
 
 /* pin_user_pages_remote() with FOLL_LONGTERM (the world's only kind of remote pin): the rules
  * of the era's profile (unshare, the zero page, refusing raw pfn VMAs). */
@@ -267,11 +267,11 @@ typedef struct { unsigned long pgprot; } pgprot_t;
 
 #if PINREPLAY_ERA < 610
 /* The pte found last: follow_pte() hands out a pointer to it. */
-static __thread pte_t pr_pte;
+static pte_t pr_pte;
 
 PR_SHIM int follow_pte(struct mm_struct *mm, unsigned long address, pte_t **ptepp, spinlock_t **ptlp)
 {
-	static __thread spinlock_t ptl;
+	static spinlock_t ptl;
 	struct pinreplay_pfnmap out;
 	(void)mm;
 	if (pr_world->follow_pfnmap(pr_world->host, address, 0, &out))
@@ -325,7 +325,7 @@ PR_SHIM int fixup_user_fault(struct mm_struct *mm, unsigned long address, unsign
 
 /* --- vfio_iommu_type1.c above its pinning code ----------------------------------------------- */
 
-static __thread bool disable_hugepages;
+static bool disable_hugepages;
 
 struct vfio_dma {
 	struct rb_node node;
@@ -372,8 +372,8 @@ struct vfio_pfn {
 
 /* The external pins of the dma of the call in progress, in iova order: dma->pfn_list is a
  * balanced tree over them. */
-static __thread struct vfio_pfn *pr_pins;
-static __thread long pr_npins;
+static struct vfio_pfn *pr_pins;
+static long pr_npins;
 
 #ifndef PR_HAVE_vfio_find_vpfn_range
 PR_SHIM struct vfio_pfn *vfio_find_vpfn_range(struct vfio_dma *dma, dma_addr_t iova_start, dma_addr_t iova_end)

@@ -101,8 +101,10 @@ struct pinreplay_world {
 	/* find_vma_intersection(): 1 with *vma filled, or 0. Counts a find_vma. */
 	int (*find_vma_intersection)(void *host, unsigned long start, unsigned long end,
 				     struct pinreplay_vma *vma);
-	/* The class of a frame (enum pinreplay_pfn_class). */
-	int (*pfn_class)(void *host, unsigned long pfn);
+	/* The class of a frame (enum pinreplay_pfn_class), and in *end the first frame after it
+	 * where the class may differ. Valid while phys_generation stays. */
+	int (*pfn_class_stretch)(void *host, unsigned long pfn, unsigned long *end);
+	unsigned long long phys_generation;
 	/* put_page(): drops one reference of a frame that has a struct page. */
 	void (*put_page)(void *host, unsigned long pfn);
 	/* vfio_find_vpfn(): whether an external pin holds iova in this dma. */
