@@ -117,7 +117,7 @@ public final class CEngine: PinEngine, @unchecked Sendable {
         w.pfn_class_stretch = World.pfnClassStretch
         w.phys_generation = k.phys.generation
         w.put_page = World.putPage
-        w.find_vpfn = World.findVpfn
+        w.dma_pins = World.dmaPins
         if let zero = k.phys.zeroPfn {
             w.zero_pfn = UInt(zero.rawValue)
             w.has_zero_pfn = 1
@@ -127,7 +127,6 @@ public final class CEngine: PinEngine, @unchecked Sendable {
         w.unpin_user_page_range = World.unpinUserPageRange
         w.follow_pfnmap = World.followPfnmap
         w.fixup_user_fault = World.fixupUserFault
-        w.dma_pins = World.dmaPins
         var d = pinreplay_dma(
             handle: Unmanaged.passUnretained(dma).toOpaque(), iova: dma.iova.rawValue, vaddr: UInt(dma.vaddr.rawValue),
             size: UInt(dma.size), prot: Int32(dma.prot.rawValue), lock_cap: dma.lock_cap ? 1 : 0, has_rsvd: dma.has_rsvd ? 1 : 0)
@@ -145,35 +144,38 @@ public final class CEngine: PinEngine, @unchecked Sendable {
 
 /// The callbacks of world.h: the Swift host behind the C kernel API.
 enum World {
-    static func host(_ p: UnsafeMutableRawPointer?) -> Host {
-        // The pointer is the host passed in by `CEngine.call`, alive for the call.
-        Unmanaged<Host>.fromOpaque(p.unsafelyUnwrapped).takeUnretainedValue()
+    /// Runs `body` on the host passed in by `CEngine.call`, alive for the call: borrowed, without
+    /// the retain and release per callback that taking the reference out would cost.
+    @inline(__always) static func withHost<R>(_ p: UnsafeMutableRawPointer?, _ body: (Host) -> R) -> R {
+        Unmanaged<Host>.fromOpaque(p.unsafelyUnwrapped)._withUnsafeGuaranteedRef(body)
     }
 
     static let getUserPage:
         @convention(c) (UnsafeMutableRawPointer?, UInt, Int32, UnsafeMutablePointer<UInt>?, UnsafeMutablePointer<pinreplay_vma>?) -> Int = {
             p, vaddr, write, pfn, vma in
-            let k = host(p)
-            guard let mm = k.current_mm else { return -EFAULT }
-            var page: PFN = 0
-            let ret = k.get_user_pages(mm, VAddr(UInt64(vaddr)), write: write != 0, &page)
-            guard ret == 1 else { return ret }
-            pfn?.pointee = UInt(page.rawValue)
-            // The VMA GUP went through: its own lookup, not counted as a find_vma.
-            if let vma, let found = mm.findVMAIntersection(VAddr(UInt64(vaddr)), VAddr(UInt64(vaddr) + 1)) {
-                vma.pointee = World.vma(found)
+            withHost(p) { k in
+                guard let mm = k.current_mm else { return -EFAULT }
+                var page: PFN = 0
+                let ret = k.get_user_pages(mm, VAddr(UInt64(vaddr)), write: write != 0, &page)
+                guard ret == 1 else { return ret }
+                pfn?.pointee = UInt(page.rawValue)
+                // The VMA GUP went through: its own lookup, not counted as a find_vma.
+                if let vma, let found = mm.findVMAIntersection(VAddr(UInt64(vaddr)), VAddr(UInt64(vaddr) + 1)) {
+                    vma.pointee = World.vma(found)
+                }
+                return ret
             }
-            return ret
         }
 
     static let findVMAIntersection: @convention(c) (UnsafeMutableRawPointer?, UInt, UInt, UnsafeMutablePointer<pinreplay_vma>?) -> Int32 = {
         p, start, end, out in
-        let k = host(p)
-        guard let mm = k.current_mm, let found = k.find_vma_intersection(mm, VAddr(UInt64(start)), VAddr(UInt64(end))) else {
-            return 0
+        withHost(p) { k in
+            guard let mm = k.current_mm, let found = k.find_vma_intersection(mm, VAddr(UInt64(start)), VAddr(UInt64(end))) else {
+                return 0
+            }
+            out?.pointee = World.vma(found)
+            return 1
         }
-        out?.pointee = World.vma(found)
-        return 1
     }
 
     /// A VMA as world.h describes it.
@@ -183,7 +185,7 @@ enum World {
 
     static let pfnClassStretch: @convention(c) (UnsafeMutableRawPointer?, UInt, UnsafeMutablePointer<UInt>?) -> Int32 = {
         p, pfn, end in
-        let stretch = host(p).phys.classStretch(UInt64(pfn))
+        let stretch = withHost(p) { $0.phys.classStretch(UInt64(pfn)) }
         end?.pointee = UInt(clamping: stretch.end)
         switch stretch.cls {
         case .ram: return Int32(PINREPLAY_PFN_RAM.rawValue)
@@ -193,50 +195,46 @@ enum World {
     }
 
     static let putPage: @convention(c) (UnsafeMutableRawPointer?, UInt) -> Void = { p, pfn in
-        host(p).put_page(PFN(UInt64(pfn)))
-    }
-
-    static let findVpfn: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, UInt64) -> Int32 = {
-        p, handle, iova in
-        // The handle is the dma passed in by `CEngine.call`.
-        let dma = Unmanaged<VFIODma>.fromOpaque(handle.unsafelyUnwrapped).takeUnretainedValue()
-        return host(p).vfio_find_vpfn(dma, IOVA(iova)) != nil ? 1 : 0
+        withHost(p) { $0.put_page(PFN(UInt64(pfn))) }
     }
 
     static let pinUserPages: @convention(c) (UnsafeMutableRawPointer?, UInt, UInt, Int32, UnsafeMutablePointer<UInt>?) -> Int = {
         p, vaddr, nr, write, pfns in
-        let k = host(p)
-        guard let mm = k.current_mm, let pfns else { return -EFAULT }
-        return pfns.withMemoryRebound(to: PFN.self, capacity: Int(nr)) { pages in
-            k.pin_user_pages_remote(mm, VAddr(UInt64(vaddr)), Int(nr), write: write != 0, pages)
+        withHost(p) { k in
+            guard let mm = k.current_mm, let pfns else { return -EFAULT }
+            return pfns.withMemoryRebound(to: PFN.self, capacity: Int(nr)) { pages in
+                k.pin_user_pages_remote(mm, VAddr(UInt64(vaddr)), Int(nr), write: write != 0, pages)
+            }
         }
     }
 
     static let unpinUserPage: @convention(c) (UnsafeMutableRawPointer?, UInt) -> Void = { p, pfn in
-        host(p).unpin_user_page(PFN(UInt64(pfn)))
+        withHost(p) { $0.unpin_user_page(PFN(UInt64(pfn))) }
     }
 
     static let unpinUserPageRange: @convention(c) (UnsafeMutableRawPointer?, UInt, UInt, Int32) -> Void = { p, pfn, npage, dirty in
-        host(p).unpin_user_page_range_dirty_lock(PFN(UInt64(pfn)), Int(npage), dirty != 0 ? .IOMMU_WRITE : [])
+        withHost(p) { $0.unpin_user_page_range_dirty_lock(PFN(UInt64(pfn)), Int(npage), dirty != 0 ? .IOMMU_WRITE : []) }
     }
 
     static let followPfnmap: @convention(c) (UnsafeMutableRawPointer?, UInt, Int32, UnsafeMutablePointer<pinreplay_pfnmap>?) -> Int32 = {
         p, vaddr, huge_ok, out in
-        let k = host(p)
-        // The VMA the engine looked up holds vaddr: found again here, not counted twice.
-        guard let mm = k.current_mm, let vma = mm.findVMAIntersection(VAddr(UInt64(vaddr)), VAddr(UInt64(vaddr) + 1)) else {
-            return Int32(-EINVAL)
+        withHost(p) { k in
+            // The VMA the engine looked up holds vaddr: found again here, not counted twice.
+            guard let mm = k.current_mm, let vma = mm.findVMAIntersection(VAddr(UInt64(vaddr)), VAddr(UInt64(vaddr) + 1)) else {
+                return Int32(-EINVAL)
+            }
+            let found = huge_ok != 0 ? k.follow_pfnmap_start(vma, VAddr(UInt64(vaddr))) : k.follow_pte(vma, VAddr(UInt64(vaddr)))
+            guard let found else { return Int32(-EINVAL) }
+            out?.pointee = pinreplay_pfnmap(pfn: UInt(found.pfn.rawValue), addr_mask: UInt(found.addr_mask), writable: found.writable ? 1 : 0)
+            return 0
         }
-        let found = huge_ok != 0 ? k.follow_pfnmap_start(vma, VAddr(UInt64(vaddr))) : k.follow_pte(vma, VAddr(UInt64(vaddr)))
-        guard let found else { return Int32(-EINVAL) }
-        out?.pointee = pinreplay_pfnmap(pfn: UInt(found.pfn.rawValue), addr_mask: UInt(found.addr_mask), writable: found.writable ? 1 : 0)
-        return 0
     }
 
     static let fixupUserFault: @convention(c) (UnsafeMutableRawPointer?, UInt, Int32) -> Int32 = { p, vaddr, write in
-        let k = host(p)
-        guard let mm = k.current_mm else { return Int32(-EFAULT) }
-        return Int32(k.fixup_user_fault(mm, VAddr(UInt64(vaddr)), write: write != 0))
+        withHost(p) { k in
+            guard let mm = k.current_mm else { return Int32(-EFAULT) }
+            return Int32(k.fixup_user_fault(mm, VAddr(UInt64(vaddr)), write: write != 0))
+        }
     }
 
     static let dmaPins:

@@ -56,6 +56,7 @@ static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_wo
 	dma->iommu_mapped = false;
 	dma->task = current;
 	dma->pr_handle = d->handle;
+	pr_load_world_pins(d->handle);
 }
 
 static __attribute__((no_instrument_function)) void pr_leave(struct pinreplay_world *w)
@@ -196,29 +197,26 @@ static __attribute__((no_instrument_function)) struct rb_node *pr_pin_tree(long 
 }
 
 /* The dma's external pins, as the world holds them, into pr_pins and dma->pfn_list. */
-static __attribute__((no_instrument_function)) void pr_load_pins(struct pinreplay_world *w, struct vfio_dma *dma)
+static __attribute__((no_instrument_function)) void pr_load_pins(struct vfio_dma *dma)
 {
-	static struct pinreplay_pin *buf;
 	static long cap;
-	long n = w->dma_pins(w->host, dma->pr_handle, buf, cap), i;
+	long i;
 
-	if (n > cap) {
-		free(buf);
+	pr_load_world_pins(dma->pr_handle);
+	if (pr_nwpins > cap) {
 		free(pr_pins);
-		buf = malloc((size_t)n * sizeof(*buf));
-		pr_pins = malloc((size_t)n * sizeof(*pr_pins));
-		if (!buf || !pr_pins)
+		pr_pins = malloc((size_t)pr_nwpins * sizeof(*pr_pins));
+		if (!pr_pins)
 			__builtin_trap();
-		cap = n;
-		n = w->dma_pins(w->host, dma->pr_handle, buf, cap);
+		cap = pr_nwpins;
 	}
-	for (i = 0; i < n; i++) {
-		pr_pins[i].iova = buf[i].iova;
-		pr_pins[i].pfn = buf[i].pfn;
-		pr_pins[i].ref_count = buf[i].ref_count;
+	for (i = 0; i < pr_nwpins; i++) {
+		pr_pins[i].iova = pr_wpins[i].iova;
+		pr_pins[i].pfn = pr_wpins[i].pfn;
+		pr_pins[i].ref_count = pr_wpins[i].ref_count;
 	}
-	pr_npins = n;
-	dma->pfn_list.rb_node = pr_pin_tree(0, n, 0);
+	pr_npins = pr_nwpins;
+	dma->pfn_list.rb_node = pr_pin_tree(0, pr_nwpins, 0);
 }
 
 static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
@@ -238,7 +236,7 @@ static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_wo
 	dma->task = current;
 	dma->mm = &pr_mm;
 	dma->pr_handle = d->handle;
-	pr_load_pins(w, dma);
+	pr_load_pins(dma);
 }
 
 static __attribute__((no_instrument_function)) void pr_leave(struct pinreplay_world *w, struct vfio_dma *dma,
@@ -407,9 +405,12 @@ static struct vfio_pfn pr_vpfn;
 
 PR_SHIM struct vfio_pfn *vfio_find_vpfn(struct vfio_dma *dma, dma_addr_t iova)
 {
-	if (!pr_world->find_vpfn(pr_world->host, dma->pr_handle, iova))
+	const struct pinreplay_pin *pin = pr_find_world_pin(iova);
+	(void)dma;
+	if (!pin)
 		return 0;
 	pr_vpfn.iova = iova;
+	pr_vpfn.pfn = pin->pfn;
 	return &pr_vpfn;
 }
 
@@ -512,6 +513,12 @@ PR_SHIM struct vfio_pfn *vfio_find_vpfn(struct vfio_dma *dma, dma_addr_t iova)
 #include <stddef.h>
 
 #include "world.h"
+
+/* The C library's allocator, declared here: its headers would clash with the kernel's names. */
+extern void *malloc(size_t size);
+extern void *calloc(size_t nmemb, size_t size);
+extern void *realloc(void *ptr, size_t size);
+extern void free(void *ptr);
 
 /* Every helper here is the world's, not the engine's: not counted as the engine's calls. */
 #define PR_SHIM static inline __attribute__((no_instrument_function, unused))
@@ -713,6 +720,42 @@ PR_SHIM unsigned long vma_pages(struct vm_area_struct *vma)
 
 PR_SHIM bool vma_is_fsdax(struct vm_area_struct *vma) { (void)vma; return false; }
 
+/* --- External pins ------------------------------------------------------------------------ */
+
+/* The external pins of the dma of the call in progress, in iova order, loaded once a call. */
+static struct pinreplay_pin *pr_wpins;
+static long pr_nwpins, pr_wpins_cap;
+
+PR_SHIM void pr_load_world_pins(void *dma_handle)
+{
+	long n = pr_world->dma_pins(pr_world->host, dma_handle, pr_wpins, pr_wpins_cap);
+
+	if (n > pr_wpins_cap) {
+		struct pinreplay_pin *grown = realloc(pr_wpins, (size_t)n * sizeof(*grown));
+		if (!grown)
+			__builtin_trap();
+		pr_wpins = grown;
+		pr_wpins_cap = n;
+		n = pr_world->dma_pins(pr_world->host, dma_handle, pr_wpins, pr_wpins_cap);
+	}
+	pr_nwpins = n;
+}
+
+/* The pin at exactly iova, or NULL. */
+PR_SHIM const struct pinreplay_pin *pr_find_world_pin(unsigned long long iova)
+{
+	long lo = 0, hi = pr_nwpins;
+
+	while (lo < hi) {
+		long mid = lo + (hi - lo) / 2;
+		if (pr_wpins[mid].iova < iova)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < pr_nwpins && pr_wpins[lo].iova == iova ? &pr_wpins[lo] : 0;
+}
+
 /* --- Pages -------------------------------------------------------------------------------- */
 
 /* A struct page pointer is the frame's slot in x86-64's vmemmap: comparable, never dereferenced. */
@@ -790,11 +833,6 @@ static inline __attribute__((no_instrument_function, unused, format(printf, 1, 2
 #ifndef PINREPLAY_ERA
 #error "include an era's header (kernel-5.15.h ... kernel-6.18.h), not kernel-later.h"
 #endif
-
-extern void *malloc(size_t size);
-extern void *calloc(size_t nmemb, size_t size);
-extern void *realloc(void *ptr, size_t size);
-extern void free(void *ptr);
 
 /* --- More of the kernel's basics ----------------------------------------------------------- */
 
@@ -1303,8 +1341,9 @@ struct pinreplay_world {
 	unsigned long long phys_generation;
 	/* put_page(): drops one reference of a frame that has a struct page. */
 	void (*put_page)(void *host, unsigned long pfn);
-	/* vfio_find_vpfn(): whether an external pin holds iova in this dma. */
-	int (*find_vpfn)(void *host, void *dma_handle, unsigned long long iova);
+	/* The external pins of a dma in iova order: how many there are; the first cap of
+	 * them are written to pins. */
+	long (*dma_pins)(void *host, void *dma_handle, struct pinreplay_pin *pins, long cap);
 
 	/* --- 5.x on ---------------------------------------------------------------------- */
 	/* The zero page's pfn, and whether there is one (is_zero_pfn()). */
@@ -1322,9 +1361,6 @@ struct pinreplay_world {
 	int (*follow_pfnmap)(void *host, unsigned long vaddr, int huge_ok, struct pinreplay_pfnmap *out);
 	/* fixup_user_fault(): 0 or -errno. */
 	int (*fixup_user_fault)(void *host, unsigned long vaddr, int write);
-	/* The external pins of a dma in iova order: how many there are; the first cap of
-	 * them are written to pins. */
-	long (*dma_pins)(void *host, void *dma_handle, struct pinreplay_pin *pins, long cap);
 };
 
 #endif /* PINREPLAY_WORLD_H */

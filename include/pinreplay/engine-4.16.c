@@ -50,6 +50,7 @@ static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_wo
 	dma->iommu_mapped = false;
 	dma->task = current;
 	dma->pr_handle = d->handle;
+	pr_load_world_pins(d->handle);
 }
 
 static __attribute__((no_instrument_function)) void pr_leave(struct pinreplay_world *w)

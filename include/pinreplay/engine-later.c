@@ -65,29 +65,26 @@ static __attribute__((no_instrument_function)) struct rb_node *pr_pin_tree(long 
 }
 
 /* The dma's external pins, as the world holds them, into pr_pins and dma->pfn_list. */
-static __attribute__((no_instrument_function)) void pr_load_pins(struct pinreplay_world *w, struct vfio_dma *dma)
+static __attribute__((no_instrument_function)) void pr_load_pins(struct vfio_dma *dma)
 {
-	static struct pinreplay_pin *buf;
 	static long cap;
-	long n = w->dma_pins(w->host, dma->pr_handle, buf, cap), i;
+	long i;
 
-	if (n > cap) {
-		free(buf);
+	pr_load_world_pins(dma->pr_handle);
+	if (pr_nwpins > cap) {
 		free(pr_pins);
-		buf = malloc((size_t)n * sizeof(*buf));
-		pr_pins = malloc((size_t)n * sizeof(*pr_pins));
-		if (!buf || !pr_pins)
+		pr_pins = malloc((size_t)pr_nwpins * sizeof(*pr_pins));
+		if (!pr_pins)
 			__builtin_trap();
-		cap = n;
-		n = w->dma_pins(w->host, dma->pr_handle, buf, cap);
+		cap = pr_nwpins;
 	}
-	for (i = 0; i < n; i++) {
-		pr_pins[i].iova = buf[i].iova;
-		pr_pins[i].pfn = buf[i].pfn;
-		pr_pins[i].ref_count = buf[i].ref_count;
+	for (i = 0; i < pr_nwpins; i++) {
+		pr_pins[i].iova = pr_wpins[i].iova;
+		pr_pins[i].pfn = pr_wpins[i].pfn;
+		pr_pins[i].ref_count = pr_wpins[i].ref_count;
 	}
-	pr_npins = n;
-	dma->pfn_list.rb_node = pr_pin_tree(0, n, 0);
+	pr_npins = pr_nwpins;
+	dma->pfn_list.rb_node = pr_pin_tree(0, pr_nwpins, 0);
 }
 
 static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
@@ -107,7 +104,7 @@ static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_wo
 	dma->task = current;
 	dma->mm = &pr_mm;
 	dma->pr_handle = d->handle;
-	pr_load_pins(w, dma);
+	pr_load_pins(dma);
 }
 
 static __attribute__((no_instrument_function)) void pr_leave(struct pinreplay_world *w, struct vfio_dma *dma,

@@ -14,6 +14,12 @@
 
 #include "world.h"
 
+/* The C library's allocator, declared here: its headers would clash with the kernel's names. */
+extern void *malloc(size_t size);
+extern void *calloc(size_t nmemb, size_t size);
+extern void *realloc(void *ptr, size_t size);
+extern void free(void *ptr);
+
 /* Every helper here is the world's, not the engine's: not counted as the engine's calls. */
 #define PR_SHIM static inline __attribute__((no_instrument_function, unused))
 
@@ -213,6 +219,42 @@ PR_SHIM unsigned long vma_pages(struct vm_area_struct *vma)
 }
 
 PR_SHIM bool vma_is_fsdax(struct vm_area_struct *vma) { (void)vma; return false; }
+
+/* --- External pins ------------------------------------------------------------------------ */
+
+/* The external pins of the dma of the call in progress, in iova order, loaded once a call. */
+static struct pinreplay_pin *pr_wpins;
+static long pr_nwpins, pr_wpins_cap;
+
+PR_SHIM void pr_load_world_pins(void *dma_handle)
+{
+	long n = pr_world->dma_pins(pr_world->host, dma_handle, pr_wpins, pr_wpins_cap);
+
+	if (n > pr_wpins_cap) {
+		struct pinreplay_pin *grown = realloc(pr_wpins, (size_t)n * sizeof(*grown));
+		if (!grown)
+			__builtin_trap();
+		pr_wpins = grown;
+		pr_wpins_cap = n;
+		n = pr_world->dma_pins(pr_world->host, dma_handle, pr_wpins, pr_wpins_cap);
+	}
+	pr_nwpins = n;
+}
+
+/* The pin at exactly iova, or NULL. */
+PR_SHIM const struct pinreplay_pin *pr_find_world_pin(unsigned long long iova)
+{
+	long lo = 0, hi = pr_nwpins;
+
+	while (lo < hi) {
+		long mid = lo + (hi - lo) / 2;
+		if (pr_wpins[mid].iova < iova)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < pr_nwpins && pr_wpins[lo].iova == iova ? &pr_wpins[lo] : 0;
+}
 
 /* --- Pages -------------------------------------------------------------------------------- */
 

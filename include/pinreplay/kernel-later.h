@@ -24,11 +24,6 @@
 #error "include an era's header (kernel-5.15.h ... kernel-6.18.h), not kernel-later.h"
 #endif
 
-extern void *malloc(size_t size);
-extern void *calloc(size_t nmemb, size_t size);
-extern void *realloc(void *ptr, size_t size);
-extern void free(void *ptr);
-
 /* --- More of the kernel's basics ----------------------------------------------------------- */
 
 #define U16_MAX ((u16)~0U)

@@ -107,8 +107,9 @@ struct pinreplay_world {
 	unsigned long long phys_generation;
 	/* put_page(): drops one reference of a frame that has a struct page. */
 	void (*put_page)(void *host, unsigned long pfn);
-	/* vfio_find_vpfn(): whether an external pin holds iova in this dma. */
-	int (*find_vpfn)(void *host, void *dma_handle, unsigned long long iova);
+	/* The external pins of a dma in iova order: how many there are; the first cap of
+	 * them are written to pins. */
+	long (*dma_pins)(void *host, void *dma_handle, struct pinreplay_pin *pins, long cap);
 
 	/* --- 5.x on ---------------------------------------------------------------------- */
 	/* The zero page's pfn, and whether there is one (is_zero_pfn()). */
@@ -126,9 +127,6 @@ struct pinreplay_world {
 	int (*follow_pfnmap)(void *host, unsigned long vaddr, int huge_ok, struct pinreplay_pfnmap *out);
 	/* fixup_user_fault(): 0 or -errno. */
 	int (*fixup_user_fault)(void *host, unsigned long vaddr, int write);
-	/* The external pins of a dma in iova order: how many there are; the first cap of
-	 * them are written to pins. */
-	long (*dma_pins)(void *host, void *dma_handle, struct pinreplay_pin *pins, long cap);
 };
 
 #endif /* PINREPLAY_WORLD_H */
