@@ -115,15 +115,14 @@ public final class CEngine: PinEngine, @unchecked Sendable {
         w.get_user_page = World.getUserPage
         w.find_vma_intersection = World.findVMAIntersection
         w.pfn_class_stretch = World.pfnClassStretch
-        w.phys_generation = k.phys.generation
-        w.put_page = World.putPage
+        w.put_pages = World.putPages
         w.dma_pins = World.dmaPins
         if let zero = k.phys.zeroPfn {
             w.zero_pfn = UInt(zero.rawValue)
             w.has_zero_pfn = 1
         }
         w.pin_user_pages = World.pinUserPages
-        w.unpin_user_page = World.unpinUserPage
+        w.unpin_user_pages = World.unpinUserPages
         w.unpin_user_page_range = World.unpinUserPageRange
         w.follow_pfnmap = World.followPfnmap
         w.fixup_user_fault = World.fixupUserFault
@@ -194,8 +193,10 @@ enum World {
         }
     }
 
-    static let putPage: @convention(c) (UnsafeMutableRawPointer?, UInt) -> Void = { p, pfn in
-        withHost(p) { $0.put_page(PFN(UInt64(pfn))) }
+    static let putPages: @convention(c) (UnsafeMutableRawPointer?, UInt, UInt) -> Void = { p, pfn, n in
+        withHost(p) { k in
+            for i in 0..<UInt64(n) { k.put_page(PFN(UInt64(pfn) &+ i)) }
+        }
     }
 
     static let pinUserPages: @convention(c) (UnsafeMutableRawPointer?, UInt, UInt, Int32, UnsafeMutablePointer<UInt>?) -> Int = {
@@ -208,8 +209,10 @@ enum World {
         }
     }
 
-    static let unpinUserPage: @convention(c) (UnsafeMutableRawPointer?, UInt) -> Void = { p, pfn in
-        withHost(p) { $0.unpin_user_page(PFN(UInt64(pfn))) }
+    static let unpinUserPages: @convention(c) (UnsafeMutableRawPointer?, UInt, UInt) -> Void = { p, pfn, n in
+        withHost(p) { k in
+            for i in 0..<UInt64(n) { k.unpin_user_page(PFN(UInt64(pfn) &+ i)) }
+        }
     }
 
     static let unpinUserPageRange: @convention(c) (UnsafeMutableRawPointer?, UInt, UInt, Int32) -> Void = { p, pfn, npage, dirty in

@@ -62,6 +62,13 @@ public enum KernelAPI: String, CaseIterable, Sendable {
         }
     }
 
+    /// The functions whose calls the entry points' hook counts (`vaddr_get_pfn`, `put_pfn`,
+    /// and from 5.15 the walk's `is_invalid_reserved_pfn()` calls, by their caller).
+    var countedFunctions: Set<String> {
+        self == .v4_16
+            ? ["vaddr_get_pfn", "put_pfn"] : ["vaddr_get_pfns", "put_pfn", "is_invalid_reserved_pfn", "vfio_pin_pages_remote"]
+    }
+
     /// Functions the header backs with the world but a file may define itself: the file's own
     /// definition wins (the header's is under `#ifndef PR_HAVE_<name>`).
     static let overridable: Set<String> = ["vfio_find_vpfn", "vfio_find_vpfn_range", "vpfn_pages", "num_pages_contiguous"]
@@ -134,7 +141,7 @@ public enum CEngineLoader {
                     provided.formUnion(CExtractor.identifiers(header))
                 }
                 provided.subtract(KernelAPI.overridable)
-                let cut = try extractor.cut(needed: api.neededFunctions, provided: provided)
+                let cut = try extractor.cut(needed: api.neededFunctions, provided: provided, counted: api.countedFunctions)
                 defines = cut.functions.filter { KernelAPI.overridable.contains($0) }.sorted().map { "-DPR_HAVE_\($0)" }
                 unit = library.dropLast(3) + "-cut.c"
                 guard FileManager.default.createFile(atPath: unit, contents: Data(cut.text.utf8)) else {

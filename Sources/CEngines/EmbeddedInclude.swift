@@ -94,7 +94,10 @@ PR_EXPORT long pinreplay_vfio_unpin_pages_remote(struct pinreplay_world *w, stru
 	long ret;
 
 	pr_enter(w, &dma, d);
+	pr_puts.defer = 1;
 	ret = vfio_unpin_pages_remote(&dma, iova, pfn, npage, do_accounting != 0);
+	pr_puts.defer = 0;
+	pr_flush_puts();
 	pr_leave(w);
 	return ret;
 }
@@ -299,7 +302,10 @@ PR_EXPORT long pinreplay_vfio_unpin_pages_remote(struct pinreplay_world *w, stru
 	long ret;
 
 	pr_enter(w, &dma, d);
+	pr_puts.defer = 1;
 	ret = vfio_unpin_pages_remote(&dma, iova, pfn, npage, do_accounting != 0);
+	pr_puts.defer = 0;
+	pr_flush_puts();
 	pr_leave(w, &dma, d);
 	return ret;
 }
@@ -341,16 +347,19 @@ PR_SHIM long pr_gup(unsigned long start, unsigned long nr_pages, unsigned int gu
 		    struct page **pages, struct vm_area_struct **vmas)
 {
 	unsigned long i;
+	pr_flush_puts();
 	for (i = 0; i < nr_pages; i++) {
 		unsigned long vaddr = start + i * PAGE_SIZE, pfn = 0;
-		struct pinreplay_vma v;
-		long ret = pr_world->get_user_page(pr_world->host, vaddr, !!(gup_flags & FOLL_WRITE), &pfn, vmas ? &v : 0);
+		/* VMAs do not change within a call: the last one GUP went through is asked once. */
+		bool known = vaddr >= pr_gup_vma.start && vaddr < pr_gup_vma.end;
+		long ret = pr_world->get_user_page(pr_world->host, vaddr, !!(gup_flags & FOLL_WRITE), &pfn,
+						   vmas && !known ? &pr_gup_vma : 0);
 		if (ret != 1)
 			return i ? (long)i : ret;
 		if (pages)
 			pages[i] = pfn_to_page(pfn);
 		if (vmas)
-			vmas[i] = pr_vma_slot(&v);
+			vmas[i] = pr_vma_slot(&pr_gup_vma);
 	}
 	return (long)nr_pages;
 }
@@ -632,11 +641,11 @@ static struct pinreplay_world *pr_world;
 /* The class of the stretch of frames found last: classes change only between statements,
  * so most pages of a call need no call into the world. */
 static struct {
-	void *host;
-	unsigned long long generation;
 	unsigned long start, end;
 	int cls;
 } pr_class;
+/* The VMA GUP went through last, [start, end): the same for every page of the call up to end. */
+static struct pinreplay_vma pr_gup_vma;
 
 static int pr_lock;
 extern int sched_yield(void);
@@ -646,8 +655,9 @@ PR_SHIM void pr_world_enter(struct pinreplay_world *w)
 	while (__atomic_exchange_n(&pr_lock, 1, __ATOMIC_ACQUIRE))
 		sched_yield();
 	pr_world = w;
-	/* Hosts come and go at reused addresses: the class cache lives for one call. */
-	pr_class.end = 0;
+	/* Hosts come and go at reused addresses: the caches live for one call. */
+	pr_class.start = pr_class.end = 0;
+	pr_gup_vma.start = pr_gup_vma.end = 0;
 }
 
 PR_SHIM void pr_world_leave(void)
@@ -655,6 +665,41 @@ PR_SHIM void pr_world_leave(void)
 	pr_world = 0;
 	__atomic_store_n(&pr_lock, 0, __ATOMIC_RELEASE);
 }
+
+/*
+ * put_page() and unpin_user_page() of consecutive frames, gathered into one call into the
+ * world while an unpin entry point runs (pr_puts.defer): nothing reads a reference count in
+ * between, and any other call into the world takes what was gathered first.
+ */
+static struct {
+	unsigned long pfn, n;
+	int unpin, defer;
+} pr_puts;
+
+PR_SHIM void pr_flush_puts(void)
+{
+	if (!pr_puts.n)
+		return;
+	if (pr_puts.unpin)
+		pr_world->unpin_user_pages(pr_world->host, pr_puts.pfn, pr_puts.n);
+	else
+		pr_world->put_pages(pr_world->host, pr_puts.pfn, pr_puts.n);
+	pr_puts.n = 0;
+}
+
+PR_SHIM void pr_put(unsigned long pfn, int unpin)
+{
+	if (pr_puts.n && (pfn != pr_puts.pfn + pr_puts.n || unpin != pr_puts.unpin))
+		pr_flush_puts();
+	if (!pr_puts.n) {
+		pr_puts.pfn = pfn;
+		pr_puts.unpin = unpin;
+	}
+	pr_puts.n++;
+	if (!pr_puts.defer)
+		pr_flush_puts();
+}
+
 static struct mm_struct pr_mm;
 static struct task_struct pr_task = { .mm = 0, .comm = "qemu" };
 /* find_vma_intersection() answers live in a small ring, valid for the next few lookups. */
@@ -708,6 +753,7 @@ PR_SHIM struct vm_area_struct *find_vma_intersection(struct mm_struct *mm, unsig
 {
 	struct pinreplay_vma v;
 	(void)mm;
+	pr_flush_puts();
 	if (!pr_world->find_vma_intersection(pr_world->host, start, end, &v))
 		return 0;
 	return pr_vma_slot(&v);
@@ -766,12 +812,9 @@ struct page;
 
 PR_SHIM int pr_pfn_class(unsigned long pfn)
 {
-	if (pr_class.host != pr_world->host || pr_class.generation != pr_world->phys_generation ||
-	    pfn < pr_class.start || pfn >= pr_class.end) {
+	if (pfn - pr_class.start >= pr_class.end - pr_class.start) {
 		unsigned long end = pfn + 1;
 		pr_class.cls = pr_world->pfn_class_stretch(pr_world->host, pfn, &end);
-		pr_class.host = pr_world->host;
-		pr_class.generation = pr_world->phys_generation;
 		pr_class.start = pfn;
 		pr_class.end = end;
 	}
@@ -790,7 +833,7 @@ PR_SHIM int PageReserved(struct page *page)
 	return pr_pfn_class(page_to_pfn(page)) == PINREPLAY_PFN_RESERVED;
 }
 PR_SHIM void SetPageDirty(struct page *page) { (void)page; }
-PR_SHIM void put_page(struct page *page) { pr_world->put_page(pr_world->host, page_to_pfn(page)); }
+PR_SHIM void put_page(struct page *page) { pr_put(page_to_pfn(page), 0); }
 
 /* --- printk ----------------------------------------------------------------------------------- */
 
@@ -1005,6 +1048,7 @@ PR_SHIM long pr_pin_user_pages_remote(unsigned long start, unsigned long nr_page
 		pr_gup_pfns = grown;
 		pr_gup_cap = nr_pages;
 	}
+	pr_flush_puts();
 	ret = pr_world->pin_user_pages(pr_world->host, start, nr_pages, !!(gup_flags & FOLL_WRITE), pr_gup_pfns);
 	for (i = 0; i < ret; i++)
 		pages[i] = pfn_to_page(pr_gup_pfns[i]);
@@ -1031,7 +1075,7 @@ PR_SHIM long pin_user_pages_remote(struct mm_struct *mm, unsigned long start, un
 }
 #endif
 
-PR_SHIM void unpin_user_page(struct page *page) { pr_world->unpin_user_page(pr_world->host, page_to_pfn(page)); }
+PR_SHIM void unpin_user_page(struct page *page) { pr_put(page_to_pfn(page), 1); }
 
 PR_SHIM void unpin_user_pages_dirty_lock(struct page **pages, unsigned long npages, bool make_dirty)
 {
@@ -1048,6 +1092,7 @@ PR_SHIM void unpin_user_pages(struct page **pages, unsigned long npages)
 
 PR_SHIM void unpin_user_page_range_dirty_lock(struct page *page, unsigned long npages, bool make_dirty)
 {
+	pr_flush_puts();
 	pr_world->unpin_user_page_range(pr_world->host, page_to_pfn(page), npages, make_dirty);
 }
 
@@ -1079,6 +1124,7 @@ PR_SHIM int follow_pte(struct mm_struct *mm, unsigned long address, pte_t **ptep
 	static spinlock_t ptl;
 	struct pinreplay_pfnmap out;
 	(void)mm;
+	pr_flush_puts();
 	if (pr_world->follow_pfnmap(pr_world->host, address, 0, &out))
 		return -EINVAL;
 	pr_pte.pfn = out.pfn;
@@ -1108,6 +1154,7 @@ PR_SHIM int follow_pfnmap_start(struct follow_pfnmap_args *args)
 	struct pinreplay_pfnmap out;
 	if (!(args->vma->vm_flags & (VM_IO | VM_PFNMAP)))
 		return -EINVAL;
+	pr_flush_puts();
 	if (pr_world->follow_pfnmap(pr_world->host, args->address, 1, &out))
 		return -EINVAL;
 	args->pfn = out.pfn;
@@ -1125,6 +1172,7 @@ PR_SHIM int fixup_user_fault(struct mm_struct *mm, unsigned long address, unsign
 {
 	(void)mm;
 	(void)unlocked;
+	pr_flush_puts();
 	return pr_world->fixup_user_fault(pr_world->host, address, !!(fault_flags & FAULT_FLAG_WRITE));
 }
 
@@ -1336,11 +1384,10 @@ struct pinreplay_world {
 	int (*find_vma_intersection)(void *host, unsigned long start, unsigned long end,
 				     struct pinreplay_vma *vma);
 	/* The class of a frame (enum pinreplay_pfn_class), and in *end the first frame after it
-	 * where the class may differ. Valid while phys_generation stays. */
+	 * where the class may differ: valid for the call (classes change between statements). */
 	int (*pfn_class_stretch)(void *host, unsigned long pfn, unsigned long *end);
-	unsigned long long phys_generation;
-	/* put_page(): drops one reference of a frame that has a struct page. */
-	void (*put_page)(void *host, unsigned long pfn);
+	/* put_page() of n consecutive frames: drops one reference of each that has a struct page. */
+	void (*put_pages)(void *host, unsigned long pfn, unsigned long n);
 	/* The external pins of a dma in iova order: how many there are; the first cap of
 	 * them are written to pins. */
 	long (*dma_pins)(void *host, void *dma_handle, struct pinreplay_pin *pins, long cap);
@@ -1352,8 +1399,8 @@ struct pinreplay_world {
 	/* pin_user_pages_remote(FOLL_LONGTERM) of up to nr pages from vaddr: how many were
 	 * pinned (pfns[0..n), one pin reference each), or the first page's -errno when none. */
 	long (*pin_user_pages)(void *host, unsigned long vaddr, unsigned long nr, int write, unsigned long *pfns);
-	/* unpin_user_page(): drops a pin reference. */
-	void (*unpin_user_page)(void *host, unsigned long pfn);
+	/* unpin_user_page() of n consecutive frames: drops the pin reference of each. */
+	void (*unpin_user_pages)(void *host, unsigned long pfn, unsigned long n);
 	/* unpin_user_page_range_dirty_lock() over npage frames from pfn. */
 	void (*unpin_user_page_range)(void *host, unsigned long pfn, unsigned long npage, int dirty);
 	/* follow_pfnmap_start() of the VMA holding vaddr: 0 with *out filled, or -EINVAL when

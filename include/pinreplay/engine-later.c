@@ -167,7 +167,10 @@ PR_EXPORT long pinreplay_vfio_unpin_pages_remote(struct pinreplay_world *w, stru
 	long ret;
 
 	pr_enter(w, &dma, d);
+	pr_puts.defer = 1;
 	ret = vfio_unpin_pages_remote(&dma, iova, pfn, npage, do_accounting != 0);
+	pr_puts.defer = 0;
+	pr_flush_puts();
 	pr_leave(w, &dma, d);
 	return ret;
 }

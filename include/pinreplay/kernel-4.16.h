@@ -21,16 +21,19 @@ PR_SHIM long pr_gup(unsigned long start, unsigned long nr_pages, unsigned int gu
 		    struct page **pages, struct vm_area_struct **vmas)
 {
 	unsigned long i;
+	pr_flush_puts();
 	for (i = 0; i < nr_pages; i++) {
 		unsigned long vaddr = start + i * PAGE_SIZE, pfn = 0;
-		struct pinreplay_vma v;
-		long ret = pr_world->get_user_page(pr_world->host, vaddr, !!(gup_flags & FOLL_WRITE), &pfn, vmas ? &v : 0);
+		/* VMAs do not change within a call: the last one GUP went through is asked once. */
+		bool known = vaddr >= pr_gup_vma.start && vaddr < pr_gup_vma.end;
+		long ret = pr_world->get_user_page(pr_world->host, vaddr, !!(gup_flags & FOLL_WRITE), &pfn,
+						   vmas && !known ? &pr_gup_vma : 0);
 		if (ret != 1)
 			return i ? (long)i : ret;
 		if (pages)
 			pages[i] = pfn_to_page(pfn);
 		if (vmas)
-			vmas[i] = pr_vma_slot(&v);
+			vmas[i] = pr_vma_slot(&pr_gup_vma);
 	}
 	return (long)nr_pages;
 }

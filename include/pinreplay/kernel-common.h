@@ -132,11 +132,11 @@ static struct pinreplay_world *pr_world;
 /* The class of the stretch of frames found last: classes change only between statements,
  * so most pages of a call need no call into the world. */
 static struct {
-	void *host;
-	unsigned long long generation;
 	unsigned long start, end;
 	int cls;
 } pr_class;
+/* The VMA GUP went through last, [start, end): the same for every page of the call up to end. */
+static struct pinreplay_vma pr_gup_vma;
 
 static int pr_lock;
 extern int sched_yield(void);
@@ -146,8 +146,9 @@ PR_SHIM void pr_world_enter(struct pinreplay_world *w)
 	while (__atomic_exchange_n(&pr_lock, 1, __ATOMIC_ACQUIRE))
 		sched_yield();
 	pr_world = w;
-	/* Hosts come and go at reused addresses: the class cache lives for one call. */
-	pr_class.end = 0;
+	/* Hosts come and go at reused addresses: the caches live for one call. */
+	pr_class.start = pr_class.end = 0;
+	pr_gup_vma.start = pr_gup_vma.end = 0;
 }
 
 PR_SHIM void pr_world_leave(void)
@@ -155,6 +156,41 @@ PR_SHIM void pr_world_leave(void)
 	pr_world = 0;
 	__atomic_store_n(&pr_lock, 0, __ATOMIC_RELEASE);
 }
+
+/*
+ * put_page() and unpin_user_page() of consecutive frames, gathered into one call into the
+ * world while an unpin entry point runs (pr_puts.defer): nothing reads a reference count in
+ * between, and any other call into the world takes what was gathered first.
+ */
+static struct {
+	unsigned long pfn, n;
+	int unpin, defer;
+} pr_puts;
+
+PR_SHIM void pr_flush_puts(void)
+{
+	if (!pr_puts.n)
+		return;
+	if (pr_puts.unpin)
+		pr_world->unpin_user_pages(pr_world->host, pr_puts.pfn, pr_puts.n);
+	else
+		pr_world->put_pages(pr_world->host, pr_puts.pfn, pr_puts.n);
+	pr_puts.n = 0;
+}
+
+PR_SHIM void pr_put(unsigned long pfn, int unpin)
+{
+	if (pr_puts.n && (pfn != pr_puts.pfn + pr_puts.n || unpin != pr_puts.unpin))
+		pr_flush_puts();
+	if (!pr_puts.n) {
+		pr_puts.pfn = pfn;
+		pr_puts.unpin = unpin;
+	}
+	pr_puts.n++;
+	if (!pr_puts.defer)
+		pr_flush_puts();
+}
+
 static struct mm_struct pr_mm;
 static struct task_struct pr_task = { .mm = 0, .comm = "qemu" };
 /* find_vma_intersection() answers live in a small ring, valid for the next few lookups. */
@@ -208,6 +244,7 @@ PR_SHIM struct vm_area_struct *find_vma_intersection(struct mm_struct *mm, unsig
 {
 	struct pinreplay_vma v;
 	(void)mm;
+	pr_flush_puts();
 	if (!pr_world->find_vma_intersection(pr_world->host, start, end, &v))
 		return 0;
 	return pr_vma_slot(&v);
@@ -266,12 +303,9 @@ struct page;
 
 PR_SHIM int pr_pfn_class(unsigned long pfn)
 {
-	if (pr_class.host != pr_world->host || pr_class.generation != pr_world->phys_generation ||
-	    pfn < pr_class.start || pfn >= pr_class.end) {
+	if (pfn - pr_class.start >= pr_class.end - pr_class.start) {
 		unsigned long end = pfn + 1;
 		pr_class.cls = pr_world->pfn_class_stretch(pr_world->host, pfn, &end);
-		pr_class.host = pr_world->host;
-		pr_class.generation = pr_world->phys_generation;
 		pr_class.start = pfn;
 		pr_class.end = end;
 	}
@@ -290,7 +324,7 @@ PR_SHIM int PageReserved(struct page *page)
 	return pr_pfn_class(page_to_pfn(page)) == PINREPLAY_PFN_RESERVED;
 }
 PR_SHIM void SetPageDirty(struct page *page) { (void)page; }
-PR_SHIM void put_page(struct page *page) { pr_world->put_page(pr_world->host, page_to_pfn(page)); }
+PR_SHIM void put_page(struct page *page) { pr_put(page_to_pfn(page), 0); }
 
 /* --- printk ----------------------------------------------------------------------------------- */
 

@@ -195,6 +195,7 @@ PR_SHIM long pr_pin_user_pages_remote(unsigned long start, unsigned long nr_page
 		pr_gup_pfns = grown;
 		pr_gup_cap = nr_pages;
 	}
+	pr_flush_puts();
 	ret = pr_world->pin_user_pages(pr_world->host, start, nr_pages, !!(gup_flags & FOLL_WRITE), pr_gup_pfns);
 	for (i = 0; i < ret; i++)
 		pages[i] = pfn_to_page(pr_gup_pfns[i]);
@@ -221,7 +222,7 @@ PR_SHIM long pin_user_pages_remote(struct mm_struct *mm, unsigned long start, un
 }
 #endif
 
-PR_SHIM void unpin_user_page(struct page *page) { pr_world->unpin_user_page(pr_world->host, page_to_pfn(page)); }
+PR_SHIM void unpin_user_page(struct page *page) { pr_put(page_to_pfn(page), 1); }
 
 PR_SHIM void unpin_user_pages_dirty_lock(struct page **pages, unsigned long npages, bool make_dirty)
 {
@@ -238,6 +239,7 @@ PR_SHIM void unpin_user_pages(struct page **pages, unsigned long npages)
 
 PR_SHIM void unpin_user_page_range_dirty_lock(struct page *page, unsigned long npages, bool make_dirty)
 {
+	pr_flush_puts();
 	pr_world->unpin_user_page_range(pr_world->host, page_to_pfn(page), npages, make_dirty);
 }
 
@@ -269,6 +271,7 @@ PR_SHIM int follow_pte(struct mm_struct *mm, unsigned long address, pte_t **ptep
 	static spinlock_t ptl;
 	struct pinreplay_pfnmap out;
 	(void)mm;
+	pr_flush_puts();
 	if (pr_world->follow_pfnmap(pr_world->host, address, 0, &out))
 		return -EINVAL;
 	pr_pte.pfn = out.pfn;
@@ -298,6 +301,7 @@ PR_SHIM int follow_pfnmap_start(struct follow_pfnmap_args *args)
 	struct pinreplay_pfnmap out;
 	if (!(args->vma->vm_flags & (VM_IO | VM_PFNMAP)))
 		return -EINVAL;
+	pr_flush_puts();
 	if (pr_world->follow_pfnmap(pr_world->host, args->address, 1, &out))
 		return -EINVAL;
 	args->pfn = out.pfn;
@@ -315,6 +319,7 @@ PR_SHIM int fixup_user_fault(struct mm_struct *mm, unsigned long address, unsign
 {
 	(void)mm;
 	(void)unlocked;
+	pr_flush_puts();
 	return pr_world->fixup_user_fault(pr_world->host, address, !!(fault_flags & FAULT_FLAG_WRITE));
 }
 
