@@ -228,7 +228,8 @@ enum World {
             }
             let found = huge_ok != 0 ? k.follow_pfnmap_start(vma, VAddr(UInt64(vaddr))) : k.follow_pte(vma, VAddr(UInt64(vaddr)))
             guard let found else { return Int32(-EINVAL) }
-            out?.pointee = pinreplay_pfnmap(pfn: UInt(found.pfn.rawValue), addr_mask: UInt(found.addr_mask), writable: found.writable ? 1 : 0)
+            out?.pointee = pinreplay_pfnmap(
+                pfn: UInt(found.pfn.rawValue), addr_mask: UInt(found.addr_mask), writable: found.writable ? 1 : 0)
             return 0
         }
     }

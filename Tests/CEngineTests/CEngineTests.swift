@@ -177,6 +177,27 @@ import VFIOModel
         }
     }
 
+    @Test("A 7.x file (6.18's pinning code with cond_resched() and kzalloc_obj()) compiles as 6.18 and gives v6.18 on every golden")
+    func sevenX() throws {
+        var text = try String(contentsOf: Self.fixtures.appendingPathComponent("c-v6.18.c"), encoding: .utf8)
+        let refill = "\t\tif (!batch->size) {\n\t\t\tret = vaddr_get_pfns("
+        let external = "\tmm = dma->mm;\n\tif (!mmget_not_zero(mm))\n\t\treturn -ENODEV;\n"
+        #expect(text.components(separatedBy: refill).count == 2 && text.components(separatedBy: external).count == 2)
+        text = text.replacingOccurrences(of: refill, with: "\t\tif (!batch->size) {\n\t\t\tcond_resched();\n\t\t\tret = vaddr_get_pfns(")
+        text = text.replacingOccurrences(
+            of: external, with: external + "\t{\n\t\tstruct vfio_pfn *probe = kzalloc_obj(*probe, GFP_KERNEL);\n\n\t\tkfree(probe);\n\t}\n")
+        let file = Paths.scratch().appendingPathComponent("vfio_iommu_type1-7.x.c")
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        let c = try CEngineLoader.load(path: file.path, name: "c-7.x", cache: Self.cache.path)
+        #expect(c.kernelAPI == "6.18")
+        for trace in Paths.goldenTraces() {
+            var mismatches = Mismatches()
+            let r = try Replayer(engines: [V6_18(), c]).replay(path: trace.path, observer: &mismatches)
+            #expect(mismatches.count == 0, "\(trace.lastPathComponent): \(mismatches.first ?? "")")
+            Self.expectSameFigures(r, trace.lastPathComponent)
+        }
+    }
+
     @Test("Breaking one line of a later rendering is seen: each broken copy differs from its Swift engine (goldens, then random traces)")
     func brokenRenderings() throws {
         // One line each, where the era's logic lives; every broken copy must diverge somewhere.
