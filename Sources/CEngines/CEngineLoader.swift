@@ -62,11 +62,25 @@ public enum KernelAPI: String, CaseIterable, Sendable {
         }
     }
 
-    /// The functions whose calls the entry points' hook counts (`vaddr_get_pfn`, `put_pfn`,
-    /// and from 5.15 the walk's `is_invalid_reserved_pfn()` calls, by their caller).
-    var countedFunctions: Set<String> {
-        self == .v4_16
-            ? ["vaddr_get_pfn", "put_pfn"] : ["vaddr_get_pfns", "put_pfn", "is_invalid_reserved_pfn", "vfio_pin_pages_remote"]
+    /// Macros the cut defines right after a function, so that every later call of it is counted
+    /// (the cost model's counters of the engine's own code): `vaddr_get_pfn(s)()` and
+    /// `put_pfn()` calls; in 4.16 a `vaddr_get_pfn()` of the walk is a step of it
+    /// (`pages_walked`), from 5.15 an `is_invalid_reserved_pfn()` written in
+    /// `vfio_pin_pages_remote()` is (`__builtin_strcmp` on `__func__` folds at compile time).
+    /// The parenthesized name inside each macro is the function itself.
+    var countingMacros: [String: String] {
+        func counted(_ name: String, _ count: String) -> String {
+            "#define \(name)(...) ({ \(count); (\(name))(__VA_ARGS__); })"
+        }
+        var macros = ["put_pfn": counted("put_pfn", "pr_count_put_pfn()")]
+        if self == .v4_16 {
+            macros["vaddr_get_pfn"] = counted("vaddr_get_pfn", "pr_count_vaddr_get_pfn(1)")
+        } else {
+            macros["vaddr_get_pfns"] = counted("vaddr_get_pfns", "pr_count_vaddr_get_pfn(0)")
+            macros["is_invalid_reserved_pfn"] = counted(
+                "is_invalid_reserved_pfn", "if (!__builtin_strcmp(__func__, \"vfio_pin_pages_remote\")) pr_count_walk_step()")
+        }
+        return macros
     }
 
     /// Functions the header backs with the world but a file may define itself: the file's own
@@ -129,24 +143,19 @@ public enum CEngineLoader {
         key.add(source)
         let library = try cacheDirectory(cache) + "/\(engineName(path))-\(api.rawValue)-\(key.hex).so"
         if !FileManager.default.fileExists(atPath: library) {
-            // A whole vfio_iommu_type1.c, or any file of a later era, is cut down to what the
-            // era's entry points call; a 4.16 block compiles as it stands.
-            let extractor = CExtractor(text, path: path)
-            var unit = path
-            var defines: [String] = []
-            if extractor.isWholeFile || api != .v4_16 {
-                var provided = Set<String>()
-                for file in try includeFiles(include) where file.hasSuffix(".h") {
-                    let header = (try? String(contentsOfFile: include + "/" + file, encoding: .utf8)) ?? ""
-                    provided.formUnion(CExtractor.identifiers(header))
-                }
-                provided.subtract(KernelAPI.overridable)
-                let cut = try extractor.cut(needed: api.neededFunctions, provided: provided, counted: api.countedFunctions)
-                defines = cut.functions.filter { KernelAPI.overridable.contains($0) }.sorted().map { "-DPR_HAVE_\($0)" }
-                unit = library.dropLast(3) + "-cut.c"
-                guard FileManager.default.createFile(atPath: unit, contents: Data(cut.text.utf8)) else {
-                    throw CEngineError(message: "\(unit): cannot write the cut block")
-                }
+            // Whole file or block, it is cut down to what the era's entry points call, with the
+            // macros that count the engine's own calls.
+            var provided = Set<String>()
+            for file in try includeFiles(include) where file.hasSuffix(".h") {
+                let header = (try? String(contentsOfFile: include + "/" + file, encoding: .utf8)) ?? ""
+                provided.formUnion(CExtractor.identifiers(header))
+            }
+            provided.subtract(KernelAPI.overridable)
+            let cut = try CExtractor(text, path: path).cut(needed: api.neededFunctions, provided: provided, after: api.countingMacros)
+            let defines = cut.functions.filter { KernelAPI.overridable.contains($0) }.sorted().map { "-DPR_HAVE_\($0)" }
+            let unit = String(library.dropLast(3)) + "-cut.c"
+            guard FileManager.default.createFile(atPath: unit, contents: Data(cut.text.utf8)) else {
+                throw CEngineError(message: "\(unit): cannot write the cut block")
             }
             try compile(
                 path: unit, compiler: compiler, include: include, header: api.header, glue: api.glue, defines: defines, into: library)
@@ -176,9 +185,8 @@ public enum CEngineLoader {
     }
 
     /// Optimized as the kernel is, with symbols (a crash names its function); position-
-    /// independent, only the entry points exported; the block's own function calls counted
-    /// through -finstrument-functions.
-    static let flags = ["-std=gnu11", "-O2", "-g", "-fPIC", "-shared", "-fvisibility=hidden", "-finstrument-functions", "-w"]
+    /// independent, only the entry points exported.
+    static let flags = ["-std=gnu11", "-O2", "-g", "-fPIC", "-shared", "-fvisibility=hidden", "-w"]
 
     /// `include/` beside the tool: from PINREPLAY_INCLUDE, else the nearest ancestor of the
     /// executable holding `include/pinreplay/world.h` (the repository for a build tree) or

@@ -47,12 +47,9 @@ public struct CExtractor {
         try cut(needed: needed, provided: provided).text
     }
 
-    /// As `extract`, with the names of the functions the cut holds. With `counted`, only those
-    /// functions and the ones that call them, directly or not, keep `-finstrument-functions`
-    /// hooks: the rest are marked `no_instrument_function`, so a call counted by its caller
-    /// (the hook keeps a stack) still sees its true caller, and the walk pays no hook for a
-    /// helper nobody counts.
-    public func cut(needed: [String], provided: Set<String>, counted: Set<String>? = nil) throws(CEngineError) -> (
+    /// As `extract`, with the names of the functions the cut holds. `after` is text to emit
+    /// after a function's (last) definition: the macros that count its later calls.
+    public func cut(needed: [String], provided: Set<String>, after: [String: String] = [:]) throws(CEngineError) -> (
         text: String, functions: [String]
     ) {
         // Every definition of a name: variants under #if/#else are kept with their conditions.
@@ -78,28 +75,16 @@ public struct CExtractor {
                 }
             }
         }
-        var instrumented = counted ?? []
-        if counted != nil {
-            // Callers of counted functions, to a fixed point over the kept functions.
-            var grew = true
-            while grew {
-                grew = false
-                for i in keep where !instrumented.contains(functions[i].name) && !functions[i].uses.isDisjoint(with: instrumented) {
-                    instrumented.insert(functions[i].name)
-                    grew = true
-                }
-            }
-        }
         var out = "/* cut by pinreplay from \(path): \(keep.count) functions */\n"
         var names: [String] = []
         for i in keep.sorted() {
             let f = functions[i]
             names.append(f.name)
             for level in f.conditions { out += level.joined(separator: "\n") + "\n" }
-            if counted != nil && !instrumented.contains(f.name) { out += "__attribute__((no_instrument_function))\n" }
             out += "#line \(f.line) \"\(path)\"\n"
             out += String(decoding: source[f.range], as: UTF8.self) + "\n"
             for _ in f.conditions { out += "#endif\n" }
+            if let text = after[f.name], !keep.contains(where: { $0 > i && functions[$0].name == f.name }) { out += text + "\n" }
         }
         return (out, names)
     }

@@ -11,38 +11,13 @@ let embeddedInclude: [String: String] = [
  * external pin, which lies outside the block, vaddr_get_pfn(), is_invalid_reserved_pfn(),
  * vfio_lock_acct() and put_pfn().
  *
- * Each entry point makes the world current for this thread, runs the kernel function, and
- * hands back locked_vm. The block is compiled with -finstrument-functions: the hook below
- * counts the calls of the block's own functions that the cost model prices.
+ * Each entry point makes the world current, runs the kernel function, and hands back
+ * locked_vm. The cut counts the calls the cost model prices itself (its counting macros).
  */
 
-#define PR_EXPORT __attribute__((visibility("default"), no_instrument_function))
-#define PR_HIDDEN __attribute__((visibility("hidden"), no_instrument_function))
+#define PR_EXPORT __attribute__((visibility("default")))
 
-/* Whether the call in progress is an external pin (its vaddr_get_pfn() walks no run). */
-static int pr_external;
-
-PR_HIDDEN void __cyg_profile_func_enter(void *fn, void *site)
-{
-	(void)site;
-	if (!pr_world)
-		return;
-	if (fn == (void *)vaddr_get_pfn) {
-		pr_world->counts.vaddr_get_pfn++;
-		if (!pr_external)
-			pr_world->counts.pages_walked++;
-	} else if (fn == (void *)put_pfn) {
-		pr_world->counts.put_pfn++;
-	}
-}
-
-PR_HIDDEN void __cyg_profile_func_exit(void *fn, void *site)
-{
-	(void)fn;
-	(void)site;
-}
-
-static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
+static void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
 							       const struct pinreplay_dma *d)
 {
 	pr_world_enter(w);
@@ -59,7 +34,7 @@ static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_wo
 	pr_load_world_pins(d->handle);
 }
 
-static __attribute__((no_instrument_function)) void pr_leave(struct pinreplay_world *w)
+static void pr_leave(struct pinreplay_world *w)
 {
 	w->locked_vm = pr_mm.locked_vm;
 	pr_world_leave();
@@ -140,51 +115,16 @@ out:
  * vfio_unpin_pages_remote(), vfio_pin_page_external() and every helper of the file they call)
  * followed by this file, so these can call them.
  *
- * Each entry point makes the world current for this thread, rebuilds what the kernel would
+ * Each entry point makes the world current, rebuilds what the kernel would
  * hold between calls (the container's vfio_batch, the dma's tree of external pins), runs the
- * kernel function, and hands back locked_vm, has_rsvd and the batch. The cut is compiled with
- * -finstrument-functions: the hooks below count the calls the cost model prices.
+ * kernel function, and hands back locked_vm, has_rsvd and the batch. The cut counts the calls
+ * the cost model prices itself (its counting macros).
  */
 
-#define PR_EXPORT __attribute__((visibility("default"), no_instrument_function))
-#define PR_HIDDEN __attribute__((visibility("hidden"), no_instrument_function))
-
-/* The engine's functions in progress, innermost last: who called whom. */
-static void *pr_calls[64];
-static int pr_depth;
-
-/*
- * vaddr_get_pfns() and put_pfn() calls are counted as such; a call of
- * is_invalid_reserved_pfn() made by vfio_pin_pages_remote() itself is a step of the walk
- * (pages_walked: a page, a 6.18 group, the first page of a run), as the Swift engines count.
- */
-PR_HIDDEN void __cyg_profile_func_enter(void *fn, void *site)
-{
-	(void)site;
-	if (!pr_world)
-		return;
-	if (fn == (void *)vaddr_get_pfns) {
-		pr_world->counts.vaddr_get_pfn++;
-	} else if (fn == (void *)put_pfn) {
-		pr_world->counts.put_pfn++;
-	} else if (fn == (void *)is_invalid_reserved_pfn && pr_depth > 0 && pr_depth <= 64 &&
-		   pr_calls[pr_depth - 1] == (void *)vfio_pin_pages_remote) {
-		pr_world->counts.pages_walked++;
-	}
-	if (pr_depth < 64)
-		pr_calls[pr_depth] = fn;
-	pr_depth++;
-}
-
-PR_HIDDEN void __cyg_profile_func_exit(void *fn, void *site)
-{
-	(void)fn;
-	(void)site;
-	pr_depth--;
-}
+#define PR_EXPORT __attribute__((visibility("default")))
 
 /* Builds a balanced tree over pr_pins[lo, hi) under parent; returns its root. */
-static __attribute__((no_instrument_function)) struct rb_node *pr_pin_tree(long lo, long hi, struct rb_node *parent)
+static struct rb_node *pr_pin_tree(long lo, long hi, struct rb_node *parent)
 {
 	long mid;
 	struct rb_node *node;
@@ -200,7 +140,7 @@ static __attribute__((no_instrument_function)) struct rb_node *pr_pin_tree(long 
 }
 
 /* The dma's external pins, as the world holds them, into pr_pins and dma->pfn_list. */
-static __attribute__((no_instrument_function)) void pr_load_pins(struct vfio_dma *dma)
+static void pr_load_pins(struct vfio_dma *dma)
 {
 	static long cap;
 	long i;
@@ -222,11 +162,10 @@ static __attribute__((no_instrument_function)) void pr_load_pins(struct vfio_dma
 	dma->pfn_list.rb_node = pr_pin_tree(0, pr_nwpins, 0);
 }
 
-static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
+static void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
 							       const struct pinreplay_dma *d)
 {
 	pr_world_enter(w);
-	pr_depth = 0;
 	pr_mm.locked_vm = w->locked_vm;
 	pr_task.mm = &pr_mm;
 	disable_hugepages = w->disable_hugepages != 0;
@@ -242,7 +181,7 @@ static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_wo
 	pr_load_pins(dma);
 }
 
-static __attribute__((no_instrument_function)) void pr_leave(struct pinreplay_world *w, struct vfio_dma *dma,
+static void pr_leave(struct pinreplay_world *w, struct vfio_dma *dma,
 							       struct pinreplay_dma *d)
 {
 	w->locked_vm = pr_mm.locked_vm;
@@ -339,6 +278,17 @@ PR_EXPORT int pinreplay_vfio_pin_page_external(struct pinreplay_world *w, struct
 #include "kernel-common.h"
 
 #define PINREPLAY_KERNEL_API "4.16"
+
+/* Whether the call in progress is an external pin (its vaddr_get_pfn() walks no run). */
+static int pr_external;
+
+/* A vaddr_get_pfn() call; one of the walk is a step of it (pages_walked). */
+PR_SHIM void pr_count_vaddr_get_pfn(int walk)
+{
+	pr_world->counts.vaddr_get_pfn++;
+	if (walk && !pr_external)
+		pr_world->counts.pages_walked++;
+}
 
 /* --- GUP ----------------------------------------------------------------------------------- */
 
@@ -529,8 +479,8 @@ extern void *calloc(size_t nmemb, size_t size);
 extern void *realloc(void *ptr, size_t size);
 extern void free(void *ptr);
 
-/* Every helper here is the world's, not the engine's: not counted as the engine's calls. */
-#define PR_SHIM static inline __attribute__((no_instrument_function, unused))
+/* Every helper here is the world's, not the engine's. */
+#define PR_SHIM static inline __attribute__((unused))
 
 /* --- Types and attributes --------------------------------------------------------------- */
 
@@ -766,6 +716,13 @@ PR_SHIM unsigned long vma_pages(struct vm_area_struct *vma)
 
 PR_SHIM bool vma_is_fsdax(struct vm_area_struct *vma) { (void)vma; return false; }
 
+/* --- Counting the engine's own calls ----------------------------------------------------------- */
+
+/* The cut defines put_pfn(), vaddr_get_pfn(s)() and (5.15 on) is_invalid_reserved_pfn() as
+ * macros that call these, right after the file's definitions (CEngineLoader.countingMacros). */
+PR_SHIM void pr_count_put_pfn(void) { pr_world->counts.put_pfn++; }
+PR_SHIM void pr_count_walk_step(void) { pr_world->counts.pages_walked++; }
+
 /* --- External pins ------------------------------------------------------------------------ */
 
 /* The external pins of the dma of the call in progress, in iova order, loaded once a call. */
@@ -838,7 +795,7 @@ PR_SHIM void put_page(struct page *page) { pr_put(page_to_pfn(page), 0); }
 /* --- printk ----------------------------------------------------------------------------------- */
 
 /* Formats are checked as the kernel's are; nothing is printed. */
-static inline __attribute__((no_instrument_function, unused, format(printf, 1, 2))) void pr_discard(const char *fmt, ...)
+static inline __attribute__((unused, format(printf, 1, 2))) void pr_discard(const char *fmt, ...)
 {
 	(void)fmt;
 }
@@ -921,6 +878,13 @@ PR_SHIM void cond_resched(void) { }
 #define FOLL_PIN 0x40000
 #define FAULT_FLAG_WRITE 0x01
 #define FAULT_FLAG_REMOTE 0x80
+
+/* A vaddr_get_pfns() call (its pages are counted by the walk's checks). */
+PR_SHIM void pr_count_vaddr_get_pfn(int walk)
+{
+	(void)walk;
+	pr_world->counts.vaddr_get_pfn++;
+}
 
 /* --- Red-black trees: only what walking one takes --------------------------------------------- */
 

@@ -125,14 +125,22 @@ import VFIOModel
         #expect(r.summaries[1].lockedVMFinal == -32)
     }
 
+    /// The 4.16 rendering with `line` as the first line of `vfio_lock_acct()`'s body (line 12).
+    static func brokenBlock(_ line: String) throws -> String {
+        var lines = try String(contentsOf: fixtures.appendingPathComponent("c-v4.16.c"), encoding: .utf8)
+            .components(separatedBy: "\n")
+        #expect(lines[9].hasPrefix("static int vfio_lock_acct(") && lines[10] == "{")
+        lines.insert(line, at: 11)
+        return lines.joined(separator: "\n")
+    }
+
     @Test("A compile error names the user's file and line; a later file lacking a needed function is one line; unknown APIs too")
     func errors() throws {
         let dir = Paths.scratch()
         let bad = dir.appendingPathComponent("broken.c")
-        try "static int vfio_lock_acct(struct task_struct *task, long npage, bool *lock_cap)\n{\n\treturn undeclared_thing;\n}\n"
-            .write(to: bad, atomically: true, encoding: .utf8)
+        try Self.brokenBlock("\treturn undeclared_thing;").write(to: bad, atomically: true, encoding: .utf8)
         let error = try #require(throws: CEngineError.self) { try CEngineLoader.load(path: bad.path, cache: Self.cache.path) }
-        #expect(error.message.hasPrefix("\(bad.path):3:"), "\(error.message)")
+        #expect(error.message.hasPrefix("\(bad.path):12:"), "\(error.message)")
         #expect(error.message.contains("error:") && error.message.contains("undeclared_thing"))
 
         let later = dir.appendingPathComponent("later.c")
@@ -254,7 +262,9 @@ import VFIOModel
         let source = try String(contentsOf: Self.fixtures.appendingPathComponent("c-v4.16.c"), encoding: .utf8)
         try source.write(to: file, atomically: true, encoding: .utf8)
         func libraries() throws -> [String] {
-            try FileManager.default.contentsOfDirectory(atPath: cache.appendingPathComponent("c-engines").path).sorted()
+            try FileManager.default.contentsOfDirectory(atPath: cache.appendingPathComponent("c-engines").path).filter {
+                $0.hasSuffix(".so")
+            }.sorted()
         }
         _ = try CEngineLoader.load(path: file.path, cache: cache.path)
         let once = try libraries()
@@ -281,12 +291,11 @@ import VFIOModel
 
         let dir = Paths.scratch()
         let bad = dir.appendingPathComponent("typo.c")
-        try "static int vfio_lock_acct(struct task_struct *task, long npage, bool *lock_cap)\n{\n\treturn npage +;\n}\n"
-            .write(to: bad, atomically: true, encoding: .utf8)
+        try Self.brokenBlock("\treturn npage +;").write(to: bad, atomically: true, encoding: .utf8)
         let broken = try CLI.run(["replay", "traces/hugetlb.txt", "--engines", "v4.16,\(bad.path)"])
         #expect(broken.status == 2)
         #expect(broken.stdout.isEmpty)
-        #expect(broken.stderr.hasPrefix("pinreplay: \(bad.path):3:"), "\(broken.stderr)")
+        #expect(broken.stderr.hasPrefix("pinreplay: \(bad.path):12:"), "\(broken.stderr)")
         #expect(broken.stderr.split(separator: "\n").count == 1)
         let twice = try CLI.run([
             "replay", "traces/hugetlb.txt", "--engines", "Tests/Fixtures/c-engines/c-v4.16.c,Tests/Fixtures/c-engines/c-v4.16.c",

@@ -5,38 +5,13 @@
  * external pin, which lies outside the block, vaddr_get_pfn(), is_invalid_reserved_pfn(),
  * vfio_lock_acct() and put_pfn().
  *
- * Each entry point makes the world current for this thread, runs the kernel function, and
- * hands back locked_vm. The block is compiled with -finstrument-functions: the hook below
- * counts the calls of the block's own functions that the cost model prices.
+ * Each entry point makes the world current, runs the kernel function, and hands back
+ * locked_vm. The cut counts the calls the cost model prices itself (its counting macros).
  */
 
-#define PR_EXPORT __attribute__((visibility("default"), no_instrument_function))
-#define PR_HIDDEN __attribute__((visibility("hidden"), no_instrument_function))
+#define PR_EXPORT __attribute__((visibility("default")))
 
-/* Whether the call in progress is an external pin (its vaddr_get_pfn() walks no run). */
-static int pr_external;
-
-PR_HIDDEN void __cyg_profile_func_enter(void *fn, void *site)
-{
-	(void)site;
-	if (!pr_world)
-		return;
-	if (fn == (void *)vaddr_get_pfn) {
-		pr_world->counts.vaddr_get_pfn++;
-		if (!pr_external)
-			pr_world->counts.pages_walked++;
-	} else if (fn == (void *)put_pfn) {
-		pr_world->counts.put_pfn++;
-	}
-}
-
-PR_HIDDEN void __cyg_profile_func_exit(void *fn, void *site)
-{
-	(void)fn;
-	(void)site;
-}
-
-static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
+static void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
 							       const struct pinreplay_dma *d)
 {
 	pr_world_enter(w);
@@ -53,7 +28,7 @@ static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_wo
 	pr_load_world_pins(d->handle);
 }
 
-static __attribute__((no_instrument_function)) void pr_leave(struct pinreplay_world *w)
+static void pr_leave(struct pinreplay_world *w)
 {
 	w->locked_vm = pr_mm.locked_vm;
 	pr_world_leave();

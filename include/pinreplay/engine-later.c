@@ -5,51 +5,16 @@
  * vfio_unpin_pages_remote(), vfio_pin_page_external() and every helper of the file they call)
  * followed by this file, so these can call them.
  *
- * Each entry point makes the world current for this thread, rebuilds what the kernel would
+ * Each entry point makes the world current, rebuilds what the kernel would
  * hold between calls (the container's vfio_batch, the dma's tree of external pins), runs the
- * kernel function, and hands back locked_vm, has_rsvd and the batch. The cut is compiled with
- * -finstrument-functions: the hooks below count the calls the cost model prices.
+ * kernel function, and hands back locked_vm, has_rsvd and the batch. The cut counts the calls
+ * the cost model prices itself (its counting macros).
  */
 
-#define PR_EXPORT __attribute__((visibility("default"), no_instrument_function))
-#define PR_HIDDEN __attribute__((visibility("hidden"), no_instrument_function))
-
-/* The engine's functions in progress, innermost last: who called whom. */
-static void *pr_calls[64];
-static int pr_depth;
-
-/*
- * vaddr_get_pfns() and put_pfn() calls are counted as such; a call of
- * is_invalid_reserved_pfn() made by vfio_pin_pages_remote() itself is a step of the walk
- * (pages_walked: a page, a 6.18 group, the first page of a run), as the Swift engines count.
- */
-PR_HIDDEN void __cyg_profile_func_enter(void *fn, void *site)
-{
-	(void)site;
-	if (!pr_world)
-		return;
-	if (fn == (void *)vaddr_get_pfns) {
-		pr_world->counts.vaddr_get_pfn++;
-	} else if (fn == (void *)put_pfn) {
-		pr_world->counts.put_pfn++;
-	} else if (fn == (void *)is_invalid_reserved_pfn && pr_depth > 0 && pr_depth <= 64 &&
-		   pr_calls[pr_depth - 1] == (void *)vfio_pin_pages_remote) {
-		pr_world->counts.pages_walked++;
-	}
-	if (pr_depth < 64)
-		pr_calls[pr_depth] = fn;
-	pr_depth++;
-}
-
-PR_HIDDEN void __cyg_profile_func_exit(void *fn, void *site)
-{
-	(void)fn;
-	(void)site;
-	pr_depth--;
-}
+#define PR_EXPORT __attribute__((visibility("default")))
 
 /* Builds a balanced tree over pr_pins[lo, hi) under parent; returns its root. */
-static __attribute__((no_instrument_function)) struct rb_node *pr_pin_tree(long lo, long hi, struct rb_node *parent)
+static struct rb_node *pr_pin_tree(long lo, long hi, struct rb_node *parent)
 {
 	long mid;
 	struct rb_node *node;
@@ -65,7 +30,7 @@ static __attribute__((no_instrument_function)) struct rb_node *pr_pin_tree(long 
 }
 
 /* The dma's external pins, as the world holds them, into pr_pins and dma->pfn_list. */
-static __attribute__((no_instrument_function)) void pr_load_pins(struct vfio_dma *dma)
+static void pr_load_pins(struct vfio_dma *dma)
 {
 	static long cap;
 	long i;
@@ -87,11 +52,10 @@ static __attribute__((no_instrument_function)) void pr_load_pins(struct vfio_dma
 	dma->pfn_list.rb_node = pr_pin_tree(0, pr_nwpins, 0);
 }
 
-static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
+static void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
 							       const struct pinreplay_dma *d)
 {
 	pr_world_enter(w);
-	pr_depth = 0;
 	pr_mm.locked_vm = w->locked_vm;
 	pr_task.mm = &pr_mm;
 	disable_hugepages = w->disable_hugepages != 0;
@@ -107,7 +71,7 @@ static __attribute__((no_instrument_function)) void pr_enter(struct pinreplay_wo
 	pr_load_pins(dma);
 }
 
-static __attribute__((no_instrument_function)) void pr_leave(struct pinreplay_world *w, struct vfio_dma *dma,
+static void pr_leave(struct pinreplay_world *w, struct vfio_dma *dma,
 							       struct pinreplay_dma *d)
 {
 	w->locked_vm = pr_mm.locked_vm;

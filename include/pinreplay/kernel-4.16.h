@@ -14,6 +14,17 @@
 
 #define PINREPLAY_KERNEL_API "4.16"
 
+/* Whether the call in progress is an external pin (its vaddr_get_pfn() walks no run). */
+static int pr_external;
+
+/* A vaddr_get_pfn() call; one of the walk is a step of it (pages_walked). */
+PR_SHIM void pr_count_vaddr_get_pfn(int walk)
+{
+	pr_world->counts.vaddr_get_pfn++;
+	if (walk && !pr_external)
+		pr_world->counts.pages_walked++;
+}
+
 /* --- GUP ----------------------------------------------------------------------------------- */
 
 /* GUP of nr_pages from start: how many were pinned, or the first page's -errno if none. */

@@ -20,8 +20,8 @@ extern void *calloc(size_t nmemb, size_t size);
 extern void *realloc(void *ptr, size_t size);
 extern void free(void *ptr);
 
-/* Every helper here is the world's, not the engine's: not counted as the engine's calls. */
-#define PR_SHIM static inline __attribute__((no_instrument_function, unused))
+/* Every helper here is the world's, not the engine's. */
+#define PR_SHIM static inline __attribute__((unused))
 
 /* --- Types and attributes --------------------------------------------------------------- */
 
@@ -257,6 +257,13 @@ PR_SHIM unsigned long vma_pages(struct vm_area_struct *vma)
 
 PR_SHIM bool vma_is_fsdax(struct vm_area_struct *vma) { (void)vma; return false; }
 
+/* --- Counting the engine's own calls ----------------------------------------------------------- */
+
+/* The cut defines put_pfn(), vaddr_get_pfn(s)() and (5.15 on) is_invalid_reserved_pfn() as
+ * macros that call these, right after the file's definitions (CEngineLoader.countingMacros). */
+PR_SHIM void pr_count_put_pfn(void) { pr_world->counts.put_pfn++; }
+PR_SHIM void pr_count_walk_step(void) { pr_world->counts.pages_walked++; }
+
 /* --- External pins ------------------------------------------------------------------------ */
 
 /* The external pins of the dma of the call in progress, in iova order, loaded once a call. */
@@ -329,7 +336,7 @@ PR_SHIM void put_page(struct page *page) { pr_put(page_to_pfn(page), 0); }
 /* --- printk ----------------------------------------------------------------------------------- */
 
 /* Formats are checked as the kernel's are; nothing is printed. */
-static inline __attribute__((no_instrument_function, unused, format(printf, 1, 2))) void pr_discard(const char *fmt, ...)
+static inline __attribute__((unused, format(printf, 1, 2))) void pr_discard(const char *fmt, ...)
 {
 	(void)fmt;
 }

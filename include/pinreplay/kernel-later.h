@@ -69,6 +69,13 @@ PR_SHIM void cond_resched(void) { }
 #define FAULT_FLAG_WRITE 0x01
 #define FAULT_FLAG_REMOTE 0x80
 
+/* A vaddr_get_pfns() call (its pages are counted by the walk's checks). */
+PR_SHIM void pr_count_vaddr_get_pfn(int walk)
+{
+	(void)walk;
+	pr_world->counts.vaddr_get_pfn++;
+}
+
 /* --- Red-black trees: only what walking one takes --------------------------------------------- */
 
 #define RB_ROOT ((struct rb_root){ 0 })
