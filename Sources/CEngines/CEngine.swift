@@ -113,6 +113,8 @@ public final class CEngine: PinEngine, @unchecked Sendable {
         w.cap_ipc_lock = k.cap_ipc_lock ? 1 : 0
         w.disable_hugepages = k.disable_hugepages ? 1 : 0
         w.get_user_page = World.getUserPage
+        w.gup_run = World.gupRun
+        w.gup_run_take = World.gupRunTake
         w.find_vma_intersection = World.findVMAIntersection
         w.pfn_class_stretch = World.pfnClassStretch
         w.put_pages = World.putPages
@@ -153,7 +155,7 @@ enum World {
         @convention(c) (UnsafeMutableRawPointer?, UInt, Int32, UnsafeMutablePointer<UInt>?, UnsafeMutablePointer<pinreplay_vma>?) -> Int = {
             p, vaddr, write, pfn, vma in
             withHost(p) { k in
-                guard let mm = k.current_mm else { return -EFAULT }
+                let mm = k.mm
                 var page: PFN = 0
                 let ret = k.get_user_pages(mm, VAddr(UInt64(vaddr)), write: write != 0, &page)
                 guard ret == 1 else { return ret }
@@ -166,10 +168,28 @@ enum World {
             }
         }
 
+    static let gupRun:
+        @convention(c) (
+            UnsafeMutableRawPointer?, Int32, UnsafeMutablePointer<UInt>?, UnsafeMutablePointer<UInt>?, UnsafeMutablePointer<UInt>?
+        ) ->
+            Int32 = { p, write, vpn, end, pfn in
+                withHost(p) { k in
+                    guard let run = k.gup_run(write: write != 0) else { return 0 }
+                    vpn?.pointee = UInt(run.vpn)
+                    end?.pointee = UInt(run.end)
+                    pfn?.pointee = UInt(run.pfn.rawValue)
+                    return 1
+                }
+            }
+
+    static let gupRunTake: @convention(c) (UnsafeMutableRawPointer?, UInt) -> Void = { p, n in
+        withHost(p) { $0.gup_run_take(Int(n)) }
+    }
+
     static let findVMAIntersection: @convention(c) (UnsafeMutableRawPointer?, UInt, UInt, UnsafeMutablePointer<pinreplay_vma>?) -> Int32 = {
         p, start, end, out in
         withHost(p) { k in
-            guard let mm = k.current_mm, let found = k.find_vma_intersection(mm, VAddr(UInt64(start)), VAddr(UInt64(end))) else {
+            guard let found = k.find_vma_intersection(k.mm, VAddr(UInt64(start)), VAddr(UInt64(end))) else {
                 return 0
             }
             out?.pointee = World.vma(found)
@@ -194,15 +214,14 @@ enum World {
     }
 
     static let putPages: @convention(c) (UnsafeMutableRawPointer?, UInt, UInt) -> Void = { p, pfn, n in
-        withHost(p) { k in
-            for i in 0..<UInt64(n) { k.put_page(PFN(UInt64(pfn) &+ i)) }
-        }
+        withHost(p) { $0.drop_refs(PFN(UInt64(pfn)), UInt64(n)) }
     }
 
     static let pinUserPages: @convention(c) (UnsafeMutableRawPointer?, UInt, UInt, Int32, UnsafeMutablePointer<UInt>?) -> Int = {
         p, vaddr, nr, write, pfns in
         withHost(p) { k in
-            guard let mm = k.current_mm, let pfns else { return -EFAULT }
+            let mm = k.mm
+            guard let pfns else { return -EFAULT }
             return pfns.withMemoryRebound(to: PFN.self, capacity: Int(nr)) { pages in
                 k.pin_user_pages_remote(mm, VAddr(UInt64(vaddr)), Int(nr), write: write != 0, pages)
             }
@@ -210,9 +229,7 @@ enum World {
     }
 
     static let unpinUserPages: @convention(c) (UnsafeMutableRawPointer?, UInt, UInt) -> Void = { p, pfn, n in
-        withHost(p) { k in
-            for i in 0..<UInt64(n) { k.unpin_user_page(PFN(UInt64(pfn) &+ i)) }
-        }
+        withHost(p) { $0.drop_refs(PFN(UInt64(pfn)), UInt64(n)) }
     }
 
     static let unpinUserPageRange: @convention(c) (UnsafeMutableRawPointer?, UInt, UInt, Int32) -> Void = { p, pfn, npage, dirty in
@@ -223,7 +240,7 @@ enum World {
         p, vaddr, huge_ok, out in
         withHost(p) { k in
             // The VMA the engine looked up holds vaddr: found again here, not counted twice.
-            guard let mm = k.current_mm, let vma = mm.findVMAIntersection(VAddr(UInt64(vaddr)), VAddr(UInt64(vaddr) + 1)) else {
+            guard let vma = k.mm.findVMAIntersection(VAddr(UInt64(vaddr)), VAddr(UInt64(vaddr) + 1)) else {
                 return Int32(-EINVAL)
             }
             let found = huge_ok != 0 ? k.follow_pfnmap_start(vma, VAddr(UInt64(vaddr))) : k.follow_pte(vma, VAddr(UInt64(vaddr)))
@@ -236,7 +253,7 @@ enum World {
 
     static let fixupUserFault: @convention(c) (UnsafeMutableRawPointer?, UInt, Int32) -> Int32 = { p, vaddr, write in
         withHost(p) { k in
-            guard let mm = k.current_mm else { return Int32(-EFAULT) }
+            let mm = k.mm
             return Int32(k.fixup_user_fault(mm, VAddr(UInt64(vaddr)), write: write != 0))
         }
     }

@@ -292,24 +292,47 @@ PR_SHIM void pr_count_vaddr_get_pfn(int walk)
 
 /* --- GUP ----------------------------------------------------------------------------------- */
 
-/* GUP of nr_pages from start: how many were pinned, or the first page's -errno if none. */
+/* The vm_area_struct of pr_gup_vma, handed out while it is known. */
+static struct vm_area_struct pr_gup_vm_area;
+
+/* GUP of nr_pages from start: how many were pinned, or the first page's -errno if none. A page
+ * of the world's open run is served here (pr_run); any other goes to the world. */
 PR_SHIM long pr_gup(unsigned long start, unsigned long nr_pages, unsigned int gup_flags,
 		    struct page **pages, struct vm_area_struct **vmas)
 {
+	int write = !!(gup_flags & FOLL_WRITE);
 	unsigned long i;
-	pr_flush_puts();
+
 	for (i = 0; i < nr_pages; i++) {
-		unsigned long vaddr = start + i * PAGE_SIZE, pfn = 0;
-		/* VMAs do not change within a call: the last one GUP went through is asked once. */
+		unsigned long vaddr = start + i * PAGE_SIZE, vpn = vaddr >> PAGE_SHIFT, pfn = 0;
 		bool known = vaddr >= pr_gup_vma.start && vaddr < pr_gup_vma.end;
-		long ret = pr_world->get_user_page(pr_world->host, vaddr, !!(gup_flags & FOLL_WRITE), &pfn,
-						   vmas && !known ? &pr_gup_vma : 0);
-		if (ret != 1)
-			return i ? (long)i : ret;
+
+		if (pr_run.open && vpn == pr_run.vpn && vpn < pr_run.end && write == pr_run.write && known) {
+			pfn = pr_run.pfn++;
+			pr_run.vpn++;
+			pr_run.taken++;
+		} else {
+			/* VMAs do not change within a call: the last one GUP went through is asked once. */
+			long ret;
+
+			pr_flush_puts();
+			ret = pr_world->get_user_page(pr_world->host, vaddr, write, &pfn, !known ? &pr_gup_vma : 0);
+			if (ret != 1)
+				return i ? (long)i : ret;
+			if (!known) {
+				pr_gup_vm_area.vm_mm = &pr_mm;
+				pr_gup_vm_area.vm_start = pr_gup_vma.start;
+				pr_gup_vm_area.vm_end = pr_gup_vma.end;
+				pr_gup_vm_area.vm_flags = pr_gup_vma.flags;
+				pr_gup_vm_area.vm_pgoff = pr_gup_vma.pgoff;
+			}
+			pr_run.write = write;
+			pr_run.open = pr_world->gup_run(pr_world->host, write, &pr_run.vpn, &pr_run.end, &pr_run.pfn);
+		}
 		if (pages)
 			pages[i] = pfn_to_page(pfn);
 		if (vmas)
-			vmas[i] = pr_vma_slot(&pr_gup_vma);
+			vmas[i] = &pr_gup_vm_area;
 	}
 	return (long)nr_pages;
 }
@@ -600,21 +623,6 @@ static struct pinreplay_vma pr_gup_vma;
 static int pr_lock;
 extern int sched_yield(void);
 
-PR_SHIM void pr_world_enter(struct pinreplay_world *w)
-{
-	while (__atomic_exchange_n(&pr_lock, 1, __ATOMIC_ACQUIRE))
-		sched_yield();
-	pr_world = w;
-	/* Hosts come and go at reused addresses: the caches live for one call. */
-	pr_class.start = pr_class.end = 0;
-	pr_gup_vma.start = pr_gup_vma.end = 0;
-}
-
-PR_SHIM void pr_world_leave(void)
-{
-	pr_world = 0;
-	__atomic_store_n(&pr_lock, 0, __ATOMIC_RELEASE);
-}
 
 /*
  * put_page() and unpin_user_page() of consecutive frames, gathered into one call into the
@@ -626,8 +634,26 @@ static struct {
 	int unpin, defer;
 } pr_puts;
 
+/*
+ * One-page GUPs the world said it would answer without a lookup or a fault (its open run):
+ * served here and handed to the world in one call, before any other call into it.
+ */
+static struct {
+	unsigned long vpn, end, pfn, taken;
+	int write, open;
+} pr_run;
+
+PR_SHIM void pr_flush_gets(void)
+{
+	if (pr_run.taken)
+		pr_world->gup_run_take(pr_world->host, pr_run.taken);
+	pr_run.taken = 0;
+	pr_run.open = 0;
+}
+
 PR_SHIM void pr_flush_puts(void)
 {
+	pr_flush_gets();
 	if (!pr_puts.n)
 		return;
 	if (pr_puts.unpin)
@@ -648,6 +674,24 @@ PR_SHIM void pr_put(unsigned long pfn, int unpin)
 	pr_puts.n++;
 	if (!pr_puts.defer)
 		pr_flush_puts();
+}
+
+PR_SHIM void pr_world_enter(struct pinreplay_world *w)
+{
+	while (__atomic_exchange_n(&pr_lock, 1, __ATOMIC_ACQUIRE))
+		sched_yield();
+	pr_world = w;
+	/* Hosts come and go at reused addresses: the caches live for one call. */
+	pr_class.start = pr_class.end = 0;
+	pr_run.open = pr_run.taken = 0;
+	pr_gup_vma.start = pr_gup_vma.end = 0;
+}
+
+PR_SHIM void pr_world_leave(void)
+{
+	pr_flush_puts();
+	pr_world = 0;
+	__atomic_store_n(&pr_lock, 0, __ATOMIC_RELEASE);
 }
 
 static struct mm_struct pr_mm;
@@ -1339,6 +1383,11 @@ struct pinreplay_world {
 	/* Zeroed before each call, added to the host's counters after it. */
 	struct pinreplay_counts counts;
 
+	/* The run the last get_user_page() left open for write: the pages from *vpn up to *end
+	 * would be pinned as *pfn, *pfn + 1, ... without a lookup or a fault; 0 when none. */
+	int (*gup_run)(void *host, int write, unsigned long *vpn, unsigned long *end, unsigned long *pfn);
+	/* n get_user_page() calls of that run at once (their counts and references). */
+	void (*gup_run_take)(void *host, unsigned long n);
 	/* get_user_pages*() of one page: 1 with *pfn set (one reference taken), or -errno. With
 	 * `vma` not NULL, a pinned page also fills it with the VMA GUP went through (part of
 	 * GUP's cost, so one call into the world a page, not two). */

@@ -168,6 +168,22 @@ public final class Host {
         phys.addRef(pfn, -1)
     }
 
+    /// `put_page()` (or `unpin_user_page()`, the same here) of `n` consecutive frames, a class
+    /// stretch at a time: what a C engine's gathered puts come to.
+    public func drop_refs(_ pfn: PFN, _ n: UInt64) {
+        var p = pfn.rawValue
+        let end = p &+ n
+        while p < end {
+            let stretch = phys.classStretch(p)
+            let k = min(stretch.end, end) &- p
+            if stretch.cls != .mmio {
+                if stretch.cls == .ram { _ramRefsNet -= Int64(k) }
+                phys.addRefs(PFN(p), k, -1)
+            }
+            p &+= k
+        }
+    }
+
     /// Takes a reference on a frame that has a struct page (ram or reserved), as GUP does.
     func get_page(_ pfn: PFN) {
         let cls = phys.pfnClassCached(pfn)
@@ -234,6 +250,26 @@ public final class Host {
     /// address space nor the frame classes change (their generations).
     @usableFromInline var gupNext: (vpn: UInt64, end: UInt64, pfn: PFN, write: Bool, mmGen: UInt64, physGen: UInt64) =
         (0, 0, 0, false, 0, 0)
+
+    /// The run the last GUP left open for `write`: the next `end - vpn` pages from page `vpn`
+    /// would be pinned as `pfn`, `pfn + 1`, ... without a lookup or a fault (nil: none). A C
+    /// engine serves those GUPs itself and takes them with `gup_run_take()`.
+    public func gup_run(write: Bool) -> (vpn: UInt64, end: UInt64, pfn: PFN)? {
+        let n = gupNext
+        guard n.vpn < n.end, n.write == write, n.mmGen == mm.generation, n.physGen == phys.generation else { return nil }
+        return (n.vpn, n.end, n.pfn)
+    }
+
+    /// `n` GUPs of the open run at once: the counts, references and advance of `n` one-page
+    /// GUPs on its fast path.
+    public func gup_run_take(_ n: Int) {
+        let run = gupNext
+        counters.get_user_pages += n
+        _ramRefsNet += Int64(n)
+        phys.addRefs(run.pfn, UInt64(n), 1)
+        gupNext.vpn = run.vpn + UInt64(n)
+        gupNext.pfn = run.pfn + n
+    }
 
     /// One page of GUP: the VMA checks of `check_vma_flags()`, the fault, the unshare of a
     /// read-only long-term pin (SPEC-LATER §2.2), the reference.

@@ -116,6 +116,17 @@ public struct PhysMem {
         pending = (pfn.rawValue, 1, delta)
     }
 
+    /// `addRef()` of `count` consecutive frames from `pfn`, each by `delta`.
+    public mutating func addRefs(_ pfn: PFN, _ count: UInt64, _ delta: Int64) {
+        guard count > 0 else { return }
+        if pending.count > 0 && pfn.rawValue == pending.start &+ pending.count && delta == pending.delta {
+            pending.count += count
+            return
+        }
+        flushRefs()
+        pending = (pfn.rawValue, count, delta)
+    }
+
     /// Writes the pending run into `refs`, noting frames that go below zero.
     public mutating func flushRefs() {
         guard pending.count > 0 else { return }

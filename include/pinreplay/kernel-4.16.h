@@ -27,24 +27,47 @@ PR_SHIM void pr_count_vaddr_get_pfn(int walk)
 
 /* --- GUP ----------------------------------------------------------------------------------- */
 
-/* GUP of nr_pages from start: how many were pinned, or the first page's -errno if none. */
+/* The vm_area_struct of pr_gup_vma, handed out while it is known. */
+static struct vm_area_struct pr_gup_vm_area;
+
+/* GUP of nr_pages from start: how many were pinned, or the first page's -errno if none. A page
+ * of the world's open run is served here (pr_run); any other goes to the world. */
 PR_SHIM long pr_gup(unsigned long start, unsigned long nr_pages, unsigned int gup_flags,
 		    struct page **pages, struct vm_area_struct **vmas)
 {
+	int write = !!(gup_flags & FOLL_WRITE);
 	unsigned long i;
-	pr_flush_puts();
+
 	for (i = 0; i < nr_pages; i++) {
-		unsigned long vaddr = start + i * PAGE_SIZE, pfn = 0;
-		/* VMAs do not change within a call: the last one GUP went through is asked once. */
+		unsigned long vaddr = start + i * PAGE_SIZE, vpn = vaddr >> PAGE_SHIFT, pfn = 0;
 		bool known = vaddr >= pr_gup_vma.start && vaddr < pr_gup_vma.end;
-		long ret = pr_world->get_user_page(pr_world->host, vaddr, !!(gup_flags & FOLL_WRITE), &pfn,
-						   vmas && !known ? &pr_gup_vma : 0);
-		if (ret != 1)
-			return i ? (long)i : ret;
+
+		if (pr_run.open && vpn == pr_run.vpn && vpn < pr_run.end && write == pr_run.write && known) {
+			pfn = pr_run.pfn++;
+			pr_run.vpn++;
+			pr_run.taken++;
+		} else {
+			/* VMAs do not change within a call: the last one GUP went through is asked once. */
+			long ret;
+
+			pr_flush_puts();
+			ret = pr_world->get_user_page(pr_world->host, vaddr, write, &pfn, !known ? &pr_gup_vma : 0);
+			if (ret != 1)
+				return i ? (long)i : ret;
+			if (!known) {
+				pr_gup_vm_area.vm_mm = &pr_mm;
+				pr_gup_vm_area.vm_start = pr_gup_vma.start;
+				pr_gup_vm_area.vm_end = pr_gup_vma.end;
+				pr_gup_vm_area.vm_flags = pr_gup_vma.flags;
+				pr_gup_vm_area.vm_pgoff = pr_gup_vma.pgoff;
+			}
+			pr_run.write = write;
+			pr_run.open = pr_world->gup_run(pr_world->host, write, &pr_run.vpn, &pr_run.end, &pr_run.pfn);
+		}
 		if (pages)
 			pages[i] = pfn_to_page(pfn);
 		if (vmas)
-			vmas[i] = pr_vma_slot(&pr_gup_vma);
+			vmas[i] = &pr_gup_vm_area;
 	}
 	return (long)nr_pages;
 }

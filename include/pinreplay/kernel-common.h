@@ -141,21 +141,6 @@ static struct pinreplay_vma pr_gup_vma;
 static int pr_lock;
 extern int sched_yield(void);
 
-PR_SHIM void pr_world_enter(struct pinreplay_world *w)
-{
-	while (__atomic_exchange_n(&pr_lock, 1, __ATOMIC_ACQUIRE))
-		sched_yield();
-	pr_world = w;
-	/* Hosts come and go at reused addresses: the caches live for one call. */
-	pr_class.start = pr_class.end = 0;
-	pr_gup_vma.start = pr_gup_vma.end = 0;
-}
-
-PR_SHIM void pr_world_leave(void)
-{
-	pr_world = 0;
-	__atomic_store_n(&pr_lock, 0, __ATOMIC_RELEASE);
-}
 
 /*
  * put_page() and unpin_user_page() of consecutive frames, gathered into one call into the
@@ -167,8 +152,26 @@ static struct {
 	int unpin, defer;
 } pr_puts;
 
+/*
+ * One-page GUPs the world said it would answer without a lookup or a fault (its open run):
+ * served here and handed to the world in one call, before any other call into it.
+ */
+static struct {
+	unsigned long vpn, end, pfn, taken;
+	int write, open;
+} pr_run;
+
+PR_SHIM void pr_flush_gets(void)
+{
+	if (pr_run.taken)
+		pr_world->gup_run_take(pr_world->host, pr_run.taken);
+	pr_run.taken = 0;
+	pr_run.open = 0;
+}
+
 PR_SHIM void pr_flush_puts(void)
 {
+	pr_flush_gets();
 	if (!pr_puts.n)
 		return;
 	if (pr_puts.unpin)
@@ -189,6 +192,24 @@ PR_SHIM void pr_put(unsigned long pfn, int unpin)
 	pr_puts.n++;
 	if (!pr_puts.defer)
 		pr_flush_puts();
+}
+
+PR_SHIM void pr_world_enter(struct pinreplay_world *w)
+{
+	while (__atomic_exchange_n(&pr_lock, 1, __ATOMIC_ACQUIRE))
+		sched_yield();
+	pr_world = w;
+	/* Hosts come and go at reused addresses: the caches live for one call. */
+	pr_class.start = pr_class.end = 0;
+	pr_run.open = pr_run.taken = 0;
+	pr_gup_vma.start = pr_gup_vma.end = 0;
+}
+
+PR_SHIM void pr_world_leave(void)
+{
+	pr_flush_puts();
+	pr_world = 0;
+	__atomic_store_n(&pr_lock, 0, __ATOMIC_RELEASE);
 }
 
 static struct mm_struct pr_mm;

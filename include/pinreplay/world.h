@@ -93,6 +93,11 @@ struct pinreplay_world {
 	/* Zeroed before each call, added to the host's counters after it. */
 	struct pinreplay_counts counts;
 
+	/* The run the last get_user_page() left open for write: the pages from *vpn up to *end
+	 * would be pinned as *pfn, *pfn + 1, ... without a lookup or a fault; 0 when none. */
+	int (*gup_run)(void *host, int write, unsigned long *vpn, unsigned long *end, unsigned long *pfn);
+	/* n get_user_page() calls of that run at once (their counts and references). */
+	void (*gup_run_take)(void *host, unsigned long n);
 	/* get_user_pages*() of one page: 1 with *pfn set (one reference taken), or -errno. With
 	 * `vma` not NULL, a pinned page also fills it with the VMA GUP went through (part of
 	 * GUP's cost, so one call into the world a page, not two). */
