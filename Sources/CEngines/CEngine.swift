@@ -1,9 +1,9 @@
 // swift-format-ignore-file: AlwaysUseLowerCamelCase
 
-// A C engine: the pinning block of vfio_iommu_type1.c compiled from a reviewer's own file
-// against include/pinreplay/kernel-4.16.h, called through the C ABI of world.h. The world
-// (GUP, VMAs, frames, external pins) stays the Swift one, so a C engine and a Swift engine of
-// the same kernel give the same outcomes, costs and violations.
+// A C engine: the pinning functions of vfio_iommu_type1.c cut from a reviewer's own file and
+// compiled against include/pinreplay/kernel-ERA.h, called through the C ABI of world.h. The
+// world (GUP, VMAs, frames, external pins) stays the Swift one, so a C engine and a Swift
+// engine of the same kernel give the same outcomes, costs and violations.
 import CEngineABI
 import VFIOModel
 

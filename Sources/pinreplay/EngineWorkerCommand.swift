@@ -23,6 +23,9 @@ struct EngineWorkerCommand: ParsableCommand {
 /// How C engines run: isolated in a sandboxed process of their own (the default), and how
 /// long a statement may take there.
 struct IsolationOptions: ParsableArguments {
+    @Option(help: "The kernel API C engines are written against: 4.16, 5.15, 6.1, 6.12, 6.15, 6.18 (default: from what each file uses).")
+    var kernelAPI: KernelAPI?
+
     @Flag(help: "Run C engines in this process, without the sandbox (for debugging them with gdb).")
     var noSandbox = false
 

@@ -32,9 +32,6 @@ struct ReplayCommand: ParsableCommand {
     )
     var engines: String = Engines.defaultNames.joined(separator: ",")
 
-    @Option(help: "The kernel API a C engine is written against (default: from what the file uses).")
-    var kernelAPI: KernelAPI?
-
     @Option(help: "Report form.")
     var format: ReplayFormat = .text
 
@@ -68,7 +65,7 @@ struct ReplayCommand: ParsableCommand {
     var iommuTrace: String?
 
     func run() throws {
-        let selected = try Self.selectEngines(engines, kernelAPI: kernelAPI, isolation: isolation)
+        let selected = try Self.selectEngines(engines, isolation: isolation)
         let jobs = jobs ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         guard jobs >= 1 else { throw UsageError("--jobs must be at least 1") }
         guard !summary || format == .text || format == .json else { throw UsageError("--summary takes --format text or json") }
@@ -109,7 +106,8 @@ struct ReplayCommand: ParsableCommand {
 
     /// Engines by name or alias, or compiled from a C file (named by its stem); `all` is every
     /// registered engine, `later` the group of SPEC-LATER's cases.
-    static func selectEngines(_ list: String, kernelAPI: KernelAPI? = nil, isolation: IsolationOptions? = nil) throws -> [any Engine] {
+    static func selectEngines(_ list: String, isolation: IsolationOptions? = nil) throws -> [any Engine] {
+        let kernelAPI = isolation?.kernelAPI
         if list == "all" { return Engines.all }
         var out: [any Engine] = []
         // A group adds the engines the list does not hold yet (`iommufd` is a group over the
