@@ -45,6 +45,10 @@ public enum KernelAPI: String, CaseIterable, Sendable {
 
     /// The header force-included before the file, under include/.
     var header: String { "pinreplay/kernel-\(rawValue).h" }
+    /// Every header the era's unit sees: what the file need not (and may not) define itself.
+    var headers: [String] {
+        ["pinreplay/world.h", "pinreplay/kernel-common.h", header] + (self == .v4_16 ? [] : ["pinreplay/kernel-later.h"])
+    }
     /// The entry points compiled after it.
     var glue: String { self == .v4_16 ? "pinreplay/engine-4.16.c" : "pinreplay/engine-later.c" }
 
@@ -146,7 +150,7 @@ public enum CEngineLoader {
             // Whole file or block, it is cut down to what the era's entry points call, with the
             // macros that count the engine's own calls.
             var provided = Set<String>()
-            for file in try includeFiles(include) where file.hasSuffix(".h") {
+            for file in api.headers {
                 let header = (try? String(contentsOfFile: include + "/" + file, encoding: .utf8)) ?? ""
                 provided.formUnion(CExtractor.identifiers(header))
             }
