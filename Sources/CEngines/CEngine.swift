@@ -124,7 +124,6 @@ public final class CEngine: PinEngine, @unchecked Sendable {
             w.has_zero_pfn = 1
         }
         w.pin_user_pages = World.pinUserPages
-        w.unpin_user_pages = World.unpinUserPages
         w.unpin_user_page_range = World.unpinUserPageRange
         w.follow_pfnmap = World.followPfnmap
         w.fixup_user_fault = World.fixupUserFault
@@ -226,10 +225,6 @@ enum World {
                 k.pin_user_pages_remote(mm, VAddr(UInt64(vaddr)), Int(nr), write: write != 0, pages)
             }
         }
-    }
-
-    static let unpinUserPages: @convention(c) (UnsafeMutableRawPointer?, UInt, UInt) -> Void = { p, pfn, n in
-        withHost(p) { $0.drop_refs(PFN(UInt64(pfn)), UInt64(n)) }
     }
 
     static let unpinUserPageRange: @convention(c) (UnsafeMutableRawPointer?, UInt, UInt, Int32) -> Void = { p, pfn, npage, dirty in

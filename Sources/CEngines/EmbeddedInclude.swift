@@ -631,7 +631,7 @@ extern int sched_yield(void);
  */
 static struct {
 	unsigned long pfn, n;
-	int unpin, defer;
+	int defer;
 } pr_puts;
 
 /*
@@ -656,21 +656,16 @@ PR_SHIM void pr_flush_puts(void)
 	pr_flush_gets();
 	if (!pr_puts.n)
 		return;
-	if (pr_puts.unpin)
-		pr_world->unpin_user_pages(pr_world->host, pr_puts.pfn, pr_puts.n);
-	else
-		pr_world->put_pages(pr_world->host, pr_puts.pfn, pr_puts.n);
+	pr_world->put_pages(pr_world->host, pr_puts.pfn, pr_puts.n);
 	pr_puts.n = 0;
 }
 
-PR_SHIM void pr_put(unsigned long pfn, int unpin)
+PR_SHIM void pr_put(unsigned long pfn)
 {
-	if (pr_puts.n && (pfn != pr_puts.pfn + pr_puts.n || unpin != pr_puts.unpin))
+	if (pr_puts.n && pfn != pr_puts.pfn + pr_puts.n)
 		pr_flush_puts();
-	if (!pr_puts.n) {
+	if (!pr_puts.n)
 		pr_puts.pfn = pfn;
-		pr_puts.unpin = unpin;
-	}
 	pr_puts.n++;
 	if (!pr_puts.defer)
 		pr_flush_puts();
@@ -834,7 +829,7 @@ PR_SHIM int PageReserved(struct page *page)
 	return pr_pfn_class(page_to_pfn(page)) == PINREPLAY_PFN_RESERVED;
 }
 PR_SHIM void SetPageDirty(struct page *page) { (void)page; }
-PR_SHIM void put_page(struct page *page) { pr_put(page_to_pfn(page), 0); }
+PR_SHIM void put_page(struct page *page) { pr_put(page_to_pfn(page)); }
 
 /* --- printk ----------------------------------------------------------------------------------- */
 
@@ -1083,7 +1078,7 @@ PR_SHIM long pin_user_pages_remote(struct mm_struct *mm, unsigned long start, un
 }
 #endif
 
-PR_SHIM void unpin_user_page(struct page *page) { pr_put(page_to_pfn(page), 1); }
+PR_SHIM void unpin_user_page(struct page *page) { pr_put(page_to_pfn(page)); }
 
 PR_SHIM void unpin_user_pages_dirty_lock(struct page **pages, unsigned long npages, bool make_dirty)
 {
@@ -1399,7 +1394,8 @@ struct pinreplay_world {
 	/* The class of a frame (enum pinreplay_pfn_class), and in *end the first frame after it
 	 * where the class may differ: valid for the call (classes change between statements). */
 	int (*pfn_class_stretch)(void *host, unsigned long pfn, unsigned long *end);
-	/* put_page() of n consecutive frames: drops one reference of each that has a struct page. */
+	/* put_page() (or unpin_user_page(): the world tells a pin from a reference apart nowhere)
+	 * of n consecutive frames: drops one reference of each that has a struct page. */
 	void (*put_pages)(void *host, unsigned long pfn, unsigned long n);
 	/* The external pins of a dma in iova order: how many there are; the first cap of
 	 * them are written to pins. */
@@ -1412,8 +1408,6 @@ struct pinreplay_world {
 	/* pin_user_pages_remote(FOLL_LONGTERM) of up to nr pages from vaddr: how many were
 	 * pinned (pfns[0..n), one pin reference each), or the first page's -errno when none. */
 	long (*pin_user_pages)(void *host, unsigned long vaddr, unsigned long nr, int write, unsigned long *pfns);
-	/* unpin_user_page() of n consecutive frames: drops the pin reference of each. */
-	void (*unpin_user_pages)(void *host, unsigned long pfn, unsigned long n);
 	/* unpin_user_page_range_dirty_lock() over npage frames from pfn. */
 	void (*unpin_user_page_range)(void *host, unsigned long pfn, unsigned long npage, int dirty);
 	/* follow_pfnmap_start() of the VMA holding vaddr: 0 with *out filled, or -EINVAL when

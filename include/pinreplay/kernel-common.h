@@ -149,7 +149,7 @@ extern int sched_yield(void);
  */
 static struct {
 	unsigned long pfn, n;
-	int unpin, defer;
+	int defer;
 } pr_puts;
 
 /*
@@ -174,21 +174,16 @@ PR_SHIM void pr_flush_puts(void)
 	pr_flush_gets();
 	if (!pr_puts.n)
 		return;
-	if (pr_puts.unpin)
-		pr_world->unpin_user_pages(pr_world->host, pr_puts.pfn, pr_puts.n);
-	else
-		pr_world->put_pages(pr_world->host, pr_puts.pfn, pr_puts.n);
+	pr_world->put_pages(pr_world->host, pr_puts.pfn, pr_puts.n);
 	pr_puts.n = 0;
 }
 
-PR_SHIM void pr_put(unsigned long pfn, int unpin)
+PR_SHIM void pr_put(unsigned long pfn)
 {
-	if (pr_puts.n && (pfn != pr_puts.pfn + pr_puts.n || unpin != pr_puts.unpin))
+	if (pr_puts.n && pfn != pr_puts.pfn + pr_puts.n)
 		pr_flush_puts();
-	if (!pr_puts.n) {
+	if (!pr_puts.n)
 		pr_puts.pfn = pfn;
-		pr_puts.unpin = unpin;
-	}
 	pr_puts.n++;
 	if (!pr_puts.defer)
 		pr_flush_puts();
@@ -352,7 +347,7 @@ PR_SHIM int PageReserved(struct page *page)
 	return pr_pfn_class(page_to_pfn(page)) == PINREPLAY_PFN_RESERVED;
 }
 PR_SHIM void SetPageDirty(struct page *page) { (void)page; }
-PR_SHIM void put_page(struct page *page) { pr_put(page_to_pfn(page), 0); }
+PR_SHIM void put_page(struct page *page) { pr_put(page_to_pfn(page)); }
 
 /* --- printk ----------------------------------------------------------------------------------- */
 

@@ -229,7 +229,7 @@ PR_SHIM long pin_user_pages_remote(struct mm_struct *mm, unsigned long start, un
 }
 #endif
 
-PR_SHIM void unpin_user_page(struct page *page) { pr_put(page_to_pfn(page), 1); }
+PR_SHIM void unpin_user_page(struct page *page) { pr_put(page_to_pfn(page)); }
 
 PR_SHIM void unpin_user_pages_dirty_lock(struct page **pages, unsigned long npages, bool make_dirty)
 {

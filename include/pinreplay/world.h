@@ -109,7 +109,8 @@ struct pinreplay_world {
 	/* The class of a frame (enum pinreplay_pfn_class), and in *end the first frame after it
 	 * where the class may differ: valid for the call (classes change between statements). */
 	int (*pfn_class_stretch)(void *host, unsigned long pfn, unsigned long *end);
-	/* put_page() of n consecutive frames: drops one reference of each that has a struct page. */
+	/* put_page() (or unpin_user_page(): the world tells a pin from a reference apart nowhere)
+	 * of n consecutive frames: drops one reference of each that has a struct page. */
 	void (*put_pages)(void *host, unsigned long pfn, unsigned long n);
 	/* The external pins of a dma in iova order: how many there are; the first cap of
 	 * them are written to pins. */
@@ -122,8 +123,6 @@ struct pinreplay_world {
 	/* pin_user_pages_remote(FOLL_LONGTERM) of up to nr pages from vaddr: how many were
 	 * pinned (pfns[0..n), one pin reference each), or the first page's -errno when none. */
 	long (*pin_user_pages)(void *host, unsigned long vaddr, unsigned long nr, int write, unsigned long *pfns);
-	/* unpin_user_page() of n consecutive frames: drops the pin reference of each. */
-	void (*unpin_user_pages)(void *host, unsigned long pfn, unsigned long n);
 	/* unpin_user_page_range_dirty_lock() over npage frames from pfn. */
 	void (*unpin_user_page_range)(void *host, unsigned long pfn, unsigned long npage, int dirty);
 	/* follow_pfnmap_start() of the VMA holding vaddr: 0 with *out filled, or -EINVAL when
