@@ -126,6 +126,7 @@ public final class CEngine: PinEngine, @unchecked Sendable {
         w.pin_user_pages = World.pinUserPages
         w.unpin_user_page_range = World.unpinUserPageRange
         w.follow_pfnmap = World.followPfnmap
+        w.follow_pte = World.followPte
         w.fixup_user_fault = World.fixupUserFault
         var d = pinreplay_dma(
             handle: Unmanaged.passUnretained(dma).toOpaque(), iova: dma.iova.rawValue, vaddr: UInt(dma.vaddr.rawValue),
@@ -231,19 +232,29 @@ enum World {
         withHost(p) { $0.unpin_user_page_range_dirty_lock(PFN(UInt64(pfn)), Int(npage), dirty != 0 ? .IOMMU_WRITE : []) }
     }
 
-    static let followPfnmap: @convention(c) (UnsafeMutableRawPointer?, UInt, Int32, UnsafeMutablePointer<pinreplay_pfnmap>?) -> Int32 = {
-        p, vaddr, huge_ok, out in
-        withHost(p) { k in
-            // The VMA the engine looked up holds vaddr: found again here, not counted twice.
-            guard let vma = k.mm.findVMAIntersection(VAddr(UInt64(vaddr)), VAddr(UInt64(vaddr) + 1)) else {
-                return Int32(-EINVAL)
-            }
-            let found = huge_ok != 0 ? k.follow_pfnmap_start(vma, VAddr(UInt64(vaddr))) : k.follow_pte(vma, VAddr(UInt64(vaddr)))
-            guard let found else { return Int32(-EINVAL) }
-            out?.pointee = pinreplay_pfnmap(
-                pfn: UInt(found.pfn.rawValue), addr_mask: UInt(found.addr_mask), writable: found.writable ? 1 : 0)
-            return 0
+    static let followPfnmap: @convention(c) (UnsafeMutableRawPointer?, UInt, UInt, UnsafeMutablePointer<pinreplay_pfnmap>?) -> Int32 = {
+        p, vaddr, vm_flags, out in
+        // Only io and pfnmap matter to the walk; the engine's VMA carries them.
+        var flags: VMAFlags = []
+        if vm_flags & UInt(PINREPLAY_VM_IO) != 0 { flags.insert(.io) }
+        if vm_flags & UInt(PINREPLAY_VM_PFNMAP) != 0 { flags.insert(.pfnmap) }
+        return pfnmap(withHost(p) { $0.follow_pfnmap_start(flags: flags, VAddr(UInt64(vaddr))) }, out)
+    }
+
+    static let followPte: @convention(c) (UnsafeMutableRawPointer?, UInt, UnsafeMutablePointer<pinreplay_pfnmap>?) -> Int32 = {
+        p, vaddr, out in
+        // The kernel's follow_pte() takes the mm, not a VMA: the world finds it (uncounted).
+        let found = withHost(p) { k in
+            k.mm.findVMAIntersection(VAddr(UInt64(vaddr)), VAddr(UInt64(vaddr) + 1)).flatMap { k.follow_pte($0, VAddr(UInt64(vaddr))) }
         }
+        return pfnmap(found, out)
+    }
+
+    /// What world.h's page-table callbacks answer for `found`.
+    static func pfnmap(_ found: Host.PfnmapArgs?, _ out: UnsafeMutablePointer<pinreplay_pfnmap>?) -> Int32 {
+        guard let found else { return Int32(-EINVAL) }
+        out?.pointee = pinreplay_pfnmap(pfn: UInt(found.pfn.rawValue), addr_mask: UInt(found.addr_mask), writable: found.writable ? 1 : 0)
+        return 0
     }
 
     static let fixupUserFault: @convention(c) (UnsafeMutableRawPointer?, UInt, Int32) -> Int32 = { p, vaddr, write in

@@ -158,7 +158,6 @@ static void pr_load_pins(struct vfio_dma *dma)
 		pr_pins[i].pfn = pr_wpins[i].pfn;
 		pr_pins[i].ref_count = pr_wpins[i].ref_count;
 	}
-	pr_npins = pr_nwpins;
 	dma->pfn_list.rb_node = pr_pin_tree(0, pr_nwpins, 0);
 }
 
@@ -783,8 +782,8 @@ PR_SHIM void pr_load_world_pins(void *dma_handle)
 	pr_nwpins = n;
 }
 
-/* The pin at exactly iova, or NULL. */
-PR_SHIM const struct pinreplay_pin *pr_find_world_pin(unsigned long long iova)
+/* How many pins lie below iova (they are in iova order). */
+PR_SHIM long pr_world_pins_below(unsigned long long iova)
 {
 	long lo = 0, hi = pr_nwpins;
 
@@ -795,7 +794,15 @@ PR_SHIM const struct pinreplay_pin *pr_find_world_pin(unsigned long long iova)
 		else
 			hi = mid;
 	}
-	return lo < pr_nwpins && pr_wpins[lo].iova == iova ? &pr_wpins[lo] : 0;
+	return lo;
+}
+
+/* The pin at exactly iova, or NULL. */
+PR_SHIM const struct pinreplay_pin *pr_find_world_pin(unsigned long long iova)
+{
+	long i = pr_world_pins_below(iova);
+
+	return i < pr_nwpins && pr_wpins[i].iova == iova ? &pr_wpins[i] : 0;
 }
 
 /* --- Pages -------------------------------------------------------------------------------- */
@@ -1128,7 +1135,7 @@ PR_SHIM int follow_pte(struct mm_struct *mm, unsigned long address, pte_t **ptep
 	struct pinreplay_pfnmap out;
 	(void)mm;
 	pr_flush_puts();
-	if (pr_world->follow_pfnmap(pr_world->host, address, 0, &out))
+	if (pr_world->follow_pte(pr_world->host, address, &out))
 		return -EINVAL;
 	pr_pte.pfn = out.pfn;
 	pr_pte.writable = out.writable;
@@ -1155,10 +1162,8 @@ struct follow_pfnmap_args {
 PR_SHIM int follow_pfnmap_start(struct follow_pfnmap_args *args)
 {
 	struct pinreplay_pfnmap out;
-	if (!(args->vma->vm_flags & (VM_IO | VM_PFNMAP)))
-		return -EINVAL;
 	pr_flush_puts();
-	if (pr_world->follow_pfnmap(pr_world->host, args->address, 1, &out))
+	if (pr_world->follow_pfnmap(pr_world->host, args->address, args->vma->vm_flags, &out))
 		return -EINVAL;
 	args->pfn = out.pfn;
 	args->addr_mask = out.addr_mask;
@@ -1229,7 +1234,6 @@ struct vfio_pfn {
 /* The external pins of the dma of the call in progress, in iova order: dma->pfn_list is a
  * balanced tree over them. */
 static struct vfio_pfn *pr_pins;
-static long pr_npins;
 
 #ifndef PR_HAVE_vfio_find_vpfn_range
 PR_SHIM struct vfio_pfn *vfio_find_vpfn_range(struct vfio_dma *dma, dma_addr_t iova_start, dma_addr_t iova_end)
@@ -1270,12 +1274,8 @@ PR_SHIM struct vfio_pfn *vfio_find_vpfn(struct vfio_dma *dma, dma_addr_t iova)
 PR_SHIM long vpfn_pages(struct vfio_dma *dma, dma_addr_t iova_start, long nr_pages)
 {
 	dma_addr_t iova_end = iova_start + ((dma_addr_t)nr_pages << PAGE_SHIFT);
-	long i, ret = 0;
 	(void)dma;
-	for (i = 0; i < pr_npins; i++)
-		if (pr_pins[i].iova >= iova_start && pr_pins[i].iova < iova_end)
-			ret++;
-	return ret;
+	return pr_world_pins_below(iova_end) - pr_world_pins_below(iova_start);
 }
 #endif
 
@@ -1410,9 +1410,12 @@ struct pinreplay_world {
 	long (*pin_user_pages)(void *host, unsigned long vaddr, unsigned long nr, int write, unsigned long *pfns);
 	/* unpin_user_page_range_dirty_lock() over npage frames from pfn. */
 	void (*unpin_user_page_range)(void *host, unsigned long pfn, unsigned long npage, int dirty);
-	/* follow_pfnmap_start() of the VMA holding vaddr: 0 with *out filled, or -EINVAL when
-	 * no present pte is there; huge_ok 0 is follow_pte(), which follows 4 KiB ptes only. */
-	int (*follow_pfnmap)(void *host, unsigned long vaddr, int huge_ok, struct pinreplay_pfnmap *out);
+	/* follow_pfnmap_start() at vaddr in a VMA of these vm_flags (the engine holds the VMA):
+	 * 0 with *out filled, or -EINVAL when it is no io/pfnmap VMA or no pte is present. */
+	int (*follow_pfnmap)(void *host, unsigned long vaddr, unsigned long vm_flags, struct pinreplay_pfnmap *out);
+	/* follow_pte(mm, vaddr) (5.x to 6.9): the same for the VMA the world finds at vaddr, 4 KiB
+	 * ptes only. */
+	int (*follow_pte)(void *host, unsigned long vaddr, struct pinreplay_pfnmap *out);
 	/* fixup_user_fault(): 0 or -errno. */
 	int (*fixup_user_fault)(void *host, unsigned long vaddr, int write);
 };

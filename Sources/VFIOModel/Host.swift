@@ -155,12 +155,6 @@ public final class Host {
         return 1
     }
 
-    /// `put_page()`: drops one reference of a frame with a struct page (ram or reserved); a
-    /// frame without one has none to drop. C engines call it directly.
-    public func put_page(_ pfn: PFN) {
-        dropRef(pfn, phys.pfnClassCached(pfn))
-    }
-
     /// Drops one reference of a frame of class `cls`.
     @inline(__always) private func dropRef(_ pfn: PFN, _ cls: PfnClass) {
         if cls == .mmio { return }
@@ -169,7 +163,8 @@ public final class Host {
     }
 
     /// `put_page()` (or `unpin_user_page()`, the same here) of `n` consecutive frames, a class
-    /// stretch at a time: what a C engine's gathered puts come to.
+    /// stretch at a time: what a C engine's gathered puts come to; one frame at a time it is
+    /// `dropRef()`.
     public func drop_refs(_ pfn: PFN, _ n: UInt64) {
         var p = pfn.rawValue
         let end = p &+ n
@@ -485,8 +480,13 @@ public final class Host {
 
     /// `follow_pfnmap_start()` (6.12 on): the present pte of an io/pfnmap VMA at `vaddr`, or nil.
     public func follow_pfnmap_start(_ vma: VMA, _ vaddr: VAddr) -> PfnmapArgs? {
+        follow_pfnmap_start(flags: vma.flags, vaddr)
+    }
+
+    /// `follow_pfnmap_start()` given only the VMA's flags (a C engine holds its VMA already).
+    public func follow_pfnmap_start(flags: VMAFlags, _ vaddr: VAddr) -> PfnmapArgs? {
         counters.follow_pfn += 1
-        guard !vma.flags.isDisjoint(with: [.io, .pfnmap]), let pte = pte(vaddr) else { return nil }
+        guard !flags.isDisjoint(with: [.io, .pfnmap]), let pte = pte(vaddr) else { return nil }
         return PfnmapArgs(pfn: pte.pfn, writable: pte.writable, addr_mask: ~((UInt64(1) << UInt64(pte.leafShift)) - 1))
     }
 
@@ -525,10 +525,7 @@ public final class Host {
 
     /// `unpin_user_page()`: drops the pin reference GUP took, whatever the page's class.
     public func unpin_user_page(_ pfn: PFN) {
-        let cls = phys.pfnClassCached(pfn)
-        if cls == .mmio { return }
-        if cls == .ram { _ramRefsNet -= 1 }
-        phys.addRef(pfn, -1)
+        dropRef(pfn, phys.pfnClassCached(pfn))
     }
 
     /// `unpin_user_page_range_dirty_lock()` (6.18's range unpin): one reference off each of

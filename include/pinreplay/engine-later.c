@@ -48,7 +48,6 @@ static void pr_load_pins(struct vfio_dma *dma)
 		pr_pins[i].pfn = pr_wpins[i].pfn;
 		pr_pins[i].ref_count = pr_wpins[i].ref_count;
 	}
-	pr_npins = pr_nwpins;
 	dma->pfn_list.rb_node = pr_pin_tree(0, pr_nwpins, 0);
 }
 

@@ -301,8 +301,8 @@ PR_SHIM void pr_load_world_pins(void *dma_handle)
 	pr_nwpins = n;
 }
 
-/* The pin at exactly iova, or NULL. */
-PR_SHIM const struct pinreplay_pin *pr_find_world_pin(unsigned long long iova)
+/* How many pins lie below iova (they are in iova order). */
+PR_SHIM long pr_world_pins_below(unsigned long long iova)
 {
 	long lo = 0, hi = pr_nwpins;
 
@@ -313,7 +313,15 @@ PR_SHIM const struct pinreplay_pin *pr_find_world_pin(unsigned long long iova)
 		else
 			hi = mid;
 	}
-	return lo < pr_nwpins && pr_wpins[lo].iova == iova ? &pr_wpins[lo] : 0;
+	return lo;
+}
+
+/* The pin at exactly iova, or NULL. */
+PR_SHIM const struct pinreplay_pin *pr_find_world_pin(unsigned long long iova)
+{
+	long i = pr_world_pins_below(iova);
+
+	return i < pr_nwpins && pr_wpins[i].iova == iova ? &pr_wpins[i] : 0;
 }
 
 /* --- Pages -------------------------------------------------------------------------------- */

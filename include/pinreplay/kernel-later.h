@@ -279,7 +279,7 @@ PR_SHIM int follow_pte(struct mm_struct *mm, unsigned long address, pte_t **ptep
 	struct pinreplay_pfnmap out;
 	(void)mm;
 	pr_flush_puts();
-	if (pr_world->follow_pfnmap(pr_world->host, address, 0, &out))
+	if (pr_world->follow_pte(pr_world->host, address, &out))
 		return -EINVAL;
 	pr_pte.pfn = out.pfn;
 	pr_pte.writable = out.writable;
@@ -306,10 +306,8 @@ struct follow_pfnmap_args {
 PR_SHIM int follow_pfnmap_start(struct follow_pfnmap_args *args)
 {
 	struct pinreplay_pfnmap out;
-	if (!(args->vma->vm_flags & (VM_IO | VM_PFNMAP)))
-		return -EINVAL;
 	pr_flush_puts();
-	if (pr_world->follow_pfnmap(pr_world->host, args->address, 1, &out))
+	if (pr_world->follow_pfnmap(pr_world->host, args->address, args->vma->vm_flags, &out))
 		return -EINVAL;
 	args->pfn = out.pfn;
 	args->addr_mask = out.addr_mask;
@@ -380,7 +378,6 @@ struct vfio_pfn {
 /* The external pins of the dma of the call in progress, in iova order: dma->pfn_list is a
  * balanced tree over them. */
 static struct vfio_pfn *pr_pins;
-static long pr_npins;
 
 #ifndef PR_HAVE_vfio_find_vpfn_range
 PR_SHIM struct vfio_pfn *vfio_find_vpfn_range(struct vfio_dma *dma, dma_addr_t iova_start, dma_addr_t iova_end)
@@ -421,12 +418,8 @@ PR_SHIM struct vfio_pfn *vfio_find_vpfn(struct vfio_dma *dma, dma_addr_t iova)
 PR_SHIM long vpfn_pages(struct vfio_dma *dma, dma_addr_t iova_start, long nr_pages)
 {
 	dma_addr_t iova_end = iova_start + ((dma_addr_t)nr_pages << PAGE_SHIFT);
-	long i, ret = 0;
 	(void)dma;
-	for (i = 0; i < pr_npins; i++)
-		if (pr_pins[i].iova >= iova_start && pr_pins[i].iova < iova_end)
-			ret++;
-	return ret;
+	return pr_world_pins_below(iova_end) - pr_world_pins_below(iova_start);
 }
 #endif
 

@@ -125,9 +125,12 @@ struct pinreplay_world {
 	long (*pin_user_pages)(void *host, unsigned long vaddr, unsigned long nr, int write, unsigned long *pfns);
 	/* unpin_user_page_range_dirty_lock() over npage frames from pfn. */
 	void (*unpin_user_page_range)(void *host, unsigned long pfn, unsigned long npage, int dirty);
-	/* follow_pfnmap_start() of the VMA holding vaddr: 0 with *out filled, or -EINVAL when
-	 * no present pte is there; huge_ok 0 is follow_pte(), which follows 4 KiB ptes only. */
-	int (*follow_pfnmap)(void *host, unsigned long vaddr, int huge_ok, struct pinreplay_pfnmap *out);
+	/* follow_pfnmap_start() at vaddr in a VMA of these vm_flags (the engine holds the VMA):
+	 * 0 with *out filled, or -EINVAL when it is no io/pfnmap VMA or no pte is present. */
+	int (*follow_pfnmap)(void *host, unsigned long vaddr, unsigned long vm_flags, struct pinreplay_pfnmap *out);
+	/* follow_pte(mm, vaddr) (5.x to 6.9): the same for the VMA the world finds at vaddr, 4 KiB
+	 * ptes only. */
+	int (*follow_pte)(void *host, unsigned long vaddr, struct pinreplay_pfnmap *out);
 	/* fixup_user_fault(): 0 or -errno. */
 	int (*fixup_user_fault)(void *host, unsigned long vaddr, int write);
 };
