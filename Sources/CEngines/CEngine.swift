@@ -130,7 +130,8 @@ public final class CEngine: PinEngine, @unchecked Sendable {
         w.fixup_user_fault = World.fixupUserFault
         var d = pinreplay_dma(
             handle: Unmanaged.passUnretained(dma).toOpaque(), iova: dma.iova.rawValue, vaddr: UInt(dma.vaddr.rawValue),
-            size: UInt(dma.size), prot: Int32(dma.prot.rawValue), lock_cap: dma.lock_cap ? 1 : 0, has_rsvd: dma.has_rsvd ? 1 : 0)
+            size: UInt(dma.size), prot: Int32(dma.prot.rawValue), lock_cap: dma.lock_cap ? 1 : 0, has_rsvd: dma.has_rsvd ? 1 : 0,
+            pins_version: dma.pinsVersion)
         let ret = withUnsafeMutablePointer(to: &w) { w in withUnsafeMutablePointer(to: &d) { d in body(w, d) } }
         dma.has_rsvd = d.has_rsvd != 0
         k.mm.locked_vm = Int64(Int(bitPattern: w.locked_vm))

@@ -31,7 +31,6 @@ static void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
 	dma->iommu_mapped = false;
 	dma->task = current;
 	dma->pr_handle = d->handle;
-	pr_load_world_pins(d->handle);
 }
 
 static void pr_leave(struct pinreplay_world *w)
@@ -56,6 +55,7 @@ PR_EXPORT long pinreplay_vfio_pin_pages_remote(struct pinreplay_world *w, struct
 
 	(void)b;
 	pr_enter(w, &dma, d);
+	pr_load_world_pins(d);
 	ret = vfio_pin_pages_remote(&dma, vaddr, npage, pfn_base, lock_cap != 0, limit);
 	pr_leave(w);
 	return ret;
@@ -69,6 +69,7 @@ PR_EXPORT long pinreplay_vfio_unpin_pages_remote(struct pinreplay_world *w, stru
 	long ret;
 
 	pr_enter(w, &dma, d);
+	pr_load_world_pins(d);
 	pr_puts.defer = 1;
 	ret = vfio_unpin_pages_remote(&dma, iova, pfn, npage, do_accounting != 0);
 	pr_puts.defer = 0;
@@ -87,6 +88,7 @@ PR_EXPORT int pinreplay_vfio_pin_page_external(struct pinreplay_world *w, struct
 	int ret;
 
 	pr_enter(w, &dma, d);
+	pr_forget_world_pins();
 	pr_external = 1;
 	mm = get_task_mm(dma.task);
 	if (!mm) {
@@ -139,26 +141,30 @@ static struct rb_node *pr_pin_tree(long lo, long hi, struct rb_node *parent)
 	return node;
 }
 
-/* The dma's external pins, as the world holds them, into pr_pins and dma->pfn_list. */
-static void pr_load_pins(struct vfio_dma *dma)
+/* The dma's external pins, as the world holds them, as dma->pfn_list: the tree is built again
+ * only when they changed since the last load. */
+static void pr_load_pins(struct vfio_dma *dma, const struct pinreplay_dma *d)
 {
+	static struct rb_node *root;
 	static long cap;
 	long i;
 
-	pr_load_world_pins(dma->pr_handle);
-	if (pr_nwpins > cap) {
-		free(pr_pins);
-		pr_pins = malloc((size_t)pr_nwpins * sizeof(*pr_pins));
-		if (!pr_pins)
-			__builtin_trap();
-		cap = pr_nwpins;
+	if (pr_load_world_pins(d)) {
+		if (pr_nwpins > cap) {
+			free(pr_pins);
+			pr_pins = malloc((size_t)pr_nwpins * sizeof(*pr_pins));
+			if (!pr_pins)
+				__builtin_trap();
+			cap = pr_nwpins;
+		}
+		for (i = 0; i < pr_nwpins; i++) {
+			pr_pins[i].iova = pr_wpins[i].iova;
+			pr_pins[i].pfn = pr_wpins[i].pfn;
+			pr_pins[i].ref_count = pr_wpins[i].ref_count;
+		}
+		root = pr_pin_tree(0, pr_nwpins, 0);
 	}
-	for (i = 0; i < pr_nwpins; i++) {
-		pr_pins[i].iova = pr_wpins[i].iova;
-		pr_pins[i].pfn = pr_wpins[i].pfn;
-		pr_pins[i].ref_count = pr_wpins[i].ref_count;
-	}
-	dma->pfn_list.rb_node = pr_pin_tree(0, pr_nwpins, 0);
+	dma->pfn_list.rb_node = root;
 }
 
 static void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
@@ -177,7 +183,6 @@ static void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
 	dma->task = current;
 	dma->mm = &pr_mm;
 	dma->pr_handle = d->handle;
-	pr_load_pins(dma);
 }
 
 static void pr_leave(struct pinreplay_world *w, struct vfio_dma *dma,
@@ -212,6 +217,7 @@ PR_EXPORT long pinreplay_vfio_pin_pages_remote(struct pinreplay_world *w, struct
 	if (b->capacity > VFIO_BATCH_MAX_CAPACITY || b->size > b->capacity || b->offset > b->capacity - b->size)
 		__builtin_trap();
 	pr_enter(w, &dma, d);
+	pr_load_pins(&dma, d);
 	batch.pages = pr_batch_pages;
 	batch.capacity = b->capacity;
 	batch.size = b->size;
@@ -240,6 +246,7 @@ PR_EXPORT long pinreplay_vfio_unpin_pages_remote(struct pinreplay_world *w, stru
 	long ret;
 
 	pr_enter(w, &dma, d);
+	pr_load_pins(&dma, d);
 	pr_puts.defer = 1;
 	ret = vfio_unpin_pages_remote(&dma, iova, pfn, npage, do_accounting != 0);
 	pr_puts.defer = 0;
@@ -255,6 +262,7 @@ PR_EXPORT int pinreplay_vfio_pin_page_external(struct pinreplay_world *w, struct
 	int ret;
 
 	pr_enter(w, &dma, d);
+	pr_forget_world_pins();
 	ret = vfio_pin_page_external(&dma, vaddr, pfn_base, do_accounting != 0);
 	pr_leave(w, &dma, d);
 	return ret;
@@ -763,23 +771,40 @@ PR_SHIM void pr_count_walk_step(void) { pr_world->counts.pages_walked++; }
 
 /* --- External pins ------------------------------------------------------------------------ */
 
-/* The external pins of the dma of the call in progress, in iova order, loaded once a call. */
+/* The external pins of the dma of the call in progress, in iova order: loaded when they are
+ * not those of the last load (pinreplay_dma.pins_version), so a walk over many chunks of one
+ * dma copies its pins once. */
 static struct pinreplay_pin *pr_wpins;
 static long pr_nwpins, pr_wpins_cap;
+static unsigned long long pr_wpins_version = ~0ULL;
 
-PR_SHIM void pr_load_world_pins(void *dma_handle)
+/* Makes the pins of d current; whether they had to be loaded. */
+PR_SHIM int pr_load_world_pins(const struct pinreplay_dma *d)
 {
-	long n = pr_world->dma_pins(pr_world->host, dma_handle, pr_wpins, pr_wpins_cap);
+	long n;
 
+	if (d->pins_version == pr_wpins_version)
+		return 0;
+	n = pr_world->dma_pins(pr_world->host, d->handle, pr_wpins, pr_wpins_cap);
 	if (n > pr_wpins_cap) {
 		struct pinreplay_pin *grown = realloc(pr_wpins, (size_t)n * sizeof(*grown));
 		if (!grown)
 			__builtin_trap();
 		pr_wpins = grown;
 		pr_wpins_cap = n;
-		n = pr_world->dma_pins(pr_world->host, dma_handle, pr_wpins, pr_wpins_cap);
+		n = pr_world->dma_pins(pr_world->host, d->handle, pr_wpins, pr_wpins_cap);
 	}
 	pr_nwpins = n;
+	pr_wpins_version = d->pins_version;
+	return 1;
+}
+
+/* An external pin runs without the dma's pins (no kernel's vfio_pin_page_external() looks at
+ * them, and loading them for every page pinned would make n pins cost n^2): none are there. */
+PR_SHIM void pr_forget_world_pins(void)
+{
+	pr_nwpins = 0;
+	pr_wpins_version = ~0ULL;
 }
 
 /* How many pins lie below iova (they are in iova order). */
@@ -1331,6 +1356,9 @@ struct pinreplay_dma {
 	int lock_cap;
 	/* 6.18: a reserved run was mapped into this dma; read before the call, written after. */
 	int has_rsvd;
+	/* Which state of its external pins this is: 0 never pinned, else unique in the process,
+	 * so an engine that has them already loads them again only when they changed. */
+	unsigned long long pins_version;
 };
 
 /* The container's struct vfio_batch between calls of one map (5.x on): the pfns of

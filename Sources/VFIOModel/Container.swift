@@ -9,6 +9,8 @@
 //   rb-tree descent meets first);
 // - when an unmap meets external pins, the vendor driver releases them all at once.
 
+import Synchronization
+
 extension PFN: RunValue {
     /// The frame `offset` frames further on.
     @inlinable public func advanced(by offset: UInt64) -> PFN { PFN(rawValue &+ offset) }
@@ -41,7 +43,13 @@ public final class VFIODma {
     /// A reserved run was mapped into this dma (6.18: picks the unpin path); never cleared.
     public var has_rsvd = false
     /// External pins, keyed by iova.
-    public var pfn_list: [UInt64: VFIOPfn] = [:]
+    public var pfn_list: [UInt64: VFIOPfn] = [:] {
+        didSet { pinsVersion = VFIODma.pinsVersions.wrappingAdd(1, ordering: .relaxed).newValue }
+    }
+    /// Which state of `pfn_list` this is: 0 while it was never changed, else a number no other
+    /// dma's pins ever had, so that a copy of them (a C engine's) can tell whether it is current.
+    public private(set) var pinsVersion: UInt64 = 0
+    private static let pinsVersions = Atomic<UInt64>(0)
 
     /// A `vfio_dma` of `size` 0, grown as the map proceeds.
     public init(iova: IOVA, vaddr: VAddr, prot: Prot) {

@@ -25,7 +25,6 @@ static void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
 	dma->iommu_mapped = false;
 	dma->task = current;
 	dma->pr_handle = d->handle;
-	pr_load_world_pins(d->handle);
 }
 
 static void pr_leave(struct pinreplay_world *w)
@@ -50,6 +49,7 @@ PR_EXPORT long pinreplay_vfio_pin_pages_remote(struct pinreplay_world *w, struct
 
 	(void)b;
 	pr_enter(w, &dma, d);
+	pr_load_world_pins(d);
 	ret = vfio_pin_pages_remote(&dma, vaddr, npage, pfn_base, lock_cap != 0, limit);
 	pr_leave(w);
 	return ret;
@@ -63,6 +63,7 @@ PR_EXPORT long pinreplay_vfio_unpin_pages_remote(struct pinreplay_world *w, stru
 	long ret;
 
 	pr_enter(w, &dma, d);
+	pr_load_world_pins(d);
 	pr_puts.defer = 1;
 	ret = vfio_unpin_pages_remote(&dma, iova, pfn, npage, do_accounting != 0);
 	pr_puts.defer = 0;
@@ -81,6 +82,7 @@ PR_EXPORT int pinreplay_vfio_pin_page_external(struct pinreplay_world *w, struct
 	int ret;
 
 	pr_enter(w, &dma, d);
+	pr_forget_world_pins();
 	pr_external = 1;
 	mm = get_task_mm(dma.task);
 	if (!mm) {

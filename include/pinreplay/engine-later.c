@@ -29,26 +29,30 @@ static struct rb_node *pr_pin_tree(long lo, long hi, struct rb_node *parent)
 	return node;
 }
 
-/* The dma's external pins, as the world holds them, into pr_pins and dma->pfn_list. */
-static void pr_load_pins(struct vfio_dma *dma)
+/* The dma's external pins, as the world holds them, as dma->pfn_list: the tree is built again
+ * only when they changed since the last load. */
+static void pr_load_pins(struct vfio_dma *dma, const struct pinreplay_dma *d)
 {
+	static struct rb_node *root;
 	static long cap;
 	long i;
 
-	pr_load_world_pins(dma->pr_handle);
-	if (pr_nwpins > cap) {
-		free(pr_pins);
-		pr_pins = malloc((size_t)pr_nwpins * sizeof(*pr_pins));
-		if (!pr_pins)
-			__builtin_trap();
-		cap = pr_nwpins;
+	if (pr_load_world_pins(d)) {
+		if (pr_nwpins > cap) {
+			free(pr_pins);
+			pr_pins = malloc((size_t)pr_nwpins * sizeof(*pr_pins));
+			if (!pr_pins)
+				__builtin_trap();
+			cap = pr_nwpins;
+		}
+		for (i = 0; i < pr_nwpins; i++) {
+			pr_pins[i].iova = pr_wpins[i].iova;
+			pr_pins[i].pfn = pr_wpins[i].pfn;
+			pr_pins[i].ref_count = pr_wpins[i].ref_count;
+		}
+		root = pr_pin_tree(0, pr_nwpins, 0);
 	}
-	for (i = 0; i < pr_nwpins; i++) {
-		pr_pins[i].iova = pr_wpins[i].iova;
-		pr_pins[i].pfn = pr_wpins[i].pfn;
-		pr_pins[i].ref_count = pr_wpins[i].ref_count;
-	}
-	dma->pfn_list.rb_node = pr_pin_tree(0, pr_nwpins, 0);
+	dma->pfn_list.rb_node = root;
 }
 
 static void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
@@ -67,7 +71,6 @@ static void pr_enter(struct pinreplay_world *w, struct vfio_dma *dma,
 	dma->task = current;
 	dma->mm = &pr_mm;
 	dma->pr_handle = d->handle;
-	pr_load_pins(dma);
 }
 
 static void pr_leave(struct pinreplay_world *w, struct vfio_dma *dma,
@@ -102,6 +105,7 @@ PR_EXPORT long pinreplay_vfio_pin_pages_remote(struct pinreplay_world *w, struct
 	if (b->capacity > VFIO_BATCH_MAX_CAPACITY || b->size > b->capacity || b->offset > b->capacity - b->size)
 		__builtin_trap();
 	pr_enter(w, &dma, d);
+	pr_load_pins(&dma, d);
 	batch.pages = pr_batch_pages;
 	batch.capacity = b->capacity;
 	batch.size = b->size;
@@ -130,6 +134,7 @@ PR_EXPORT long pinreplay_vfio_unpin_pages_remote(struct pinreplay_world *w, stru
 	long ret;
 
 	pr_enter(w, &dma, d);
+	pr_load_pins(&dma, d);
 	pr_puts.defer = 1;
 	ret = vfio_unpin_pages_remote(&dma, iova, pfn, npage, do_accounting != 0);
 	pr_puts.defer = 0;
@@ -145,6 +150,7 @@ PR_EXPORT int pinreplay_vfio_pin_page_external(struct pinreplay_world *w, struct
 	int ret;
 
 	pr_enter(w, &dma, d);
+	pr_forget_world_pins();
 	ret = vfio_pin_page_external(&dma, vaddr, pfn_base, do_accounting != 0);
 	pr_leave(w, &dma, d);
 	return ret;

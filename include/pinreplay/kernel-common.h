@@ -282,23 +282,40 @@ PR_SHIM void pr_count_walk_step(void) { pr_world->counts.pages_walked++; }
 
 /* --- External pins ------------------------------------------------------------------------ */
 
-/* The external pins of the dma of the call in progress, in iova order, loaded once a call. */
+/* The external pins of the dma of the call in progress, in iova order: loaded when they are
+ * not those of the last load (pinreplay_dma.pins_version), so a walk over many chunks of one
+ * dma copies its pins once. */
 static struct pinreplay_pin *pr_wpins;
 static long pr_nwpins, pr_wpins_cap;
+static unsigned long long pr_wpins_version = ~0ULL;
 
-PR_SHIM void pr_load_world_pins(void *dma_handle)
+/* Makes the pins of d current; whether they had to be loaded. */
+PR_SHIM int pr_load_world_pins(const struct pinreplay_dma *d)
 {
-	long n = pr_world->dma_pins(pr_world->host, dma_handle, pr_wpins, pr_wpins_cap);
+	long n;
 
+	if (d->pins_version == pr_wpins_version)
+		return 0;
+	n = pr_world->dma_pins(pr_world->host, d->handle, pr_wpins, pr_wpins_cap);
 	if (n > pr_wpins_cap) {
 		struct pinreplay_pin *grown = realloc(pr_wpins, (size_t)n * sizeof(*grown));
 		if (!grown)
 			__builtin_trap();
 		pr_wpins = grown;
 		pr_wpins_cap = n;
-		n = pr_world->dma_pins(pr_world->host, dma_handle, pr_wpins, pr_wpins_cap);
+		n = pr_world->dma_pins(pr_world->host, d->handle, pr_wpins, pr_wpins_cap);
 	}
 	pr_nwpins = n;
+	pr_wpins_version = d->pins_version;
+	return 1;
+}
+
+/* An external pin runs without the dma's pins (no kernel's vfio_pin_page_external() looks at
+ * them, and loading them for every page pinned would make n pins cost n^2): none are there. */
+PR_SHIM void pr_forget_world_pins(void)
+{
+	pr_nwpins = 0;
+	pr_wpins_version = ~0ULL;
 }
 
 /* How many pins lie below iova (they are in iova order). */

@@ -46,6 +46,9 @@ struct pinreplay_dma {
 	int lock_cap;
 	/* 6.18: a reserved run was mapped into this dma; read before the call, written after. */
 	int has_rsvd;
+	/* Which state of its external pins this is: 0 never pinned, else unique in the process,
+	 * so an engine that has them already loads them again only when they changed. */
+	unsigned long long pins_version;
 };
 
 /* The container's struct vfio_batch between calls of one map (5.x on): the pfns of
