@@ -25,10 +25,10 @@ let cEngines = BenchCase(
 ) { runs, scratch in
     let path = scratch + "/gpu-16g-bar.vptr"
     try generate(try profile("gpu-16g-bar"), to: path)
-    let compiled = try CEngineLoader.load(path: try cRendering(), name: "c-v4.16", cache: scratch + "/cache")
+    let compiled = try CEngineLoader.compile(path: try cRendering(), name: "c-v4.16", cache: scratch + "/cache")
     let variants: [(String, any Engine)] = [
         ("swift v4.16", V4_16()),
-        ("C in process", compiled),
+        ("C in process", try CEngineLoader.open(compiled)),
         ("C isolated", IsolatedCEngine(compiled, kernelAPI: nil, sandbox: true, timeout: 600)),
     ]
     var figures: [(String, String)] = []

@@ -24,37 +24,37 @@ public final class CEngine: PinEngine, @unchecked Sendable {
             UnsafeMutablePointer<pinreplay_world>?, UnsafeMutablePointer<pinreplay_dma>?, UInt, UnsafeMutablePointer<UInt>?, Int32
         ) -> Int32
 
-    /// The file's stem, as the reports name the engine.
-    public let name: String
-    /// The C file, as named on the command line.
-    public let path: String
-    /// The kernel API the file was compiled against, e.g. `4.16`.
-    public let kernelAPI: String
-    /// The world's rules for the era: those of the Swift engine of the same kernel.
-    public let profile: EngineProfile
+    /// What was compiled, and for which era.
+    public let compiled: CompiledCEngine
     let pinPagesRemote: PinPagesRemote
     let unpinPagesRemote: UnpinPagesRemote
     let pinPageExternal: PinPageExternal
 
     init(
-        name: String, path: String, kernelAPI: String, profile: EngineProfile, pinPagesRemote: PinPagesRemote,
-        unpinPagesRemote: UnpinPagesRemote, pinPageExternal: PinPageExternal
+        _ compiled: CompiledCEngine, pinPagesRemote: PinPagesRemote, unpinPagesRemote: UnpinPagesRemote,
+        pinPageExternal: PinPageExternal
     ) {
-        self.name = name
-        self.path = path
-        self.kernelAPI = kernelAPI
-        self.profile = profile
+        self.compiled = compiled
         self.pinPagesRemote = pinPagesRemote
         self.unpinPagesRemote = unpinPagesRemote
         self.pinPageExternal = pinPageExternal
     }
 
+    /// The file's stem, as the reports name the engine (or the name given with `NAME=PATH`).
+    public var name: String { compiled.name }
+    /// The C file, as named on the command line.
+    public var path: String { compiled.path }
+    /// The kernel API the file was compiled against, e.g. `4.16`.
+    public var kernelAPI: String { compiled.kernelAPI.rawValue }
+    /// The world's rules for the era: those of the Swift engine of the same kernel.
+    public var profile: EngineProfile { compiled.kernelAPI.profile }
+
     /// An entry point of the loaded library, to find where it was loaded (`dladdr`).
     public var entryPoint: UnsafeRawPointer { unsafeBitCast(pinPagesRemote, to: UnsafeRawPointer.self) }
 
     public var aliases: [String] { [] }
-    public var summary: String { "compiled from \(path)" }
-    public var kernels: String { "\(kernelAPI)-era C, \(path)" }
+    public var summary: String { compiled.summary }
+    public var kernels: String { compiled.kernels }
 
     /// Calls the compiled `vfio_pin_pages_remote()` on `k`'s world.
     public func vfio_pin_pages_remote(

@@ -106,6 +106,22 @@ public enum KernelAPI: String, CaseIterable, Sendable {
     }
 }
 
+/// A C engine compiled into a shared object and not loaded: what it is, before any of its code
+/// runs.
+public struct CompiledCEngine: Sendable {
+    /// The file's stem, or the name given with `NAME=PATH`.
+    public let name: String
+    /// The C file, as named on the command line.
+    public let path: String
+    /// The era it was compiled for.
+    public let kernelAPI: KernelAPI
+    /// The shared object in the cache.
+    public let library: String
+
+    public var summary: String { "compiled from \(path)" }
+    public var kernels: String { "\(kernelAPI.rawValue)-era C, \(path)" }
+}
+
 /// Compiles a reviewer's C into an engine and loads it, caching the shared object.
 public enum CEngineLoader {
 
@@ -123,6 +139,14 @@ public enum CEngineLoader {
     /// the user's cache directory.
     public static func load(path: String, name: String? = nil, kernelAPI: KernelAPI? = nil, cache: String? = nil)
         throws(CEngineError) -> CEngine
+    {
+        try open(try compile(path: path, name: name, kernelAPI: kernelAPI, cache: cache))
+    }
+
+    /// Compiles (or finds in the cache) the C engine in `path` without loading it: none of its
+    /// code runs here. An isolated engine is loaded only in its worker.
+    public static func compile(path: String, name: String? = nil, kernelAPI: KernelAPI? = nil, cache: String? = nil)
+        throws(CEngineError) -> CompiledCEngine
     {
         guard let source = FileManager.default.contents(atPath: path) else {
             throw CEngineError(message: "\(path): cannot read: \(String(cString: strerror(errno)))")
@@ -164,7 +188,7 @@ public enum CEngineLoader {
             try compile(
                 path: unit, compiler: compiler, include: include, header: api.header, glue: api.glue, defines: defines, into: library)
         }
-        return try open(library, name: name ?? engineName(path), path: path, api: api)
+        return CompiledCEngine(name: name ?? engineName(path), path: path, kernelAPI: api, library: library)
     }
 
     /// The files of include/pinreplay/, by path under include/, sorted.
@@ -327,7 +351,9 @@ public enum CEngineLoader {
         return first + (more > 0 ? " (and \(more) more error\(more == 1 ? "" : "s"))" : "")
     }
 
-    static func open(_ library: String, name: String, path: String, api: KernelAPI) throws(CEngineError) -> CEngine {
+    /// Loads a compiled engine into this process.
+    public static func open(_ compiled: CompiledCEngine) throws(CEngineError) -> CEngine {
+        let (library, api) = (compiled.library, compiled.kernelAPI)
         guard let handle = dlopen(library, RTLD_NOW | RTLD_LOCAL) else {
             throw CEngineError(message: "\(library): cannot load: \(String(cString: dlerror()))")
         }
@@ -343,7 +369,7 @@ public enum CEngineLoader {
             throw CEngineError(message: "\(library): built for the \(built ?? "?") API, not \(api)")
         }
         return CEngine(
-            name: name, path: path, kernelAPI: api.rawValue, profile: api.profile,
+            compiled,
             pinPagesRemote: unsafeBitCast(try symbol("pinreplay_vfio_pin_pages_remote"), to: CEngine.PinPagesRemote.self),
             unpinPagesRemote: unsafeBitCast(try symbol("pinreplay_vfio_unpin_pages_remote"), to: CEngine.UnpinPagesRemote.self),
             pinPageExternal: unsafeBitCast(try symbol("pinreplay_vfio_pin_page_external"), to: CEngine.PinPageExternal.self))

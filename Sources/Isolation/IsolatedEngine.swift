@@ -9,9 +9,9 @@ import VFIOModel
 /// review becomes a `crash` finding of this engine at that event, and the other engines go on.
 public final class IsolatedCEngine: Engine, @unchecked Sendable {
     // Immutable after init.
-    /// The compiled engine, loaded here too: it was compiled (and its errors reported) when
-    /// the engines were chosen, and it says what it stands for.
-    let compiled: CEngine
+    /// The compiled engine, not loaded here: it was compiled (and its errors reported) when the
+    /// engines were chosen, and only its worker runs its code.
+    let compiled: CompiledCEngine
     let kernelAPI: KernelAPI?
     let sandbox: Bool
     /// Seconds a statement may take before the engine counts as hung.
@@ -20,8 +20,8 @@ public final class IsolatedCEngine: Engine, @unchecked Sendable {
     /// pinreplay (a test) names it.
     let worker: String
 
-    /// Isolates `compiled` (loaded from its path by the caller).
-    public init(_ compiled: CEngine, kernelAPI: KernelAPI?, sandbox: Bool, timeout: Double, worker: String = "/proc/self/exe") {
+    /// Isolates `compiled`.
+    public init(_ compiled: CompiledCEngine, kernelAPI: KernelAPI?, sandbox: Bool, timeout: Double, worker: String = "/proc/self/exe") {
         self.compiled = compiled
         self.kernelAPI = kernelAPI
         self.sandbox = sandbox
@@ -33,7 +33,7 @@ public final class IsolatedCEngine: Engine, @unchecked Sendable {
     public var aliases: [String] { [] }
     public var summary: String { compiled.summary + (sandbox ? ", in a sandboxed process" : ", in a process of its own") }
     public var kernels: String { compiled.kernels }
-    public var profile: EngineProfile { compiled.profile }
+    public var profile: EngineProfile { compiled.kernelAPI.profile }
     public var lockedVMCounter: LockedVMCounter { .mm }
     public func makeBackend(_ host: VFIOModel.Host) -> any DMABackend { WorkerBackend(self) }
 }

@@ -123,16 +123,17 @@ struct ReplayCommand: ParsableCommand {
         for name in names {
             let engine: any Engine
             if let c = CEngineLoader.namedPath(name) {
-                let loaded: CEngine
-                do { loaded = try CEngineLoader.load(path: c.path, name: c.name, kernelAPI: kernelAPI) } catch {
+                // Code under review runs isolated unless asked not to: only its worker loads it.
+                do {
+                    let compiled = try CEngineLoader.compile(path: c.path, name: c.name, kernelAPI: kernelAPI)
+                    if let isolation, !isolation.noSandbox {
+                        guard isolation.engineTimeout > 0 else { throw UsageError("--engine-timeout must be above 0") }
+                        engine = IsolatedCEngine(compiled, kernelAPI: kernelAPI, sandbox: true, timeout: isolation.engineTimeout)
+                    } else {
+                        engine = try CEngineLoader.open(compiled)
+                    }
+                } catch let error as CEngineError {
                     throw UsageError(error.message)
-                }
-                // Code under review runs isolated unless asked not to.
-                if let isolation, !isolation.noSandbox {
-                    guard isolation.engineTimeout > 0 else { throw UsageError("--engine-timeout must be above 0") }
-                    engine = IsolatedCEngine(loaded, kernelAPI: kernelAPI, sandbox: true, timeout: isolation.engineTimeout)
-                } else {
-                    engine = loaded
                 }
             } else if let e = Engines.named(name) {
                 engine = e

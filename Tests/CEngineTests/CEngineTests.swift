@@ -30,9 +30,11 @@ import VFIOModel
     /// process or (`isolated`) in a sandboxed process of its own, as the command line runs it.
     static func engines(isolated: Bool = false) throws -> [any Engine] {
         func c(_ file: String, _ name: String? = nil, _ api: KernelAPI? = nil) throws -> any Engine {
-            let loaded = try load(file, name: name, kernelAPI: api)
+            let compiled = try CEngineLoader.compile(
+                path: fixtures.appendingPathComponent(file).path, name: name, kernelAPI: api, cache: cache.path)
             return isolated
-                ? IsolatedCEngine(loaded, kernelAPI: api, sandbox: true, timeout: 120, worker: CLI.executable.path) : loaded
+                ? IsolatedCEngine(compiled, kernelAPI: api, sandbox: true, timeout: 120, worker: CLI.executable.path)
+                : try CEngineLoader.open(compiled)
         }
         var engines: [any Engine] = [V4_16(), try c("c-v4.16.c"), V4_17_rc1(), try c("c-v4.17-rc1.c")]
         for pair in later {
@@ -561,6 +563,24 @@ import VFIOModel
         let mine = r.stdout.split(separator: "\n").filter { $0.contains("\"engine\":\"chatty\"") }
         let reference = alone.stdout.split(separator: "\n").filter { $0.hasPrefix("{\"event\":") }
         #expect(mine.map { $0.replacingOccurrences(of: "\"chatty\"", with: "\"v4.16\"") } == reference.map(String.init))
+    }
+
+    @Test("A constructor in the code under review runs only in its worker: a crash there is the engine's finding, not pinreplay's end")
+    func constructorCrash() throws {
+        var text = try String(contentsOf: CEngineTests.fixtures.appendingPathComponent("c-v4.16.c"), encoding: .utf8)
+        let head = "static int vfio_lock_acct(struct task_struct *task, long npage, bool *lock_cap)\n{\n"
+        #expect(text.components(separatedBy: head).count == 2)
+        // A helper the cut keeps (vfio_lock_acct() calls it) that runs when the library loads.
+        text = text.replacingOccurrences(
+            of: head,
+            with: "__attribute__((constructor)) static void on_load(void) { __builtin_trap(); }\n\n" + head
+                + "\tif (npage == 12345)\n\t\ton_load();\n")
+        let file = Paths.scratch().appendingPathComponent("on-load.c")
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        let r = try CLI.run(["replay", "traces/hugetlb.txt", "--engines", "v4.16,\(file.path)", "--format", "json"])
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.isEmpty)
+        #expect(r.stdout.contains("\"engine\":\"on-load\",\"event\":1,\"kind\":\"crash\""), "\(r.stdout.prefix(2000))")
     }
 
     @Test("fuzz counts a crash as a finding and writes its reproducer")
