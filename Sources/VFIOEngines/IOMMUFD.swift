@@ -124,8 +124,9 @@ final class IOPTArea {
 final class IOAS: DMABackend {
     unowned let k: Host
     let flavour: IOMMUFDFlavour
-    /// Sorted by iova, disjoint (`iopt->area_itree`).
-    var areas: [IOPTArea] = []
+    /// Sorted by iova, disjoint (`iopt->area_itree`): a position is two binary searches, an
+    /// insertion or removal moves a chunk, as the type1 container's dmas.
+    var areas = Chunked<IOPTArea>()
 
     /// `sizeof(struct pfn_batch)` entries a 64 KiB batch holds: 8-byte pfn, 4-byte count.
     static let batchRuns = 65536 / 12
@@ -177,13 +178,13 @@ final class IOAS: DMABackend {
         let area = IOPTArea(iova: iova, vaddr: vaddr, size: size, iommu_prot: prot, account_mode: mode)
         let rc = iopt_area_fill_domains(area)
         if rc != 0 { return rc }
-        areas.insert(area, at: areas.firstIndex { $0.iova > iova } ?? areas.endIndex)
+        areas.insert(area, at: areas.partitioningIndex { $0.iova > iova })
         return 0
     }
 
     /// The first area intersecting `[start, last]` (`iopt_area_iter_first()`).
-    func area_iter_first(_ start: UInt64, _ last: UInt64) -> Int? {
-        let i = areas.firstIndex { $0.last >= start } ?? areas.endIndex
+    func area_iter_first(_ start: UInt64, _ last: UInt64) -> Chunked<IOPTArea>.Index? {
+        let i = areas.partitioningIndex { $0.last >= start }
         guard i != areas.endIndex, areas[i].iova.rawValue <= last else { return nil }
         return i
     }

@@ -8,34 +8,32 @@
 /// Positions are `(chunk, slot)` pairs; every chunk is non-empty, so a valid position names
 /// an element or is `endIndex`. Any insertion or removal may move the positions after it:
 /// use the position the mutating call returns.
-@usableFromInline
-struct Chunked<Element> {
+public struct Chunked<Element> {
     @usableFromInline var chunks: [[Element]] = []
     @usableFromInline var count = 0
 
     /// Most elements in a chunk; a full one splits in two halves.
     @inlinable static var capacity: Int { 256 }
 
-    @usableFromInline
-    struct Index: Comparable {
+    public struct Index: Comparable {
         @usableFromInline var chunk: Int
         @usableFromInline var slot: Int
         @inlinable init(_ chunk: Int, _ slot: Int) {
             self.chunk = chunk
             self.slot = slot
         }
-        @inlinable static func < (a: Index, b: Index) -> Bool {
+        @inlinable public static func < (a: Index, b: Index) -> Bool {
             a.chunk < b.chunk || (a.chunk == b.chunk && a.slot < b.slot)
         }
     }
 
-    @inlinable init() {}
+    @inlinable public init() {}
 
-    @inlinable var isEmpty: Bool { count == 0 }
-    @inlinable var startIndex: Index { Index(0, 0) }
-    @inlinable var endIndex: Index { Index(chunks.count, 0) }
+    @inlinable public var isEmpty: Bool { count == 0 }
+    @inlinable public var startIndex: Index { Index(0, 0) }
+    @inlinable public var endIndex: Index { Index(chunks.count, 0) }
 
-    @inlinable func index(after i: Index) -> Index {
+    @inlinable public func index(after i: Index) -> Index {
         i.slot + 1 < chunks[i.chunk].count ? Index(i.chunk, i.slot + 1) : Index(i.chunk + 1, 0)
     }
 
@@ -49,7 +47,7 @@ struct Chunked<Element> {
             || (i.chunk == chunks.count && i.slot == 0)
     }
 
-    @inlinable subscript(i: Index) -> Element {
+    @inlinable public subscript(i: Index) -> Element {
         get { chunks[i.chunk][i.slot] }
         _modify { yield &chunks[i.chunk][i.slot] }
     }
@@ -58,7 +56,7 @@ struct Chunked<Element> {
 
     /// The first position whose element satisfies `belongsAfter`, which must be false for a
     /// prefix of the sequence and true for the rest.
-    @inlinable func partitioningIndex(where belongsAfter: (Element) -> Bool) -> Index {
+    @inlinable public func partitioningIndex(where belongsAfter: (Element) -> Bool) -> Index {
         var lo = 0
         var hi = chunks.count
         while lo < hi {
@@ -77,7 +75,7 @@ struct Chunked<Element> {
 
     /// Inserts `element` before position `i`; returns the element's position.
     @inlinable @discardableResult
-    mutating func insert(_ element: Element, at i: Index) -> Index {
+    public mutating func insert(_ element: Element, at i: Index) -> Index {
         count += 1
         guard !chunks.isEmpty else {
             chunks.append([element])
@@ -101,7 +99,7 @@ struct Chunked<Element> {
 
     /// Removes the element at `i`; returns the position of the element that followed it.
     @inlinable @discardableResult
-    mutating func remove(at i: Index) -> Index {
+    public mutating func remove(at i: Index) -> Index {
         count -= 1
         chunks[i.chunk].remove(at: i.slot)
         return settle(i.chunk, i.slot)
