@@ -45,6 +45,7 @@ public struct RecordSources {
 /// Builds the trace statements of a recording.
 public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [Statement] {
     let entries = try src.inferred?.entries ?? parseMaps(src.mapsText, file: src.mapsName)
+    let lookup = MapsLookup(entries)
     if src.inferred != nil {
         recorder.assume(
             "the address space is what the trace log's region_add host ranges cover (no memory map was given): each merged range an anonymous read-write mapping"
@@ -74,7 +75,7 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
         // Every map must land in a recorded VMA: a map outside one means the sources disagree.
         for m in maps {
             guard case let .map(iova, vaddr, _, _) = m else { continue }
-            guard entries.contains(where: { $0.start <= vaddr && vaddr < $0.end }) else {
+            guard lookup.holds(vaddr) else {
                 throw TraceError(
                     file: fv.source, .file, .impossible,
                     "section at guest \(hex(iova)) has host address \(hex(vaddr)), outside every mapping of \(src.mapsName)")
@@ -104,7 +105,7 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
         }
         out.append(.mark("the VFIO listener's requests from \(log.source)"))
         for (s, line) in zip(parsed.statements, parsed.lines) {
-            try checkInsideMaps(s, entries, file: log.source, line: line)
+            try checkInsideMaps(s, lookup, file: log.source, line: line)
             out.append(s)
         }
     }
@@ -117,7 +118,7 @@ public func record(_ src: RecordSources, recorder: inout Recorder) throws -> [St
                 "no MAP_DMA or UNMAP_DMA line: not output of tools/capture/vfio-dma.bt, or the process made no request")
         }
         for (s, line) in requests {
-            try checkInsideMaps(s, entries, file: bt.source, line: line)
+            try checkInsideMaps(s, lookup, file: bt.source, line: line)
             out.append(s)
         }
     }
@@ -177,12 +178,42 @@ public func inferMaps(
 
 /// A captured map whose host address lies in none of the recorded mappings means the capture
 /// and the memory map do not belong together.
-func checkInsideMaps(_ s: Statement, _ entries: [MapsEntry], file: String, line: Int) throws(TraceError) {
+func checkInsideMaps(_ s: Statement, _ maps: MapsLookup, file: String, line: Int) throws(TraceError) {
     guard case let .map(iova, vaddr, _, _) = s else { return }
-    guard entries.contains(where: { $0.start <= vaddr && vaddr < $0.end }) else {
+    guard maps.holds(vaddr) else {
         throw TraceError(
             file: file, .line(line), .impossible,
             "map of iova \(hex(iova)) at host address \(hex(vaddr)) lies outside every recorded mapping")
+    }
+}
+
+/// The mappings of a recording, sorted once for lookups by address: a request checked against
+/// them costs a binary search, not a pass over every mapping.
+struct MapsLookup {
+    private let starts: [UInt64]
+    /// The highest end among the mappings sorted up to each one.
+    private let reach: [UInt64]
+
+    init(_ entries: [MapsEntry]) {
+        let sorted = entries.sorted { $0.start < $1.start }
+        starts = sorted.map(\.start)
+        var top: UInt64 = 0
+        reach = sorted.map { e in
+            top = max(top, e.end)
+            return top
+        }
+    }
+
+    /// Whether some mapping holds `vaddr`.
+    func holds(_ vaddr: UInt64) -> Bool {
+        // The mappings starting at or below vaddr are starts[..<lo]; one holds it if any reaches past it.
+        var lo = 0
+        var hi = starts.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if starts[mid] <= vaddr { lo = mid + 1 } else { hi = mid }
+        }
+        return lo > 0 && vaddr < reach[lo - 1]
     }
 }
 
